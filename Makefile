@@ -1,0 +1,62 @@
+# leadpipe: `make run` starts the whole pipeline, `make test` runs every test.
+# Both install what they need (uv, the locked Python deps, Debian packages) on first use.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+TOOLS := .leadpipe/tools
+UV := $(TOOLS)/bin/uv
+UV_VERSION := 0.13.9
+PY := .venv/bin/python
+export UV_PYTHON ?= 3.11
+export UV_PYTHON_DOWNLOADS ?= never
+
+.PHONY: help run test install lint typecheck contracts test-unit test-integration test-contract test-e2e chaos bench schemas clean
+
+help: ## show this help
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(UV):
+	@mkdir -p $(TOOLS)
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q uv==$(UV_VERSION)
+
+.venv/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --all-groups
+	@touch $@
+
+install: .venv/.synced ## install locked dependencies (uv.lock) and Debian packages
+	@./scripts/system-deps.sh
+
+run: .venv/.synced ## run broker, Redis and every service locally (Ctrl-C stops all)
+	@./scripts/system-deps.sh --run-only
+	$(PY) -m leadpipe.cli dev up
+
+test: install ## run the whole suite: lint, types, import contracts, all tests
+	$(MAKE) --no-print-directory lint typecheck contracts
+	$(PY) -m pytest
+
+lint: .venv/.synced ## ruff lint and format check
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+typecheck: .venv/.synced ## mypy (strict for schemas/ and domain/)
+	.venv/bin/mypy schemas services leadpipe
+
+contracts: .venv/.synced ## import-linter: no service imports another; domain imports no I/O
+	.venv/bin/lint-imports
+
+test-unit: install ## unit tests only
+	$(PY) -m pytest tests/unit
+test-integration: install ## integration tests across the broker and Redis
+	$(PY) -m pytest tests/integration
+test-contract: install ## broker contract suite and schema compatibility
+	$(PY) -m pytest tests/contract
+test-e2e: install ## end-to-end journeys on the embedded stack
+	$(PY) -m pytest tests/e2e
+chaos: install ## the long chaos run
+	LEADPIPE_CHAOS_LONG=1 $(PY) -m pytest -m chaos
+
+schemas: .venv/.synced ## re-export schemas/json from the models
+	$(PY) -m leadpipe.cli schemas export
+
+clean: ## remove local state (.leadpipe/) and the virtualenv
+	rm -rf .leadpipe .venv
