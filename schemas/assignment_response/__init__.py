@@ -1,0 +1,1 @@
+"""``assignment.response``: a salesperson accepted or declined an assignment."""

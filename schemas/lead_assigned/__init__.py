@@ -1,0 +1,1 @@
+"""``lead.assigned``: a sales-ready lead was given to a named salesperson."""

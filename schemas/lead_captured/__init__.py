@@ -1,0 +1,1 @@
+"""``lead.captured``: a capture source saw a person (form post, badge scan, referral, import)."""

@@ -1,0 +1,1 @@
+"""``lead.engagement``: something a known lead did (opened, replied, unsubscribed, ...)."""

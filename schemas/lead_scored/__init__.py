@@ -1,0 +1,1 @@
+"""``lead.scored``: the current grade of a lead, with the reasons behind it."""

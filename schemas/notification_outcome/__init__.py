@@ -1,0 +1,1 @@
+"""``notification.outcome``: what happened to a requested notification."""

@@ -1,0 +1,30 @@
+"""``notification.outcome`` version 1."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from schemas.base import Channel, Payload, UtcDatetime
+
+Text = Annotated[str, Field(max_length=500)]
+
+
+class NotificationOutcome(Payload):
+    """The end state of one notification request (exactly one per request)."""
+
+    EVENT_TYPE = "notification.outcome"
+    VERSION = 1
+
+    notification_id: Annotated[str, Field(min_length=1, max_length=200)]
+    lead_id: Annotated[str, Field(min_length=1, max_length=200)]
+    status: Literal["sent", "failed", "suppressed", "expired"]
+    channel: Channel
+    audience: Literal["lead", "rep", "manager"]
+    attempts: Annotated[int, Field(ge=0)]
+    completed_at: UtcDatetime
+    provider_response: Annotated[str, Field(max_length=2000)] | None = None
+    error: Annotated[str, Field(max_length=2000)] | None = None
+    template: Text | None = None
+    assignment_id: Text | None = None

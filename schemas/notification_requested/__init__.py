@@ -1,0 +1,1 @@
+"""``notification.requested``: nurture asks the notifier to send one message."""

@@ -1,0 +1,80 @@
+"""The topic registry: every topic the pipeline uses, and its dead-letter twin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from schemas.catalog import PAYLOADS
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic: its name, what the record key is, partitions and cleanup policy."""
+
+    name: str
+    key: str
+    partitions: int
+    cleanup_policy: str = "delete"
+    retention_ms: int = 14 * 24 * 3600 * 1000
+    event_type: str | None = None
+    dead_letter_of: str | None = None
+    consumed_by: tuple[str, ...] = field(default=())
+
+    @property
+    def config(self) -> dict[str, str]:
+        return {"cleanup.policy": self.cleanup_policy, "retention.ms": str(self.retention_ms)}
+
+
+DEFAULT_PARTITIONS = 6
+
+_CONSUMERS: dict[str, tuple[str, ...]] = {
+    "lead.captured": ("scoring",),
+    "lead.engagement": ("scoring", "notifier"),
+    "lead.scored": ("nurture",),
+    "notification.outcome": ("nurture",),
+    "assignment.response": ("nurture",),
+    "notification.requested": ("notifier",),
+    "lead.stage_changed": (),
+    "lead.assigned": (),
+}
+
+_KEYS: dict[str, str] = {
+    "lead.captured": "identity key (normalised email, else phone, else show+badge)",
+    "lead.engagement": "identity key (normalised email, else phone)",
+}
+
+
+def dlq_name(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+def _registry(partitions: int) -> dict[str, TopicSpec]:
+    specs: dict[str, TopicSpec] = {}
+    for payload in PAYLOADS:
+        consumers = _CONSUMERS[payload.EVENT_TYPE]
+        spec = TopicSpec(
+            name=payload.topic(),
+            key=_KEYS.get(payload.EVENT_TYPE, "lead id"),
+            partitions=partitions,
+            event_type=payload.ce_type(),
+            consumed_by=consumers,
+        )
+        specs[spec.name] = spec
+        if consumers:
+            dlq = TopicSpec(
+                name=dlq_name(spec.name),
+                key="same as the original record",
+                partitions=1,
+                retention_ms=30 * 24 * 3600 * 1000,
+                dead_letter_of=spec.name,
+            )
+            specs[dlq.name] = dlq
+    return specs
+
+
+def registry(partitions: int = DEFAULT_PARTITIONS) -> dict[str, TopicSpec]:
+    """All topics by name; ``partitions`` sets the count for the event topics."""
+    return _registry(partitions)
+
+
+TOPICS: dict[str, TopicSpec] = registry()
