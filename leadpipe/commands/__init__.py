@@ -1,0 +1,1 @@
+"""Operator subcommands of the ``leadpipe`` CLI, one module per group."""

@@ -1,0 +1,1 @@
+"""The embedded stack: Tansu broker + redis-server + the services, as local processes."""

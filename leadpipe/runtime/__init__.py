@@ -1,0 +1,1 @@
+"""Runtime plumbing shared by the services. Holds no business rules."""

@@ -1,0 +1,114 @@
+"""aiokafka clients configured for our topics and codec, and topic provisioning."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from leadpipe.runtime.settings import ServiceSettings
+from schemas.codec import Record, encode
+from schemas.envelope import Envelope
+from schemas.topics import TopicSpec, registry
+
+log = logging.getLogger(__name__)
+
+
+def client_options(settings: ServiceSettings) -> dict[str, Any]:
+    opts: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_sasl_mechanism:
+        opts |= {
+            "sasl_mechanism": settings.kafka_sasl_mechanism,
+            "sasl_plain_username": settings.kafka_sasl_username,
+            "sasl_plain_password": settings.kafka_sasl_password,
+        }
+    return opts
+
+
+def make_producer(settings: ServiceSettings, **overrides: Any) -> AIOKafkaProducer:
+    opts = client_options(settings) | {
+        "acks": "all",
+        "enable_idempotence": settings.kafka_enable_idempotence,
+        "max_request_size": settings.kafka_max_record_bytes + 64_000,
+        "linger_ms": 2,
+    }
+    return AIOKafkaProducer(**(opts | overrides))
+
+
+def make_consumer(settings: ServiceSettings, *topics: str, group_id: str | None, **overrides: Any) -> AIOKafkaConsumer:
+    timeout_ms = int(settings.kafka_rebalance_timeout_s * 1000)
+    opts = client_options(settings) | {
+        "group_id": group_id,
+        "auto_offset_reset": "earliest",
+        "enable_auto_commit": False,
+        "rebalance_timeout_ms": timeout_ms,
+        "max_poll_interval_ms": max(timeout_ms, 10_000),
+        "session_timeout_ms": int(settings.kafka_session_timeout_s * 1000),
+        "heartbeat_interval_ms": 1000,
+    }
+    return AIOKafkaConsumer(*topics, **(opts | overrides))
+
+
+async def send_record(producer: AIOKafkaProducer, topic: str, record: Record) -> Any:
+    """Send and wait for the broker's ack (acks=all)."""
+    return await producer.send_and_wait(topic, record.value, key=record.key, headers=record.headers)
+
+
+async def publish(producer: AIOKafkaProducer, event: Envelope[Any], *, max_bytes: int, topic: str | None = None) -> Any:
+    """Encode and publish an event to its topic, waiting for the broker's ack."""
+    record = encode(event, max_bytes=max_bytes)
+    return await send_record(producer, topic or event.data.topic(), record)
+
+
+async def ensure_topics(
+    bootstrap_servers: str,
+    specs: Iterable[TopicSpec] | None = None,
+    *,
+    replication_factor: int = 1,
+    partitions: int | None = None,
+    timeout_s: float = 30.0,
+) -> list[str]:
+    """Create the registry's topics that do not exist yet (idempotent). Returns created names."""
+    topic_specs = list(specs if specs is not None else registry(partitions or 6).values())
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in topic_specs if s.name not in existing]
+        created: list[str] = []
+        for spec in missing:
+            try:
+                await admin.create_topics(
+                    [NewTopic(spec.name, spec.partitions, replication_factor, topic_configs=spec.config)]
+                )
+                created.append(spec.name)
+            except TopicAlreadyExistsError:
+                pass
+        return created
+    finally:
+        await admin.close()
+
+
+async def wait_for_broker(bootstrap_servers: str, timeout_s: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    last: Exception | None = None
+    while asyncio.get_running_loop().time() < deadline:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=3000)
+        try:
+            await admin.start()
+            await admin.list_topics()
+            return
+        except Exception as exc:
+            last = exc
+            await asyncio.sleep(0.2)
+        finally:
+            await admin.close()
+    raise TimeoutError(f"broker at {bootstrap_servers} not reachable after {timeout_s}s: {last}")
