@@ -1,0 +1,1 @@
+"""Pure rules of the ingest service: no I/O library is imported here."""

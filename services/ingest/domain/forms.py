@@ -1,0 +1,210 @@
+"""Web-form submissions -> ``LeadCaptured``: field mapping, required fields, consent proof."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas.base import Channel, SourceKind
+from schemas.identity import normalise_phone
+from schemas.lead_captured.v1 import (
+    CaptureContext,
+    Consent,
+    Identity,
+    LeadCaptured,
+    Person,
+    Qualification,
+)
+from services.ingest.domain.errors import FieldProblem, InvalidInput
+
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+TRUTHY = frozenset({"on", "true", "yes", "1", "y", "checked"})
+_SECTIONS = ("identity", "person", "context", "qualification")
+_INT_FIELDS = frozenset({"qualification.seats"})
+_LIST_FIELDS = frozenset({"qualification.product_interest"})
+
+
+@dataclass(frozen=True)
+class ConsentConfig:
+    field: str
+    text: str
+    channels: tuple[Channel, ...] = (Channel.EMAIL,)
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    per_ip_per_minute: int = 20
+    per_form_per_minute: int = 600
+
+
+@dataclass(frozen=True)
+class FormConfig:
+    """One form's rules, as written in its YAML file."""
+
+    id: str
+    title: str
+    fields: Mapping[str, str]
+    required: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    redirect_url: str | None = None
+    consent: ConsentConfig | None = None
+    honeypot: str | None = None
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+    default_region: str | None = None
+    tags: tuple[str, ...] = ()
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any]) -> FormConfig:
+        """Build from parsed YAML; raises ``InvalidInput`` naming each bad setting."""
+        problems: list[FieldProblem] = []
+        fields = dict(raw.get("fields") or {})
+        for name, target in fields.items():
+            section, _, leaf = str(target).partition(".")
+            if section not in _SECTIONS or not leaf:
+                problems.append(FieldProblem(f"fields.{name}", f"target {target!r} is not section.field"))
+        for name in raw.get("required") or ():
+            if name not in fields:
+                problems.append(FieldProblem(f"required.{name}", "is not a mapped field"))
+        if not raw.get("id"):
+            problems.append(FieldProblem("id", "is required"))
+        consent = None
+        if raw.get("consent"):
+            c = raw["consent"]
+            if not c.get("field") or not c.get("text"):
+                problems.append(FieldProblem("consent", "needs field and text"))
+            else:
+                consent = ConsentConfig(
+                    str(c["field"]), str(c["text"]), tuple(Channel(x) for x in c.get("channels", ["email"]))
+                )
+        if problems:
+            raise InvalidInput(problems)
+        limits = raw.get("rate_limits") or {}
+        return cls(
+            id=str(raw["id"]),
+            title=str(raw.get("title", raw["id"])),
+            fields=fields,
+            required=tuple(raw.get("required") or ()),
+            allowed_origins=tuple(raw.get("allowed_origins") or ()),
+            redirect_url=raw.get("redirect_url"),
+            consent=consent,
+            honeypot=raw.get("honeypot"),
+            rate_limits=RateLimits(**limits),
+            default_region=raw.get("default_region"),
+            tags=tuple(raw.get("tags") or ()),
+        )
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        """No Origin header (a server-to-server client) is allowed; a browser origin must be listed."""
+        return origin is None or "*" in self.allowed_origins or origin in self.allowed_origins
+
+
+@dataclass(frozen=True)
+class Submitter:
+    """Who posted: kept as consent proof."""
+
+    ip: str | None
+    user_agent: str | None
+    landing_page: str | None = None
+
+
+def is_spam(config: FormConfig, values: Mapping[str, Any]) -> bool:
+    """A filled honeypot field means a bot filled every input it found."""
+    return bool(config.honeypot and str(values.get(config.honeypot) or "").strip())
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value).strip()
+    return text or None
+
+
+def build_capture(
+    config: FormConfig,
+    values: Mapping[str, Any],
+    *,
+    capture_id: str,
+    now: datetime,
+    submitter: Submitter,
+) -> LeadCaptured:
+    """Map posted values through the form's config; raises ``InvalidInput`` naming every bad field."""
+    problems: list[FieldProblem] = []
+    sections: dict[str, dict[str, Any]] = {s: {} for s in _SECTIONS}
+    for name in config.required:
+        if _text(values.get(name)) is None:
+            problems.append(FieldProblem(name, "is required"))
+    for name, target in config.fields.items():
+        raw = values.get(name)
+        if target in _LIST_FIELDS:
+            items = raw if isinstance(raw, list | tuple) else ([raw] if raw not in (None, "") else [])
+            if items:
+                sections["qualification"]["product_interest"] = tuple(str(i) for i in items)
+            continue
+        text = _text(raw)
+        if text is None:
+            continue
+        section, _, leaf = target.partition(".")
+        if target == "identity.email" and not EMAIL_RE.match(text):
+            problems.append(FieldProblem(name, "is not an email address"))
+            continue
+        if target == "identity.phone" and normalise_phone(text, config.default_region) is None:
+            problems.append(FieldProblem(name, "is not a valid phone number (use +country code)"))
+            continue
+        if target in _INT_FIELDS:
+            try:
+                sections[section][leaf] = int(text)
+            except ValueError:
+                problems.append(FieldProblem(name, "must be a whole number"))
+            continue
+        if section == "qualification" and leaf not in Qualification.model_fields:
+            sections["qualification"].setdefault("other", {})[leaf] = text
+            continue
+        sections[section][leaf] = text
+    ident = sections["identity"]
+    if not ident.get("email") and not ident.get("phone") and not any(p.field in config.fields for p in problems):
+        problems.append(FieldProblem("email", "an email address or a phone number is required"))
+    if problems:
+        raise InvalidInput(problems)
+    consent = None
+    if config.consent is not None:
+        consent = Consent(
+            marketing=_text(values.get(config.consent.field)) in TRUTHY or values.get(config.consent.field) is True,
+            channels=config.consent.channels,
+            text_shown=config.consent.text,
+            given_at=now,
+            ip=submitter.ip,
+            user_agent=(submitter.user_agent or "")[:500] or None,
+        )
+    sections["context"]["form_id"] = config.id
+    if submitter.landing_page and "landing_page" not in sections["context"]:
+        sections["context"]["landing_page"] = submitter.landing_page[:2000]
+    try:
+        return LeadCaptured(
+            capture_id=capture_id,
+            source_kind=SourceKind.WEB_FORM,
+            captured_at=now,
+            identity=Identity(**ident),
+            person=Person(**sections["person"]),
+            consent=consent,
+            context=CaptureContext(**sections["context"]),
+            qualification=Qualification(**sections["qualification"]),
+            tags=config.tags,
+        )
+    except ValidationError as exc:
+        raise InvalidInput(_problems_from(exc, config)) from exc
+
+
+def _problems_from(exc: ValidationError, config: FormConfig) -> list[FieldProblem]:
+    by_target = {target.split(".", 1)[1]: name for name, target in config.fields.items()}
+    out = []
+    for err in exc.errors(include_url=False):
+        leaf = str(err["loc"][-1]) if err["loc"] else ""
+        out.append(FieldProblem(by_target.get(leaf, ".".join(str(p) for p in err["loc"])), err["msg"]))
+    return out

@@ -1,0 +1,88 @@
+"""Ingest runs in-process (ASGI transport, real lifespan) against the session broker and Redis."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import TopicPartition
+from prometheus_client import CollectorRegistry
+
+from leadpipe.runtime.kafka import make_consumer
+from schemas.codec import decode
+from services.ingest.app import build_deps, create_app
+from services.ingest.config import IngestSettings
+
+
+def random_ip() -> str:
+    return f"10.{random.randint(0, 255)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+
+
+@pytest.fixture
+def ingest_settings(tmp_path: Path, registry_topics: str, redis_url: str) -> IngestSettings:
+    return IngestSettings(
+        kafka_bootstrap_servers=registry_topics,
+        redis_url=redis_url,
+        leadpipe_state_dir=tmp_path / "state",
+        ingest_publish_timeout_s=2.0,
+    )
+
+
+class Ingest:
+    def __init__(self, client: httpx.AsyncClient, registry: CollectorRegistry, settings: IngestSettings):
+        self.client = client
+        self.registry = registry
+        self.settings = settings
+
+    def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
+        return self.registry.get_sample_value(name, labels or {}) or 0.0
+
+
+@pytest.fixture
+async def ingest(ingest_settings: IngestSettings) -> AsyncIterator[Ingest]:
+    registry = CollectorRegistry()
+    app = create_app(ingest_settings, build_deps(ingest_settings, registry))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=(random_ip(), 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as client:
+            yield Ingest(client, registry, ingest_settings)
+
+
+async def read_all(bootstrap: str, topic: str) -> list[Any]:
+    """Every record now on ``topic``, decoded."""
+    return await read_events(bootstrap, topic, None, timeout_s=10.0)
+
+
+async def read_events(bootstrap: str, topic: str, event_ids: set[str] | None, timeout_s: float = 20.0) -> list[Any]:
+    """Every record on ``topic`` whose ce_id is in ``event_ids`` (all if None; duplicates included), decoded."""
+    settings = IngestSettings(kafka_bootstrap_servers=bootstrap, redis_url="redis://unused")
+    consumer = make_consumer(settings, group_id=None)
+    await consumer.start()
+    found: list[Any] = []
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not tps:
+            await consumer._client.force_metadata_update()
+            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            ends = await consumer.end_offsets(tps)
+            batches = await consumer.getmany(timeout_ms=300, max_records=5000)
+            for records in batches.values():
+                for rec in records:
+                    ce_id = dict(rec.headers).get("ce_id", b"").decode()
+                    if event_ids is None or ce_id in event_ids:
+                        found.append(decode(rec.value, rec.headers))
+            caught_up = all([await consumer.position(tp) >= ends[tp] for tp in tps])
+            if caught_up and (event_ids is None or {e.id for e in found} >= event_ids):
+                break
+    finally:
+        await consumer.stop()
+    return found

@@ -1,0 +1,117 @@
+"""Nothing accepted is lost: the broker becomes unreachable mid-load (a cut TCP proxy between
+ingest and a dedicated broker that advertises the proxy's address), ingest keeps answering 202
+from its fsync'd spool, and once the path is back every 202 is on the topic exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+
+from leadpipe.devstack.processes import ManagedProcess, free_port, tansu_binary, wait_for_port
+from leadpipe.runtime.kafka import ensure_topics
+from schemas.topics import registry
+from services.ingest.app import build_deps, create_app
+from services.ingest.config import IngestSettings
+from tests.integration.ingest.conftest import read_events
+from tests.integration.ingest.tcp_proxy import TcpProxy
+
+FORM = """
+id: load
+title: Load
+fields: {email: identity.email, first_name: person.first_name}
+required: [email]
+rate_limits: {per_ip_per_minute: 1000000, per_form_per_minute: 1000000}
+"""
+
+
+@pytest.fixture
+def proxied_broker(tmp_path: Path) -> Iterator[tuple[int, int]]:
+    """A dedicated Tansu listening on one port and advertising another (where the proxy will be)."""
+    broker_port, proxy_port = free_port(), free_port()
+    proc = ManagedProcess(
+        "broker",
+        [
+            tansu_binary(),
+            "broker",
+            "--listener-url",
+            f"tcp://127.0.0.1:{broker_port}",
+            "--advertised-listener-url",
+            f"tcp://127.0.0.1:{proxy_port}",
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        tmp_path / "broker.log",
+    ).start()
+    try:
+        wait_for_port(broker_port, proc=proc.proc)
+        yield broker_port, proxy_port
+    finally:
+        proc.stop()
+
+
+@pytest.mark.chaos
+async def test_broker_cut_mid_load_every_202_lands_on_the_topic_exactly_once(
+    proxied_broker: tuple[int, int], tmp_path: Path, redis_url: str
+):
+    broker_port, proxy_port = proxied_broker
+    proxy = TcpProxy(proxy_port, broker_port)
+    await proxy.start()
+    bootstrap = f"127.0.0.1:{proxy_port}"
+    await ensure_topics(bootstrap, [registry(3)["lead.captured.v1"]])
+    forms = tmp_path / "forms"
+    forms.mkdir()
+    (forms / "load.yaml").write_text(FORM)
+    settings = IngestSettings(
+        kafka_bootstrap_servers=bootstrap,
+        redis_url=redis_url,
+        leadpipe_state_dir=tmp_path / "state",
+        ingest_forms_dir=forms,
+        ingest_publish_timeout_s=1.5,
+    )
+    reg = CollectorRegistry()
+    app = create_app(settings, build_deps(settings, reg))
+    accepted: list[str] = []
+    statuses: Counter[int] = Counter()
+    stop = asyncio.Event()
+
+    async def client(n: int, c: httpx.AsyncClient) -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            resp = await c.post("/v1/forms/load", json={"email": f"u{n}-{i}@example.com", "first_name": "U"})
+            statuses[resp.status_code] += 1
+            if resp.status_code == 202:
+                accepted.append(resp.json()["event_id"])
+
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ingest", timeout=30) as c:
+            load = [asyncio.create_task(client(n, c)) for n in range(8)]
+            await asyncio.sleep(1.0)
+            before_cut = len(accepted)
+            await proxy.cut()
+            await asyncio.sleep(3.0)
+            spooled = reg.get_sample_value("leadpipe_ingest_spool_depth") or 0
+            during_cut = len(accepted) - before_cut
+            await proxy.start()
+            await asyncio.sleep(1.0)
+            stop.set()
+            await asyncio.gather(*load)
+            deadline = time.monotonic() + 30
+            while (reg.get_sample_value("leadpipe_ingest_spool_depth") or 0) > 0 and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            assert reg.get_sample_value("leadpipe_ingest_spool_depth") == 0
+    assert set(statuses) == {202}, statuses
+    assert before_cut > 20 and during_cut > 20 and spooled > 0, (before_cut, during_cut, spooled)
+    events = await read_events(bootstrap, "lead.captured.v1", set(accepted), timeout_s=30)
+    ids = Counter(e.id for e in events)
+    assert set(ids) == set(accepted), f"lost {len(set(accepted) - set(ids))} of {len(accepted)}"
+    assert max(ids.values()) == 1, f"duplicates: {[i for i, n in ids.items() if n > 1][:5]}"
+    await proxy.stop()

@@ -1,0 +1,140 @@
+"""Ingest's pure rules, no fixtures."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from services.ingest.domain.errors import InvalidInput
+from services.ingest.domain.forms import FormConfig, Submitter, build_capture, is_spam
+from services.ingest.domain.scans import build_captures, parse_batch, scan_key
+from services.ingest.domain.uploads import parse_mapping, scans_from_csv, scans_from_vcard
+from services.ingest.domain.webhooks import BadSignature, sign, verify_signature
+
+NOW = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
+CONFIG = FormConfig.from_mapping(
+    {
+        "id": "f",
+        "fields": {
+            "email": "identity.email",
+            "phone": "identity.phone",
+            "name": "person.first_name",
+            "budget": "qualification.budget",
+            "color": "qualification.color",
+        },
+        "required": ["name"],
+        "honeypot": "hp",
+        "consent": {"field": "ok", "text": "We may email you."},
+    }
+)
+
+
+def capture(values: dict) -> object:
+    return build_capture(CONFIG, values, capture_id="c1", now=NOW, submitter=Submitter("1.2.3.4", "UA"))
+
+
+def test_a_form_maps_fields_and_records_consent_proof():
+    c = capture({"email": "a@example.com", "name": "Ann", "budget": "10k", "color": "red", "ok": "on"})
+    assert c.person.first_name == "Ann" and c.qualification.budget == "10k"
+    assert c.qualification.other == {"color": "red"}
+    assert (c.consent.marketing, c.consent.text_shown, c.consent.ip, c.consent.given_at) == (
+        True,
+        "We may email you.",
+        "1.2.3.4",
+        NOW,
+    )
+
+
+def test_an_unticked_consent_box_is_recorded_as_no_consent():
+    assert capture({"email": "a@example.com", "name": "Ann"}).consent.marketing is False
+
+
+def test_a_form_names_every_bad_field_at_once():
+    with pytest.raises(InvalidInput) as err:
+        capture({"email": "nope", "phone": "12"})
+    assert {(p.field, p.problem) for p in err.value.problems} == {
+        ("name", "is required"),
+        ("email", "is not an email address"),
+        ("phone", "is not a valid phone number (use +country code)"),
+    }
+
+
+def test_a_form_needs_an_email_or_a_phone():
+    with pytest.raises(InvalidInput, match=r"an email address or a phone number is required"):
+        capture({"name": "Ann"})
+
+
+def test_a_filled_honeypot_is_spam():
+    assert is_spam(CONFIG, {"hp": "x"}) and not is_spam(CONFIG, {"hp": " "})
+
+
+def test_a_form_config_with_a_bad_target_is_refused_naming_it():
+    with pytest.raises(InvalidInput, match=r"fields.x: target 'nowhere' is not section\.field"):
+        FormConfig.from_mapping({"id": "f", "fields": {"x": "nowhere"}})
+
+
+def test_two_scans_of_one_badge_at_one_show_share_a_key_whatever_the_badge_carries():
+    batch = parse_batch({"device_id": "d", "show_id": "Expo", "booth": "B", "scans": [
+        {"badge_id": "ab1", "scanned_at": "2026-05-01T09:00:00Z", "email": "x@example.com"},
+        {"badge_id": "AB1", "scanned_at": "2026-05-01T10:00:00Z"},
+    ]})  # fmt: skip
+    good, bad = build_captures(batch, batch_id="b")
+    assert not bad and good[0].key == good[1].key == scan_key("expo", "AB1")
+    assert good[0].scan_id != good[1].scan_id
+
+
+def test_a_scan_without_an_id_gets_the_same_id_on_re_upload():
+    raw = {
+        "device_id": "d",
+        "show_id": "s",
+        "booth": "b",
+        "scans": [{"badge_id": "1", "scanned_at": "2026-05-01T09:00:00Z"}],
+    }
+    assert (
+        build_captures(parse_batch(raw), batch_id="x")[0][0].scan_id
+        == build_captures(parse_batch(raw), batch_id="y")[0][0].scan_id
+    )
+
+
+def test_a_webhook_signature_must_match_and_be_fresh():
+    ts = 1_000_000
+    sig = sign("s", ts, b"{}")
+    assert verify_signature("s", timestamp=str(ts), signature=sig, body=b"{}", now=ts + 10, window_s=300) == ts
+    for kwargs, reason in [
+        ({"signature": sign("other", ts, b"{}")}, "signature does not match"),
+        ({"now": ts + 301}, "timestamp outside the allowed window"),
+        ({"signature": None}, "missing signature or timestamp header"),
+    ]:
+        args = {"timestamp": str(ts), "signature": sig, "body": b"{}", "now": ts, "window_s": 300} | kwargs
+        with pytest.raises(BadSignature, match=reason):
+            verify_signature("s", **args)
+
+
+def test_csv_columns_map_to_scan_fields_and_the_rest_become_answers():
+    scans = scans_from_csv(
+        "Badge,When,Budget,Color\nB1,2026-05-01T09:00:00Z,5k,blue\n",
+        parse_mapping("Badge=badge_id,When=scanned_at,Budget=answers.budget"),
+    )
+    assert scans == [
+        {"badge_id": "B1", "scanned_at": "2026-05-01T09:00:00Z", "answers": {"budget": "5k", "color": "blue"}}
+    ]
+
+
+def test_a_bad_header_mapping_is_refused_naming_the_option():
+    with pytest.raises(InvalidInput, match="--map"):
+        parse_mapping("Badge")
+
+
+def test_a_vcard_becomes_a_scan():
+    [scan] = scans_from_vcard(
+        "BEGIN:VCARD\nN:Doe;Jo;;;\nEMAIL:jo@example.com\nORG:Acme;Sales\nEND:VCARD\n", "2026-05-01T00:00:00Z"
+    )
+    assert scan == {
+        "last_name": "Doe",
+        "first_name": "Jo",
+        "email": "jo@example.com",
+        "company": "Acme",
+        "scanned_at": "2026-05-01T00:00:00Z",
+        "badge_id": "jo@example.com",
+    }
