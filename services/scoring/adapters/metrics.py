@@ -1,0 +1,30 @@
+"""Scoring's own metrics, beside the shared ``StageMetrics``."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter
+
+from leadpipe.runtime.metrics import StageMetrics
+
+
+class ScoringMetrics:
+    def __init__(self, registry: CollectorRegistry, service: str = "scoring"):
+        self.registry = registry
+        self.stage = StageMetrics(service, registry)
+        self.grades = Counter(
+            "leadpipe_scoring_grades_total",
+            "Leads entering a grade (first grade or a change of grade); synthetic leads excluded",
+            ["grade"],
+            registry=registry,
+        )
+        self.merges = Counter("leadpipe_scoring_merges_total", "Known leads merged into another", registry=registry)
+        self.duplicates = Counter(
+            "leadpipe_scoring_duplicate_events_total",
+            "Events skipped because their id was already counted for the lead",
+            registry=registry,
+        )
+        self.conflicts = Counter(
+            "leadpipe_scoring_batch_conflicts_total",
+            "Batches re-run because another worker changed one of their leads",
+            registry=registry,
+        )

@@ -1,0 +1,146 @@
+"""Lead profiles and identity links in Redis (keys under ``scoring:``).
+
+- ``scoring:lead:<lead id>``: the lead's state (JSON), including the ids of the events
+  already counted (idempotency travels with the state it protects);
+- ``scoring:link:<identifier>``: the lead id an identifier belongs to.
+
+Everything here is rebuildable by replaying ``lead.captured`` and ``lead.engagement``
+from the start (lead ids derive from identifiers, so a replay reproduces them). A batch
+is read and written under WATCH, so two workers never overwrite each other's changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from services.scoring.domain.engagement import EngagementRecord
+from services.scoring.domain.lead import Emitted, LeadState
+
+_TIME_FIELDS = ("created_at", "first_captured_at", "last_captured_at")
+_TUPLE_FIELDS = (
+    "identifiers",
+    "product_interest",
+    "suppressed_channels",
+    "invalid_addresses",
+    "seen",
+    "merged_from",
+)
+
+
+def dump_state(state: LeadState) -> bytes:
+    return orjson.dumps(state)
+
+
+def load_state(raw: bytes | str) -> LeadState:
+    data: dict[str, Any] = orjson.loads(raw)
+    for name in _TIME_FIELDS:
+        if data.get(name):
+            data[name] = datetime.fromisoformat(data[name])
+    for name in _TUPLE_FIELDS:
+        data[name] = tuple(data.get(name) or ())
+    data["engagements"] = tuple(
+        EngagementRecord(e["event_id"], e["kind"], datetime.fromisoformat(e["occurred_at"]), e["channel"])
+        for e in data.get("engagements") or ()
+    )
+    if data.get("emitted"):
+        data["emitted"] = Emitted(**data["emitted"])
+    return LeadState(**data)
+
+
+@dataclass
+class Snapshot:
+    """What a batch read, and what it changed (written back in one transaction)."""
+
+    links: dict[str, str]
+    leads: dict[str, LeadState]
+    changed_links: dict[str, str] = field(default_factory=dict)
+    changed_leads: dict[str, LeadState] = field(default_factory=dict)
+    deleted_leads: set[str] = field(default_factory=set)
+
+
+class RedisLeadStore:
+    def __init__(self, redis: Redis[bytes], prefix: str = "scoring:"):
+        self.redis = redis
+        self.prefix = prefix
+        self._pipe: Pipeline[bytes] | None = None
+
+    def link_key(self, identifier: str) -> str:
+        return f"{self.prefix}link:{identifier}"
+
+    def lead_key(self, lead_id: str) -> str:
+        return f"{self.prefix}lead:{lead_id}"
+
+    async def read(self, identifiers: Iterable[str]) -> Snapshot:
+        """Links of the identifiers and the states of the leads they point at, watched."""
+        ids = list(dict.fromkeys(identifiers))
+        pipe = self.redis.pipeline(transaction=True)
+        self._pipe = pipe
+        link_keys = [self.link_key(i) for i in ids]
+        if link_keys:
+            await pipe.watch(*link_keys)
+        values = await pipe.mget(link_keys) if link_keys else []
+        links = {i: (v.decode() if isinstance(v, bytes) else v) for i, v in zip(ids, values, strict=True) if v}
+        lead_ids = sorted(set(links.values()))
+        leads = await self._read_leads(pipe, lead_ids)
+        return Snapshot(links=links, leads=leads)
+
+    async def _read_leads(self, pipe: Pipeline[bytes], lead_ids: list[str]) -> dict[str, LeadState]:
+        if not lead_ids:
+            return {}
+        keys = [self.lead_key(i) for i in lead_ids]
+        await pipe.watch(*keys)
+        raws = await pipe.mget(keys)
+        return {lid: load_state(raw) for lid, raw in zip(lead_ids, raws, strict=True) if raw}
+
+    async def write(self, snap: Snapshot) -> None:
+        """Write the batch's changes atomically; ``WatchError`` if another worker got there first."""
+        pipe = self._pipe or self.redis.pipeline(transaction=True)
+        self._pipe = None
+        try:
+            pipe.multi()
+            if snap.changed_links:
+                pipe.mset({self.link_key(i): lid for i, lid in snap.changed_links.items()})
+            if snap.changed_leads:
+                pipe.mset({self.lead_key(lid): dump_state(s) for lid, s in snap.changed_leads.items()})
+            for lid in snap.deleted_leads:
+                pipe.delete(self.lead_key(lid))
+            await pipe.execute()
+        finally:
+            await pipe.reset()
+
+    async def abandon(self) -> None:
+        if self._pipe is not None:
+            await self._pipe.reset()
+            self._pipe = None
+
+    async def all_leads(self, count: int = 500) -> AsyncIterator[list[LeadState]]:
+        """Every known lead, in chunks (for re-scoring)."""
+        async for keys in self._scan_chunks(f"{self.prefix}lead:*", count):
+            raws = await self.redis.mget(keys)
+            yield [load_state(r) for r in raws if r]
+
+    async def count_leads(self) -> int:
+        n = 0
+        async for keys in self._scan_chunks(f"{self.prefix}lead:*", 1000):
+            n += len(keys)
+        return n
+
+    async def _scan_chunks(self, pattern: str, count: int) -> AsyncIterator[list[Any]]:
+        cursor = 0
+        while True:
+            cursor, keys = await self.redis.scan(cursor, match=pattern, count=count)
+            if keys:
+                yield keys
+            if cursor == 0:
+                return
+
+    async def put_leads(self, states: list[LeadState]) -> None:
+        if states:
+            await self.redis.mset({self.lead_key(s.lead_id): dump_state(s) for s in states})

@@ -1,0 +1,145 @@
+"""The error policy for a batch of records: decode -> handle -> publish -> store.
+
+Order matters for at-least-once without loss: outputs are published (and acknowledged by
+the broker) *before* the batch's state, with the ids of the events it counted, is written;
+the input offsets are committed only after both. A crash anywhere replays the batch: events
+already stored are skipped as duplicates, and anything published again carries the same
+deterministic event id. Invalid records go to the dead-letter topic via ``EventProcessor``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from redis.exceptions import WatchError
+
+from leadpipe.runtime.stream import TRANSIENT, EventProcessor, HandlerError, RawMessage
+from schemas.codec import Record, decode, encode
+from schemas.envelope import Envelope
+from schemas.errors import DecodeError, SchemaError
+from schemas.lead_captured.v1 import LeadCaptured
+from schemas.lead_engagement.v1 import LeadEngagement
+from services.scoring.adapters.metrics import ScoringMetrics
+from services.scoring.adapters.redis_store import RedisLeadStore
+from services.scoring.domain.errors import ScoringError
+from services.scoring.domain.identity import Identifiers
+from services.scoring.handlers import Scorer, identifiers_of
+
+log = logging.getLogger(__name__)
+
+EXPECTED = {LeadCaptured.topic(): LeadCaptured, LeadEngagement.topic(): LeadEngagement}
+
+#: Sends a record without waiting; returns something to await for the broker's ack.
+SendNoWait = Callable[[str, Record], Awaitable[Awaitable[Any]]]
+
+
+class BatchProcessor:
+    def __init__(
+        self,
+        *,
+        scorer: Scorer,
+        store: RedisLeadStore,
+        processor: EventProcessor,
+        metrics: ScoringMetrics,
+        send_nowait: SendNoWait,
+        expected: dict[str, type[Any]] | None = None,
+        output_topic: str | None = None,
+        retry_base_s: float = 0.2,
+        retry_max_s: float = 5.0,
+    ):
+        self.scorer = scorer
+        self.store = store
+        self.processor = processor
+        self.metrics = metrics
+        self.stage = metrics.stage
+        self.service = metrics.stage.service
+        self.send_nowait = send_nowait
+        self.expected = expected or EXPECTED
+        self.output_topic = output_topic
+        self.retry_base_s = retry_base_s
+        self.retry_max_s = retry_max_s
+
+    async def process(self, messages: Sequence[RawMessage]) -> int:
+        """Handle a batch; returns how many records were published."""
+        started = time.perf_counter()
+        valid: list[tuple[RawMessage, Envelope[Any], Identifiers]] = []
+        for msg in messages:
+            self.stage.consumed.labels(self.service, msg.topic).inc()
+            expected = self._expected_for(msg.topic)
+            try:
+                event = decode(msg.value, msg.headers, expected)
+            except DecodeError as exc:
+                await self.processor.dead_letter(msg, exc, "invalid")
+                continue
+            try:
+                ids = identifiers_of(event)
+            except ScoringError as exc:
+                await self.processor.dead_letter(msg, exc, "rejected", event)
+                continue
+            valid.append((msg, event, ids))
+        if not valid:
+            return 0
+        delay = self.retry_base_s
+        while True:
+            try:
+                published = await self._attempt(valid)
+                break
+            except WatchError:
+                self.metrics.conflicts.inc()
+                log.info("batch conflicted with another worker; re-running it")
+            except TRANSIENT as exc:
+                await self.store.abandon()
+                for msg, _, _ in valid[:1]:
+                    self.stage.retries.labels(self.service, msg.topic).inc()
+                log.warning("transient failure, retrying batch of %d in %.1fs: %s", len(valid), delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max_s)
+        done = time.perf_counter()
+        now = time.time()
+        elapsed = done - started
+        for msg, event, _ in valid:
+            self.stage.processing.labels(self.service, msg.topic).observe(elapsed)
+            self.stage.event_age.labels(self.service, msg.topic).observe(max(0.0, now - event.time.timestamp()))
+            self.stage.last_processed.labels(self.service, msg.topic).set(now)
+        return published
+
+    def _expected_for(self, topic: str) -> type[Any] | None:
+        return self.expected.get(topic)
+
+    async def _attempt(self, valid: list[tuple[RawMessage, Envelope[Any], Identifiers]]) -> int:
+        snap = await self.store.read(k for _, _, ids in valid for k in ids.strings())
+        pending: list[tuple[str, Awaitable[Any]]] = []
+        try:
+            for msg, event, ids in valid:
+                try:
+                    outcome = self.scorer.handle(event, ids, snap)
+                    records = [
+                        (self.output_topic or out.data.topic(), encode(out, max_bytes=self.processor.max_record_bytes))
+                        for out in outcome.outputs
+                    ]
+                except (HandlerError, SchemaError, ScoringError, ValueError) as exc:
+                    await self.processor.dead_letter(msg, exc, "rejected", event)
+                    continue
+                except TRANSIENT:
+                    raise
+                except Exception as exc:
+                    log.exception("handler failed", extra={"event_id": event.id, "topic": msg.topic})
+                    await self.processor.dead_letter(msg, exc, "handler_error", event)
+                    continue
+                if outcome.duplicate:
+                    self.metrics.duplicates.inc()
+                for topic, record in records:
+                    pending.append((topic, await self.send_nowait(topic, record)))
+            for _topic, ack in pending:
+                await ack
+        except BaseException:
+            await self.store.abandon()
+            raise
+        for topic, _ in pending:
+            self.stage.published.labels(self.service, topic).inc()
+        await self.store.write(snap)
+        return len(pending)

@@ -1,0 +1,161 @@
+"""lead.captured / lead.engagement in -> domain -> lead.scored out, a batch at a time.
+
+A batch is read from the store in one round trip, applied event by event in memory (so
+several events of one lead in a batch see each other), and written back in one
+transaction. A failing event leaves the batch's state as it was before that event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from schemas.envelope import Envelope, new_event
+from schemas.lead_captured.v1 import LeadCaptured
+from schemas.lead_engagement.v1 import LeadEngagement
+from schemas.lead_scored.v1 import LeadScored, Trigger
+from services.scoring.adapters.redis_store import Snapshot
+from services.scoring.domain.engagement import ACTIONABLE
+from services.scoring.domain.enrichment import ReferenceData, normalise_country
+from services.scoring.domain.identity import Identifiers, normalise_identifiers, resolve
+from services.scoring.domain.lead import LeadState, apply_capture, apply_engagement, merge, new_lead
+from services.scoring.domain.model import ScoringModel
+from services.scoring.domain.scoring import assess, changed, scored_event, snapshot
+
+SOURCE = "/leadpipe/scoring"
+_OUT_NS = uuid.UUID("5b0c7a52-3f7e-4f7e-9a51-6c1d1b0e8a11")
+
+
+def identifiers_of(event: Envelope[Any]) -> Identifiers:
+    """Normalised identifiers of an input event (``IdentityError`` when it has none)."""
+    data = event.data
+    i = data.identity
+    country = normalise_country(data.person.country) if isinstance(data, LeadCaptured) else None
+    return normalise_identifiers(
+        email=i.email, phone=i.phone, show_id=i.show_id, badge_id=i.badge_id, external_id=i.external_id, country=country
+    )
+
+
+def output_id(event_id: str, lead_id: str) -> str:
+    """Deterministic, so a replayed event produces the same ``lead.scored`` id."""
+    return str(uuid.uuid5(_OUT_NS, f"{event_id}/{lead_id}"))
+
+
+class Observer(Protocol):
+    def graded(self, grade: str) -> None: ...
+    def merged(self, count: int) -> None: ...
+    def duplicate(self) -> None: ...
+
+
+@dataclass
+class Outcome:
+    outputs: list[Envelope[LeadScored]] = field(default_factory=list)
+    duplicate: bool = False
+
+
+class Scorer:
+    """Applies input events to a batch snapshot and decides what to publish."""
+
+    def __init__(
+        self,
+        model: ScoringModel,
+        ref: ReferenceData,
+        observer: Observer,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
+        self.model = model
+        self.ref = ref
+        self.observer = observer
+        self.clock = clock
+
+    def handle(self, event: Envelope[Any], ids: Identifiers, snap: Snapshot) -> Outcome:
+        """Apply one event to the snapshot; raises (leaving the snapshot untouched) on bad input."""
+        keys = ids.strings()
+        if isinstance(event.data, LeadCaptured):
+            return self._capture(event, event.data, ids, keys, snap)
+        if isinstance(event.data, LeadEngagement):
+            return self._engagement(event, event.data, ids, keys, snap)
+        raise ValueError(f"scoring does not handle {event.type}")
+
+    def _capture(
+        self, event: Envelope[Any], data: LeadCaptured, ids: Identifiers, keys: list[str], snap: Snapshot
+    ) -> Outcome:
+        created = {lid: s.created_at for lid, s in snap.leads.items()}
+        res = resolve(keys, snap.links, created)
+        state = snap.leads.get(res.lead_id) or new_lead(res.lead_id, data.captured_at)
+        if state.has_seen(event.id):
+            return Outcome(duplicate=True)
+        others = [snap.leads[lid] for lid in res.merged_lead_ids if lid in snap.leads]
+        if others:
+            state = merge(state, others)
+        state = apply_capture(state, event.id, data, ids)
+        outputs = self._assess(event, state, snap, merged=res.merged_lead_ids, force=bool(res.merged_lead_ids))
+        for lid in res.merged_lead_ids:
+            snap.leads.pop(lid, None)
+            snap.changed_leads.pop(lid, None)
+            snap.deleted_leads.add(lid)
+        if res.merged_lead_ids and not event.synthetic:
+            self.observer.merged(len(res.merged_lead_ids))
+        for ident in state.identifiers:
+            if snap.links.get(ident) != state.lead_id:
+                snap.links[ident] = state.lead_id
+                snap.changed_links[ident] = state.lead_id
+        return outputs
+
+    def _engagement(
+        self, event: Envelope[Any], data: LeadEngagement, ids: Identifiers, keys: list[str], snap: Snapshot
+    ) -> Outcome:
+        # An engagement never merges leads: the strongest identifier that is known decides.
+        lead_id = next((snap.links[k] for k in keys if k in snap.links), None)
+        state = snap.leads.get(lead_id) if lead_id else None
+        if state is None:
+            lead_id = resolve(keys, {}, {}).lead_id
+            state = new_lead(lead_id, data.occurred_at)
+            for ident in keys:
+                snap.links[ident] = lead_id
+                snap.changed_links[ident] = lead_id
+        if state.has_seen(event.id):
+            return Outcome(duplicate=True)
+        state = apply_engagement(state, event.id, data, ids)
+        if not state.captured:
+            # Kept (it counts once the capture arrives) but nothing to publish for nurture yet.
+            snap.leads[state.lead_id] = snap.changed_leads[state.lead_id] = state
+            return Outcome()
+        return self._assess(event, state, snap, force=data.kind.value in ACTIONABLE)
+
+    def _assess(
+        self, event: Envelope[Any], state: LeadState, snap: Snapshot, *, merged: Sequence[str] = (), force: bool
+    ) -> Outcome:
+        assessment = assess(state, self.ref, self.model, event.time)
+        current = snapshot(state, assessment)
+        previous = state.emitted
+        out = Outcome()
+        if force or changed(previous, current):
+            payload = scored_event(state, assessment, self._trigger(event), self.clock(), tuple(merged))
+            out.outputs.append(
+                new_event(
+                    payload, source=SOURCE, subject=state.lead_id, id=output_id(event.id, state.lead_id), cause=event
+                )
+            )
+            if not event.synthetic and (previous is None or previous.grade != current.grade):
+                self.observer.graded(current.grade)
+            state = replace(state, emitted=current)
+        snap.leads[state.lead_id] = snap.changed_leads[state.lead_id] = state
+        return out
+
+    @staticmethod
+    def _trigger(event: Envelope[Any]) -> Trigger:
+        data = event.data
+        if isinstance(data, LeadEngagement):
+            return Trigger(
+                event_id=event.id,
+                event_type=event.type,
+                engagement_kind=data.kind,
+                notification_id=data.notification_id,
+                bounce_type=data.bounce_type,
+                channel=data.channel,
+            )
+        return Trigger(event_id=event.id, event_type=event.type)

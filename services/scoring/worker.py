@@ -1,0 +1,137 @@
+"""The scoring worker: a Faust agent over lead.captured + lead.engagement, emitting lead.scored.
+
+The agent takes records in batches (``stream.take_events``): one Redis round trip and one
+producer flush per batch instead of per record, which is where a naive agent spends its time.
+Offsets are acknowledged after the batch body returns (outputs acked, state written).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from leadpipe.runtime.faust_app import make_app
+from leadpipe.runtime.health import redis_reachable
+from leadpipe.runtime.kafka import make_producer, send_record
+from leadpipe.runtime.logs import setup_logging
+from leadpipe.runtime.metrics import serve_ops
+from leadpipe.runtime.stream import EventProcessor, RawMessage
+from schemas.codec import Record
+from services.scoring.adapters.metrics import ScoringMetrics
+from services.scoring.adapters.redis_store import RedisLeadStore
+from services.scoring.adapters.reference_files import load_model, load_reference
+from services.scoring.batch import EXPECTED, BatchProcessor
+from services.scoring.config import ScoringSettings
+from services.scoring.handlers import Scorer
+
+log = logging.getLogger(__name__)
+
+
+class _ProducerSink:
+    def __init__(self, producer: Any):
+        self.producer = producer
+
+    async def send(self, topic: str, record: Record) -> None:
+        await send_record(self.producer, topic, record)
+
+
+class Wiring:
+    """Clients the agent needs, started with the agent and stopped with it."""
+
+    def __init__(self, settings: ScoringSettings, metrics: ScoringMetrics, expected: dict[str, type[Any]]):
+        self.settings = settings
+        self.metrics = metrics
+        self.expected = expected
+        self.redis: Redis[bytes] | None = None
+        self.producer: Any = None
+        self.processing = False
+
+    async def start(self) -> BatchProcessor:
+        s = self.settings
+        # Faust's worker configures logging with disable_existing_loggers: take it back.
+        setup_logging("scoring", level=s.log_level, json_logs=s.log_json)
+        for logger in logging.Logger.manager.loggerDict.values():
+            if isinstance(logger, logging.Logger):
+                logger.disabled = False
+        self.redis = Redis.from_url(s.redis_url)
+        self.producer = make_producer(s, linger_ms=5, max_batch_size=256 * 1024)
+        await self.producer.start()
+        model = load_model(s.scoring_model_path)
+        ref = load_reference(s.scoring_data_dir, s.scoring_served_area_path)
+        log.info("scoring model %s loaded (%d rules)", model.version, len(model.rules))
+        store = RedisLeadStore(self.redis, s.scoring_redis_prefix)
+        observer = _Observer(self.metrics)
+        processor = EventProcessor(
+            service="scoring", metrics=self.metrics.stage, sink=_ProducerSink(self.producer),
+            max_record_bytes=s.kafka_max_record_bytes,
+        )  # fmt: skip
+        producer = self.producer
+
+        async def send_nowait(topic: str, record: Record) -> Any:
+            return await producer.send(topic, record.value, key=record.key, headers=record.headers)
+
+        self.processing = True
+        return BatchProcessor(
+            scorer=Scorer(model, ref, observer), store=store, processor=processor, metrics=self.metrics,
+            send_nowait=send_nowait, expected=self.expected, output_topic=s.scoring_output_topic,
+        )  # fmt: skip
+
+    async def stop(self) -> None:
+        self.processing = False
+        if self.producer is not None:
+            await self.producer.stop()
+        if self.redis is not None:
+            await self.redis.aclose()  # type: ignore[attr-defined]
+
+    async def ready(self) -> dict[str, bool]:
+        redis_ok = await redis_reachable(self.redis)
+        return {"redis": redis_ok, "kafka_producer": self.producer is not None, "agent": self.processing}
+
+
+class _Observer:
+    def __init__(self, metrics: ScoringMetrics):
+        self.metrics = metrics
+
+    def graded(self, grade: str) -> None:
+        self.metrics.grades.labels(grade).inc()
+
+    def merged(self, count: int) -> None:
+        self.metrics.merges.inc(count)
+
+    def duplicate(self) -> None:
+        self.metrics.duplicates.inc()
+
+
+def build_app(settings: ScoringSettings, registry: CollectorRegistry | None = None) -> faust.App:
+    registry = registry or CollectorRegistry()
+    metrics = ScoringMetrics(registry)
+    topics = [t.strip() for t in settings.scoring_input_topics.split(",") if t.strip()]
+    expected: dict[str, type[Any]] = {
+        topics[0]: EXPECTED["lead.captured.v1"],
+        topics[1]: EXPECTED["lead.engagement.v1"],
+    }
+    app = make_app(settings.scoring_group_id, settings)
+    source = app.topic(*topics, key_type=bytes, value_type=bytes)
+    wiring = Wiring(settings, metrics, expected)
+    ops: list[web.AppRunner] = []
+
+    @app.agent(source, name="score")
+    async def score(stream: faust.StreamT[bytes]) -> None:
+        batches = await wiring.start()
+        try:
+            batches_of = stream.take_events  # type: ignore[attr-defined]
+            async for events in batches_of(settings.scoring_batch_max, within=settings.scoring_batch_within_s):
+                await batches.process([RawMessage.from_kafka(e.message) for e in events])
+        finally:
+            await wiring.stop()
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def serve() -> None:
+        ops.append(await serve_ops(registry, wiring.ready, settings.ops_host, settings.ops_port))
+
+    return app
