@@ -1,0 +1,166 @@
+"""Lead state, the due-time index and sales capacity in Redis (``nurture:`` keys).
+
+Redis is an index and a cache: every lead state is also appended to the compacted state topic
+(``adapters/state_log.py``), from which an empty Redis is rebuilt. Writes that must be atomic
+across worker replicas are Lua scripts:
+
+- ``save``: compare-and-set on the state's version, and the due index moves with it;
+- ``claim``: takes due leads and pushes them a lease into the future, so a worker that dies
+  mid-tick leaves them to be claimed again (lost never, repeated with the same touch ids);
+- ``reserve``: one rep per (lead, attempt) and never beyond a rep's daily capacity.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from redis.asyncio import Redis
+
+from services.nurture.domain.routing import Load
+from services.nurture.domain.state import LeadState
+
+_SAVE = """
+local cur = redis.call('HGET', KEYS[1], 'v')
+if (cur or '0') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 's', ARGV[3])
+if ARGV[4] == '' then redis.call('ZREM', KEYS[2], ARGV[5]) else redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5]) end
+return 1
+"""
+
+_RESTORE = """
+local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if cur >= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 's', ARGV[2])
+if ARGV[3] == '' then redis.call('ZREM', KEYS[2], ARGV[4]) else redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4]) end
+return 1
+"""
+
+_CLAIM = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
+return ids
+"""
+
+# KEYS: lock, capacity counter, last-assigned hash. ARGV: rep, capacity, ttl, now, count(1|0)
+# Returns the rep holding the (lead, attempt) lock, or '' when the rep is at capacity.
+_RESERVE = """
+local held = redis.call('GET', KEYS[1])
+if held then return held end
+if ARGV[5] == '1' then
+  local used = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if used >= tonumber(ARGV[2]) then return '' end
+  redis.call('INCR', KEYS[2])
+  redis.call('EXPIRE', KEYS[2], 172800)
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[3]))
+return ARGV[1]
+"""
+
+_RELEASE = """
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+if used > 0 then redis.call('DECR', KEYS[1]) end
+return used
+"""
+
+
+class RedisNurtureStore:
+    def __init__(self, redis: Redis[bytes], prefix: str = "nurture:"):
+        self.redis = redis
+        self.prefix = prefix
+        self.due_key = f"{prefix}due"
+        self._save = redis.register_script(_SAVE)
+        self._restore = redis.register_script(_RESTORE)
+        self._claim = redis.register_script(_CLAIM)
+        self._reserve = redis.register_script(_RESERVE)
+        self._release = redis.register_script(_RELEASE)
+
+    def _lead(self, lead_id: str) -> str:
+        return f"{self.prefix}lead:{lead_id}"
+
+    async def load(self, lead_id: str) -> LeadState | None:
+        raw = await self.redis.hget(self._lead(lead_id), "s")
+        return None if raw is None else LeadState.model_validate_json(raw)
+
+    async def save(self, state: LeadState, expected_version: int, due: datetime | None) -> bool:
+        """Writes ``state`` (its version must be ``expected_version + 1``) if nobody wrote since."""
+        score = "" if due is None else repr(due.timestamp())
+        keys = [self._lead(state.lead_id), self.due_key]
+        args = [str(expected_version), str(state.version), state.model_dump_json(), score, state.lead_id]
+        return bool(await self._save(keys=keys, args=args))
+
+    async def restore(self, raw_state: bytes, due: datetime | None) -> bool:
+        """Rebuild: keeps whichever of Redis and the topic has the newer version."""
+        state = LeadState.model_validate_json(raw_state)
+        score = "" if due is None else repr(due.timestamp())
+        keys = [self._lead(state.lead_id), self.due_key]
+        return bool(await self._restore(keys=keys, args=[str(state.version), raw_state, score, state.lead_id]))
+
+    async def claim_due(self, now: float, lease_s: float, limit: int) -> list[str]:
+        ids = await self._claim(keys=[self.due_key], args=[repr(now), repr(now + lease_s), str(limit)])
+        return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+
+    async def set_due(self, lead_id: str, due: datetime | None) -> None:
+        if due is None:
+            await self.redis.zrem(self.due_key, lead_id)
+        else:
+            await self.redis.zadd(self.due_key, {lead_id: due.timestamp()})
+
+    async def due_counts(self, now: float, overdue_after_s: float = 60.0) -> tuple[int, int]:
+        due = await self.redis.zcount(self.due_key, "-inf", now)
+        overdue = await self.redis.zcount(self.due_key, "-inf", now - overdue_after_s)
+        return int(due), int(overdue)
+
+    def _cap(self, rep_id: str, day: str) -> str:
+        return f"{self.prefix}cap:{rep_id}:{day}"
+
+    async def reserve(
+        self, lead_id: str, attempt: int, rep_id: str, day: str, capacity: int, *, count: bool, ttl_s: int = 30 * 86400
+    ) -> str | None:
+        """The rep that holds this (lead, attempt): ``rep_id`` if reserved now, another rep if a
+        replica got there first, None if ``rep_id`` is at capacity."""
+        keys = [f"{self.prefix}assign:{lead_id}:{attempt}", self._cap(rep_id, day), f"{self.prefix}last_assigned"]
+        args = [rep_id, str(capacity), str(ttl_s), repr(time.time()), "1" if count else "0"]
+        held: Any = await self._reserve(keys=keys, args=args)
+        text = held.decode() if isinstance(held, bytes) else str(held)
+        return text or None
+
+    async def release(self, rep_id: str, day: str) -> None:
+        await self._release(keys=[self._cap(rep_id, day)])
+
+    async def loads(self, reps: Iterable[tuple[str, str]]) -> dict[str, Load]:
+        pairs = list(reps)
+        if not pairs:
+            return {}
+        used = await self.redis.mget([self._cap(r, d) for r, d in pairs])
+        last = await self.redis.hmget(f"{self.prefix}last_assigned", [r for r, _ in pairs])
+        return {r: Load(int(u or 0), float(t or 0.0)) for (r, _), u, t in zip(pairs, used, last, strict=True)}
+
+    async def owner(self, domain: str) -> str | None:
+        raw = await self.redis.hget(f"{self.prefix}owners", domain)
+        return None if raw is None else raw.decode()
+
+    async def claim_owner(self, domain: str, rep_id: str) -> None:
+        await self.redis.hsetnx(f"{self.prefix}owners", domain, rep_id)
+
+    async def count_stages(self, moves: Iterable[tuple[str | None, str]]) -> None:
+        key = f"{self.prefix}stages"
+        pipe = self.redis.pipeline(transaction=True)
+        for old, new in moves:
+            if old is not None:
+                pipe.hincrby(key, old, -1)
+            pipe.hincrby(key, new, 1)
+        await pipe.execute()
+
+    async def stage_counts(self) -> dict[str, int]:
+        raw = await self.redis.hgetall(f"{self.prefix}stages")
+        return {k.decode(): int(v) for k, v in raw.items()}
+
+    async def is_built(self) -> bool:
+        return bool(await self.redis.exists(f"{self.prefix}meta:built"))
+
+    async def mark_built(self) -> None:
+        await self.redis.set(f"{self.prefix}meta:built", "1")

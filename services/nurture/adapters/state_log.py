@@ -1,0 +1,85 @@
+"""The compacted state topic: Kafka's copy of every lead's nurture state (the source of truth).
+
+Each successful state write is appended here keyed by lead id, so the latest record per lead
+is its state. ``rebuild`` reads the topic from the start to its end and restores Redis (lead
+states, the due index, stage counts): a lost Redis loses no lead and no scheduled touch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from leadpipe.runtime.kafka import ensure_topics, make_consumer
+from leadpipe.runtime.settings import ServiceSettings
+from schemas.topics import TopicSpec
+from services.nurture.adapters.redis_store import RedisNurtureStore
+from services.nurture.domain.state import LeadState
+
+log = logging.getLogger(__name__)
+
+
+def state_topic_spec(name: str, partitions: int) -> TopicSpec:
+    return TopicSpec(name=name, key="lead id", partitions=partitions, cleanup_policy="compact", retention_ms=-1)
+
+
+class StateLog:
+    def __init__(self, producer: Any, topic: str):
+        self.producer = producer
+        self.topic = topic
+
+    async def append(self, state: LeadState) -> None:
+        await self.producer.send_and_wait(self.topic, state.model_dump_json().encode(), key=state.lead_id.encode())
+
+
+async def ensure_state_topic(settings: ServiceSettings, name: str) -> None:
+    await ensure_topics(settings.kafka_bootstrap_servers, [state_topic_spec(name, settings.kafka_partitions)])
+
+
+async def rebuild(
+    settings: ServiceSettings,
+    topic: str,
+    store: RedisNurtureStore,
+    next_due: Callable[[LeadState], datetime | None],
+) -> int:
+    """Restores every lead state from the topic into Redis (newer versions win). Returns how many
+    states were restored."""
+    consumer: AIOKafkaConsumer = make_consumer(settings, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    latest: dict[bytes, bytes] = {}
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in parts]
+        if not tps:
+            return 0
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        pending = {tp for tp in tps if end[tp] > 0}
+        while pending:
+            batch = await consumer.getmany(*pending, timeout_ms=500)
+            for tp, records in batch.items():
+                for r in records:
+                    if r.key is not None and r.value is not None:
+                        latest[r.key] = r.value
+                    if r.offset + 1 >= end[tp]:
+                        pending.discard(tp)
+    finally:
+        await consumer.stop()
+    restored = 0
+    stages: dict[str, int] = {}
+    for raw in latest.values():
+        state = LeadState.model_validate_json(raw)
+        if await store.restore(raw, next_due(state)):
+            restored += 1
+        if not state.synthetic:
+            stages[state.stage.value] = stages.get(state.stage.value, 0) + 1
+    if stages:
+        await store.redis.delete(f"{store.prefix}stages")
+        await store.redis.hset(f"{store.prefix}stages", mapping=stages)  # type: ignore[arg-type]
+    log.info("rebuilt nurture state from %s: %d leads restored", topic, restored)
+    return restored

@@ -1,0 +1,34 @@
+"""Nurture settings, from the environment (built only in the entrypoint)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from leadpipe.runtime.settings import ServiceSettings
+
+CONFIG_DIR = Path(__file__).resolve().parent / "config"
+
+
+class NurtureSettings(ServiceSettings):
+    ops_host: str = "127.0.0.1"
+    ops_port: int = 9102
+    nurture_group_id: str = "leadpipe-nurture"
+    nurture_redis_prefix: str = "nurture:"
+    nurture_playbooks_path: Path = CONFIG_DIR / "playbooks.yaml"
+    nurture_directory_path: Path = CONFIG_DIR / "sales_team.yaml"
+    #: Overrides the playbooks' SLA (tests use seconds).
+    nurture_sla_seconds: float | None = None
+    #: How often the scheduler looks for due touches and SLA timers.
+    nurture_tick_interval_s: float = 0.25
+    #: A claimed due entry comes back after this long if its worker died before finishing it.
+    nurture_claim_lease_s: float = 30.0
+    nurture_claim_batch: int = 200
+    #: Prepended to every topic name (private topics for tests; empty in production).
+    nurture_topic_prefix: str = ""
+    nurture_state_topic: str = "nurture.state.v1"
+    leadpipe_link_secret: str = "dev-link-secret"
+    leadpipe_public_url: str = "http://127.0.0.1:8080"
+    link_ttl_s: float = 7 * 86400
+
+    def topic(self, name: str) -> str:
+        return f"{self.nurture_topic_prefix}{name}"

@@ -1,0 +1,494 @@
+"""The nurture rules applied to one lead: events and the passing of time in, decisions out.
+
+Every entry point takes the lead's state and ``now`` (an injected clock: tests never sleep) and
+returns a ``Decision``: the new state plus what should happen (stage changes, notifications,
+a routing request). Nothing here does I/O; ids are deterministic so a replay repeats itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from schemas.assignment_response.v1 import AssignmentResponse
+from schemas.base import EngagementKind, Grade, Stage
+from schemas.lead_scored.v1 import LeadScored
+from schemas.notification_outcome.v1 import NotificationOutcome
+from services.nurture.domain import lifecycle
+from services.nurture.domain.calendar import at_local, first_working_day_after, next_open, zone
+from services.nurture.domain.errors import IllegalTransition
+from services.nurture.domain.playbooks import Playbook, PlaybookSet
+from services.nurture.domain.routing import Candidate, Directory, LeadFacts, Rep
+from services.nurture.domain.state import TOUCH_LOG_KEEP, Assignment, LeadState, LeadView, ScheduledTouch
+
+S = Stage
+ANSWERS = frozenset(
+    {EngagementKind.EMAIL_REPLIED, EngagementKind.MEETING_BOOKED, EngagementKind.EMAIL_CLICKED,
+     EngagementKind.PAGE_VISIT, EngagementKind.PURCHASED}
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class StageChange:
+    from_stage: Stage | None
+    to_stage: Stage
+    reason: str
+    at: datetime
+    trigger_event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """A message to request. ``notification_id`` is stable (the touch or assignment it is for)."""
+
+    notification_id: str
+    audience: Literal["lead", "rep", "manager"]
+    channel: str
+    address: str
+    template: str
+    variables: dict[str, Any]
+    recipient_name: str | None = None
+    rep_id: str | None = None
+    timezone: str | None = None
+    locale: str = "en"
+    priority: Literal["high", "normal", "low"] = "normal"
+    assignment_id: str | None = None
+    touch_step: int | None = None
+    playbook: str | None = None
+    playbook_version: str | None = None
+    #: rep alerts and call tasks carry signed accept/decline links (made by the handler)
+    links: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRequest:
+    exclude: tuple[str, ...]
+    reason: str
+    breach_of: Assignment | None = None
+
+
+@dataclass
+class Decision:
+    state: LeadState
+    stage_changes: list[StageChange] = field(default_factory=list)
+    notifications: list[Notify] = field(default_factory=list)
+    assigned: list[Assignment] = field(default_factory=list)
+    route: RouteRequest | None = None
+    illegal: list[IllegalTransition] = field(default_factory=list)
+    released: list[tuple[str, str]] = field(default_factory=list)
+    owner_claim: tuple[str, str] | None = None
+    duplicate: bool = False
+    sla_breaches: int = 0
+    touches_scheduled: int = 0
+    deferred: int = 0
+    stale: bool = False
+
+    def absorb(self, other: Decision) -> Decision:
+        self.state = other.state
+        self.stage_changes += other.stage_changes
+        self.notifications += other.notifications
+        self.assigned += other.assigned
+        self.route = other.route or self.route
+        self.illegal += other.illegal
+        self.released += other.released
+        self.owner_claim = other.owner_claim or self.owner_claim
+        self.sla_breaches += other.sla_breaches
+        self.touches_scheduled += other.touches_scheduled
+        self.deferred += other.deferred
+        return self
+
+
+def _first_name(full: str | None) -> str:
+    return full.split()[0] if full and full.split() else "there"
+
+
+def locale_for(language: str | None) -> str:
+    return "zh-CN" if language and language.lower().startswith("zh") else "en"
+
+
+def lead_card(v: LeadView) -> dict[str, Any]:
+    """The ``lead`` variable of rep-facing templates (docs/contracts.md)."""
+    return {
+        "name": v.name or "(no name)",
+        "company": v.company,
+        "title": v.title,
+        "grade": v.grade.value,
+        "score": v.score,
+        "reasons": v.reasons[:3],
+        "source": v.source_kind.value,
+    }
+
+
+class Nurture:
+    """The rules, configured by a playbook set and a sales directory."""
+
+    def __init__(self, playbooks: PlaybookSet, directory: Directory):
+        self.playbooks = playbooks
+        self.directory = directory
+        self.policy = playbooks.policy
+
+    # -- stage -------------------------------------------------------------------------------
+    def _move(self, d: Decision, to: Stage, reason: str, at: datetime, trigger: str | None) -> bool:
+        st = d.state
+        if st.stage is to:
+            return False
+        try:
+            lifecycle.move(st.stage, to, reason, at)
+        except IllegalTransition as exc:
+            d.illegal.append(exc)
+            st.illegal_transitions += 1
+            return False
+        d.stage_changes.append(StageChange(st.stage, to, reason, at, trigger))
+        st.stage = to
+        return True
+
+    # -- cadence ------------------------------------------------------------------------------
+    def _start_cadence(self, d: Decision, pb: Playbook, now: datetime) -> None:
+        st = d.state
+        st.playbook, st.playbook_version = pb.id, self.playbooks.version
+        st.cadence_started_at, st.cadence_active, st.cadence_stop_reason = now, True, None
+        st.unanswered, st.first_unanswered_at = 0, None
+        self._schedule(d, 0)
+
+    def _schedule(self, d: Decision, index: int) -> None:
+        st = d.state
+        pb = self.playbooks.get(st.playbook or "")
+        step = pb.touch(index) if pb else None
+        if pb is None or step is None or st.cadence_started_at is None:
+            st.next_touch = None
+            if st.cadence_active:
+                self._stop(d, "cadence complete")
+            return
+        due = st.cadence_started_at + timedelta(days=step.day)
+        touch_id = f"touch:{st.lead_id}:{st.cycle}:{pb.id}:{index}"
+        st.next_touch = ScheduledTouch(
+            touch_id=touch_id, step=index, template=step.template, topic=step.topic, due_at=due,
+            respect_window=step.respect_window,
+        )  # fmt: skip
+        d.touches_scheduled += 1
+
+    def _stop(self, d: Decision, reason: str) -> None:
+        d.state.cadence_active = False
+        d.state.cadence_stop_reason = reason
+        d.state.next_touch = None
+
+    def lead_channel(self, st: LeadState) -> tuple[str, str] | None:
+        """The channel and address a lead-facing touch may use, or None when none is left."""
+        v = st.lead
+        if v.email and "email" not in st.suppressed_channels and v.email not in st.invalid_addresses:
+            return "email", v.email
+        if v.phone and "sms" not in st.suppressed_channels and v.phone not in st.invalid_addresses:
+            return "sms", v.phone
+        return None
+
+    def _window_and_cap(self, st: LeadState, touch: ScheduledTouch, now: datetime) -> datetime:
+        """The earliest moment from ``now`` the touch may go: inside the lead's sending window and
+        under the frequency cap (at most ``frequency_cap`` lead touches per rolling period)."""
+        p = self.policy
+        tz = zone(st.lead.timezone, p.default_timezone)
+        when = now
+        for _ in range(8):
+            before = when
+            if touch.respect_window:
+                when = next_open(when, tz, p.sending_window)
+            recent = sorted(t for t in st.touch_log if t > when - p.frequency_period)
+            if len(recent) >= p.frequency_cap:
+                when = max(when, recent[len(recent) - p.frequency_cap] + p.frequency_period)
+            if when == before:
+                break
+        return when
+
+    def _variables(self, st: LeadState, touch: ScheduledTouch) -> dict[str, Any]:
+        first = st.lead.first_name or _first_name(st.lead.name)
+        if touch.template == "lead_reply":
+            rep = st.assignment.rep_name if st.assignment and st.assignment.status != "declined" else None
+            return {"first_name": first, "rep_name": rep}
+        if touch.template == "nurture_content":
+            return {"first_name": first, "step": touch.step + 1, "topic": touch.topic or "our product"}
+        if touch.template == "onboarding":
+            return {"first_name": first, "step": touch.step + 1}
+        return {"first_name": first}
+
+    def _fire_touch(self, d: Decision, now: datetime) -> None:
+        st = d.state
+        touch = st.next_touch
+        if touch is None or not st.cadence_active or touch.due_at > now:
+            return
+        p = self.policy
+        if (
+            st.unanswered >= p.give_up_after_touches
+            and st.first_unanswered_at is not None
+            and now - st.first_unanswered_at >= p.give_up_after
+        ):
+            reason = f"{st.unanswered} touches unanswered over {(now - st.first_unanswered_at).days} days"
+            self._stop(d, "gave up: " + reason)
+            if self._move(d, S.RECYCLED, "gave up: " + reason, now, None):
+                st.recycled_at = now
+            return
+        channel = self.lead_channel(st)
+        if channel is None:
+            self._stop(d, "no reachable channel (suppressed or invalid)")
+            return
+        when = self._window_and_cap(st, touch, now)
+        if when > now:
+            st.next_touch = touch.model_copy(update={"due_at": when, "deferrals": touch.deferrals + 1})
+            d.deferred += 1
+            return
+        d.notifications.append(
+            Notify(
+                notification_id=touch.touch_id, audience="lead", channel=channel[0], address=channel[1],
+                template=touch.template, variables=self._variables(st, touch), recipient_name=st.lead.name,
+                timezone=st.lead.timezone, locale=locale_for(st.lead.language), touch_step=touch.step,
+                playbook=st.playbook, playbook_version=st.playbook_version,
+                priority="high" if touch.template == "lead_reply" else "normal",
+            )
+        )  # fmt: skip
+        st.touch_log = [*st.touch_log, now][-TOUCH_LOG_KEEP:]
+        st.touches_sent += 1
+        st.unanswered += 1
+        if st.first_unanswered_at is None:
+            st.first_unanswered_at = now
+        self._schedule(d, touch.step + 1)
+
+    # -- events -------------------------------------------------------------------------------
+    def on_scored(
+        self, state: LeadState | None, event_id: str, data: LeadScored, now: datetime, *, synthetic: bool = False
+    ) -> Decision:
+        if state is not None and event_id in state.seen:
+            return Decision(state, duplicate=True)
+        new = state is None
+        st = state.model_copy(deep=True) if state else LeadState(lead_id=data.lead_id, synthetic=synthetic)
+        d = Decision(st)
+        if new:
+            d.stage_changes.append(StageChange(None, S.CAPTURED, "first scored", now, event_id))
+        st.remember(event_id)
+        p, c = data.profile, data.capture
+        st.lead = LeadView(
+            name=p.full_name, first_name=_first_name(p.full_name) if p.full_name else None, company=p.company,
+            company_domain=p.company_domain, title=p.job_title, email=p.email, phone=p.phone, timezone=p.timezone,
+            language=p.language, country=p.country, grade=data.grade, score=data.score,
+            reasons=[r.description for r in sorted(data.reasons, key=lambda r: -abs(r.points))],
+            source_kind=c.source_kind, show_id=c.show_id, show_ends_on=c.show_ends_on, booth_rating=c.booth_rating,
+            product_interest=list(c.product_interest), core_account=data.core_account,
+            first_captured_at=c.first_captured_at,
+        )  # fmt: skip
+        for ch in data.suppressed_channels:
+            if ch.value not in st.suppressed_channels:
+                st.suppressed_channels.append(ch.value)
+        for addr in data.invalid_addresses:
+            if addr not in st.invalid_addresses:
+                st.invalid_addresses.append(addr)
+        self._engagement(d, data, event_id, now)
+        self._qualify(d, data, event_id, now)
+        return d
+
+    def _engagement(self, d: Decision, data: LeadScored, event_id: str, now: datetime) -> None:
+        st, t = d.state, data.trigger
+        kind = t.engagement_kind
+        if kind is None:
+            return
+        if kind in ANSWERS:
+            st.unanswered, st.first_unanswered_at = 0, None
+        if kind in (EngagementKind.UNSUBSCRIBED, EngagementKind.COMPLAINED):
+            channel = (t.channel.value if t.channel else "email").replace("phone", "sms")
+            if channel not in st.suppressed_channels:
+                st.suppressed_channels.append(channel)
+            if self.lead_channel(st) is None and st.cadence_active:
+                self._stop(d, f"{kind.value} on every reachable channel")
+        elif kind is EngagementKind.EMAIL_BOUNCED and t.bounce_type == "hard":
+            if st.lead.email and st.lead.email not in st.invalid_addresses:
+                st.invalid_addresses.append(st.lead.email)
+        elif kind is EngagementKind.EMAIL_REPLIED:
+            if st.stage in lifecycle.PRE_CUSTOMER or st.stage in (S.RECYCLED, S.DISQUALIFIED):
+                self._stop(d, "lead replied")
+                target = S.SALES_QUALIFIED if lifecycle.rank(st.stage) >= lifecycle.rank(S.ENGAGED) else S.ENGAGED
+                if lifecycle.rank(st.stage) < lifecycle.rank(target):
+                    self._move(d, target, "lead replied", now, event_id)
+        elif kind is EngagementKind.MEETING_BOOKED:
+            self._stop(d, "meeting booked")
+            target = S.OPPORTUNITY if st.stage is S.SALES_QUALIFIED else S.SALES_QUALIFIED
+            if st.stage not in lifecycle.CUSTOMER and lifecycle.rank(st.stage) < lifecycle.rank(target):
+                self._move(d, target, "meeting booked", now, event_id)
+        elif kind is EngagementKind.PURCHASED:
+            st.purchases += 1
+            if st.stage is S.NEW_CUSTOMER:
+                self._move(d, S.REPEAT_CUSTOMER, "bought again", now, event_id)
+            elif st.stage is S.REPEAT_CUSTOMER:
+                if st.purchases >= self.policy.loyal_after_purchases:
+                    self._move(d, S.LOYAL_CUSTOMER, f"{st.purchases} purchases", now, event_id)
+            elif st.stage is not S.LOYAL_CUSTOMER and self._move(d, S.NEW_CUSTOMER, "first purchase", now, event_id):
+                onboarding = self.playbooks.get(self.playbooks.onboarding)
+                if onboarding is not None:
+                    st.cycle += 1
+                    self._start_cadence(d, onboarding, now)
+
+    def _qualify(self, d: Decision, data: LeadScored, event_id: str, now: datetime) -> None:
+        st = d.state
+        if st.stage is S.CAPTURED and data.grade in (Grade.A, Grade.B):
+            self._move(d, S.ENGAGED, f"grade {data.grade.value}: marketing-qualified", now, event_id)
+        if st.stage in (S.RECYCLED, S.DISQUALIFIED, *lifecycle.CUSTOMER) or st.cadence_stop_reason:
+            return
+        if st.playbook is None:
+            pb = self.playbooks.choose(data.grade, data.capture.source_kind, data.capture.booth_rating, st.stage)
+            if pb is None:
+                return
+            self._start_cadence(d, pb, now)
+        pb = self.playbooks.get(st.playbook or "")
+        wants_sales = (pb is not None and pb.assign != "none") or data.grade is Grade.A
+        if wants_sales and st.assignment is None and not st.wants_rep:
+            d.route = RouteRequest(tuple(st.tried_reps), f"grade {data.grade.value} lead is sales-ready")
+
+    def on_outcome(self, state: LeadState, event_id: str, data: NotificationOutcome, now: datetime) -> Decision:
+        if event_id in state.seen:
+            return Decision(state, duplicate=True)
+        st = state.model_copy(deep=True)
+        st.remember(event_id)
+        d = Decision(st)
+        if data.audience == "lead" and data.status == "suppressed":
+            ch = data.channel.value
+            if ch not in st.suppressed_channels:
+                st.suppressed_channels.append(ch)
+            if self.lead_channel(st) is None and st.cadence_active:
+                self._stop(d, "every reachable channel is suppressed")
+        return d
+
+    def on_response(self, state: LeadState, event_id: str, data: AssignmentResponse, now: datetime) -> Decision:
+        if event_id in state.seen:
+            return Decision(state, duplicate=True)
+        st = state.model_copy(deep=True)
+        st.remember(event_id)
+        d = Decision(st)
+        a = st.assignment
+        if a is None or a.assignment_id != data.assignment_id or a.rep_id != data.rep_id or a.status != "pending":
+            d.stale = True
+            return d
+        if data.response == "accepted":
+            a.status = "accepted"
+            if lifecycle.rank(st.stage) < lifecycle.rank(S.SALES_QUALIFIED):
+                self._move(d, S.SALES_QUALIFIED, f"accepted by {a.rep_id}", now, event_id)
+            if st.lead.company_domain:
+                d.owner_claim = (st.lead.company_domain.lower(), a.rep_id)
+            return d
+        a.status = "declined"
+        if a.capacity_day:
+            d.released.append((a.rep_id, a.capacity_day))
+        d.route = RouteRequest(tuple(st.tried_reps), f"declined by {a.rep_id}")
+        return d
+
+    # -- time ---------------------------------------------------------------------------------
+    def on_tick(self, state: LeadState, now: datetime) -> Decision:
+        st = state.model_copy(deep=True)
+        d = Decision(st)
+        a = st.assignment
+        if a is not None and a.status == "pending" and now >= a.accept_by:
+            a.status = "expired"
+            d.sla_breaches += 1
+            if a.capacity_day:
+                d.released.append((a.rep_id, a.capacity_day))
+            d.route = RouteRequest(tuple(st.tried_reps), f"{a.rep_id} did not accept in time", breach_of=a)
+        elif st.wants_rep and st.assign_retry_at is not None and now >= st.assign_retry_at:
+            d.route = RouteRequest(tuple(st.tried_reps), "retry: no rep had capacity")
+        renurture = st.stage is S.RECYCLED and st.recycled_at and now >= st.recycled_at + self.policy.renurture_after
+        if renurture and self._move(d, S.ENGAGED, "re-nurture after the recycle period", now, None):
+            st.recycled_at, st.cycle, st.playbook = None, st.cycle + 1, None
+            pb = self.playbooks.choose(st.lead.grade, st.lead.source_kind, st.lead.booth_rating, st.stage)
+            if pb is not None:
+                self._start_cadence(d, pb, now)
+        self._fire_touch(d, now)
+        return d
+
+    def next_due(self, st: LeadState) -> datetime | None:
+        """When this lead next needs ``on_tick`` (the scheduler's index holds it)."""
+        times = []
+        if st.cadence_active and st.next_touch is not None:
+            times.append(st.next_touch.due_at)
+        if st.assignment is not None and st.assignment.status == "pending":
+            times.append(st.assignment.accept_by)
+        if st.wants_rep and st.assign_retry_at is not None:
+            times.append(st.assign_retry_at)
+        if st.stage is S.RECYCLED and st.recycled_at is not None:
+            times.append(st.recycled_at + self.policy.renurture_after)
+        return min(times) if times else None
+
+    # -- routing ------------------------------------------------------------------------------
+    def lead_facts(self, st: LeadState) -> LeadFacts:
+        v = st.lead
+        return LeadFacts(v.country, v.language, v.company_domain, tuple(v.product_interest), v.core_account)
+
+    def call_at(self, st: LeadState, rep: Rep, now: datetime) -> datetime:
+        """09:00 (the playbook's ``call_at``) in the lead's zone on the first working day after the show."""
+        pb = self.playbooks.get(st.playbook or "")
+        clock = pb.call_at if pb else self.playbooks.policy.sending_window.start
+        tz = zone(st.lead.timezone, rep.timezone)
+        ended = st.lead.show_ends_on or (st.lead.first_captured_at or now).date().isoformat()
+        day = first_working_day_after(datetime.fromisoformat(ended).date(), self.policy.sending_window)
+        return max(at_local(day, clock, tz), now)
+
+    def assign(self, d: Decision, candidate: Candidate | None, now: datetime, capacity_day: str | None) -> Decision:
+        """Completes ``d.route`` with the rep whose capacity was reserved (None: nobody had room)."""
+        st, req = d.state, d.route
+        d.route = None
+        if req is None:
+            return d
+        if candidate is None:
+            st.wants_rep = True
+            st.assign_retry_at = now + self.policy.unassigned_retry
+            if st.assignment is not None and st.assignment.status != "accepted":
+                st.assignment = None
+            self._breach_alert(d, req, None, now)
+            return d
+        rep = candidate.rep
+        st.attempts += 1
+        st.wants_rep, st.assign_retry_at = False, None
+        previous = st.assignment.rep_id if st.assignment else None
+        a = Assignment(
+            assignment_id=f"{st.lead_id}.a{st.attempts}", rep_id=rep.id, rep_name=rep.name, manager_id=rep.manager,
+            team=rep.team, rule=candidate.rule, reason=candidate.reason, attempt=st.attempts,
+            previous_rep_id=previous, assigned_at=now, accept_by=rep.accept_by(now, self.policy.sla),
+            capacity_day=capacity_day,
+        )  # fmt: skip
+        st.assignment = a
+        st.tried_reps = [*st.tried_reps, rep.id]
+        d.assigned.append(a)
+        pb = self.playbooks.get(st.playbook or "")
+        card = lead_card(st.lead)
+        if pb is not None and pb.assign == "call_task":
+            call_at = self.call_at(st, rep, now)
+            template, nid = "rep_call_task", f"call:{a.assignment_id}"
+            variables = {"lead": card, "show_name": st.lead.show_id or "the show", "call_at": call_at.isoformat()}
+        else:
+            template, nid = "rep_alert", f"alert:{a.assignment_id}"
+            variables = {"lead": card, "accept_by": a.accept_by.isoformat()}
+        d.notifications.append(
+            Notify(
+                nid, audience="rep", channel=rep.alert.channel, address=rep.alert.address, template=template,
+                variables=variables, recipient_name=rep.name, rep_id=rep.id, timezone=rep.timezone, priority="high",
+                assignment_id=a.assignment_id, links=True,
+            )
+        )  # fmt: skip
+        if lifecycle.rank(st.stage) < lifecycle.rank(S.SALES_QUALIFIED) and st.stage not in (
+            S.RECYCLED,
+            S.DISQUALIFIED,
+        ):
+            self._move(d, S.SALES_QUALIFIED, f"handed to sales ({candidate.rule})", now, None)
+        self._breach_alert(d, req, rep, now)
+        return d
+
+    def _breach_alert(self, d: Decision, req: RouteRequest, next_rep: Rep | None, now: datetime) -> None:
+        breached = req.breach_of
+        if breached is None:
+            return
+        manager = self.directory.manager(breached.manager_id)
+        if manager is None:
+            return
+        d.notifications.append(
+            Notify(
+                f"sla:{breached.assignment_id}", audience="manager", channel=manager.alert.channel,
+                address=manager.alert.address, recipient_name=manager.name, template="manager_sla_breach",
+                variables={"lead": lead_card(d.state.lead), "rep_name": breached.rep_name or breached.rep_id,
+                           "next_rep_name": next_rep.name if next_rep else None,
+                           "assigned_at": breached.assigned_at.isoformat()},
+                priority="high", assignment_id=breached.assignment_id,
+            )
+        )  # fmt: skip

@@ -1,0 +1,267 @@
+"""Events and due timers in -> domain -> events out, for one lead at a time.
+
+Order for every change (so a crash anywhere loses nothing and repeats only with the same ids):
+read the state, decide (pure), reserve a rep if routing was asked for (atomic across replicas),
+publish the outputs (deterministic event and notification ids), then compare-and-set the state
+(its version) and append it to the state topic. A lost race re-reads and decides again.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from leadpipe.runtime.stream import HandlerError
+from schemas.assignment_response.v1 import AssignmentResponse
+from schemas.envelope import Envelope, new_event
+from schemas.lead_assigned.v1 import LeadAssigned
+from schemas.lead_scored.v1 import LeadScored
+from schemas.lead_stage_changed.v1 import LeadStageChanged
+from schemas.links import assignment_token
+from schemas.notification_outcome.v1 import NotificationOutcome
+from schemas.notification_requested.v1 import NotificationRequested, Recipient, TouchRef
+from services.nurture.adapters.metrics import NurtureMetrics
+from services.nurture.adapters.redis_store import RedisNurtureStore
+from services.nurture.domain.engine import Decision, Notify, Nurture
+from services.nurture.domain.routing import Candidate, rank
+from services.nurture.domain.state import LeadState
+
+log = logging.getLogger(__name__)
+SOURCE = "/leadpipe/nurture"
+_NS = uuid.UUID("9d7a3c8e-51f4-4b7a-8d6e-0c2b1e4f7a90")
+MAX_RACES = 20
+
+
+def event_id(*parts: object) -> str:
+    """Deterministic, so a repeated decision republishes the same event ids."""
+    return str(uuid.uuid5(_NS, "/".join(str(p) for p in parts)))
+
+
+class Publisher(Protocol):
+    async def publish(self, events: Sequence[Envelope[Any]]) -> None: ...
+
+
+class StateAppender(Protocol):
+    async def append(self, state: LeadState) -> None: ...
+
+
+class Links:
+    def __init__(self, secret: str, public_url: str, ttl_s: float):
+        self.secret, self.base, self.ttl_s = secret, public_url.rstrip("/"), ttl_s
+
+    def for_assignment(self, assignment_id: str, lead_id: str, rep_id: str) -> tuple[str, str]:
+        token = assignment_token(self.secret, assignment_id=assignment_id, lead_id=lead_id, rep_id=rep_id,
+                                 ttl_s=self.ttl_s)  # fmt: skip
+        return f"{self.base}/v1/assignments/{token}/accept", f"{self.base}/v1/assignments/{token}/decline"
+
+
+class NurtureHandler:
+    def __init__(
+        self,
+        engine: Nurture,
+        store: RedisNurtureStore,
+        publisher: Publisher,
+        state_log: StateAppender,
+        metrics: NurtureMetrics,
+        links: Links,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
+        self.engine = engine
+        self.store = store
+        self.publisher = publisher
+        self.state_log = state_log
+        self.metrics = metrics
+        self.links = links
+        self.clock = clock
+
+    # -- entry points ---------------------------------------------------------------------------
+    async def handle(self, event: Envelope[Any]) -> list[Envelope[Any]]:
+        """The ``EventProcessor`` handler: publishes itself (before the state write), returns []."""
+        data = event.data
+        now = self.clock()
+        if isinstance(data, LeadScored):
+            await self._apply(
+                data.lead_id,
+                lambda st: self.engine.on_scored(st, event.id, data, now, synthetic=event.synthetic),
+                now, event, create=True,
+            )  # fmt: skip
+        elif isinstance(data, NotificationOutcome):
+            await self._apply(data.lead_id, lambda st: self.engine.on_outcome(st, event.id, data, now), now, event)  # type: ignore[arg-type]
+        elif isinstance(data, AssignmentResponse):
+            await self._apply(data.lead_id, lambda st: self.engine.on_response(st, event.id, data, now), now, event)  # type: ignore[arg-type]
+        else:
+            raise HandlerError(f"data: nurture does not handle {type(data).__name__}", field="data")
+        return []
+
+    async def tick(self, lease_s: float, limit: int) -> int:
+        """Fires whatever is due (touches, SLA timers, retries, re-nurture). Returns leads handled."""
+        now = self.clock()
+        ids = await self.store.claim_due(now.timestamp(), lease_s, limit)
+        for lead_id in ids:
+            await self._apply(lead_id, lambda st: self.engine.on_tick(st, now), now, None)  # type: ignore[arg-type]
+        return len(ids)
+
+    # -- the read-decide-publish-write loop -------------------------------------------------------
+    async def _apply(
+        self,
+        lead_id: str,
+        decide: Callable[[LeadState | None], Decision],
+        now: datetime,
+        cause: Envelope[Any] | None,
+        *,
+        create: bool = False,
+    ) -> None:
+        for _ in range(MAX_RACES):
+            state = await self.store.load(lead_id)
+            if state is None and not create:
+                if cause is None:  # a due entry for a lead that no longer exists
+                    await self.store.redis.zrem(self.store.due_key, lead_id)
+                    return
+                raise HandlerError(f"data.lead_id: unknown lead {lead_id!r}", field="data.lead_id")
+            version = state.version if state else 0
+            d = decide(state)
+            if d.duplicate:
+                return
+            await self._settle(d, now)
+            if state is not None and d.state == state and not (d.stage_changes or d.assigned or d.notifications):
+                await self.store.set_due(lead_id, self.engine.next_due(state))  # a claim moved it: put it back
+                return
+            d.state.version = version + 1
+            outputs = self._events(d, now, cause)
+            await self.publisher.publish(outputs)
+            if await self.store.save(d.state, version, self.engine.next_due(d.state)):
+                await self.state_log.append(d.state)
+                await self._after(d, now, cause)
+                return
+            self.metrics.conflicts.inc()
+        raise HandlerError(f"lead {lead_id}: state kept changing under {MAX_RACES} attempts")
+
+    async def _settle(self, d: Decision, now: datetime) -> None:
+        """Completes routing requests (reserving capacity) and fires anything due right now."""
+        for _ in range(8):
+            if d.route is not None:
+                for rep_id, held_day in d.released:
+                    await self.store.release(rep_id, held_day)
+                d.released = []
+                candidate, day = await self._reserve(d)
+                if candidate is None and not d.state.synthetic:
+                    self.metrics.unassigned.inc()
+                self.engine.assign(d, candidate, now, day)
+            tick = self.engine.on_tick(d.state, now)
+            if not tick.notifications and tick.route is None and tick.stage_changes == [] and not tick.sla_breaches:
+                d.state = tick.state
+                d.deferred += tick.deferred
+                return
+            d.absorb(tick)
+            if d.route is None:
+                return
+
+    async def _reserve(self, d: Decision) -> tuple[Candidate | None, str | None]:
+        st, req = d.state, d.route
+        assert req is not None
+        directory = self.engine.directory
+        now = self.clock()
+        days = {r.id: r.local_day(now) for r in directory.reps}
+        loads = await self.store.loads(days.items())
+        owner = await self.store.owner(st.lead.company_domain.lower()) if st.lead.company_domain else None
+        ranked = rank(self.engine.lead_facts(st), directory, loads, exclude=req.exclude, dynamic_owner=owner,
+                      ignore_capacity=st.synthetic)  # fmt: skip
+        attempt = st.attempts + 1
+        for cand in ranked:
+            held = await self.store.reserve(st.lead_id, attempt, cand.rep.id, days[cand.rep.id],
+                                            cand.rep.daily_capacity, count=not st.synthetic)  # fmt: skip
+            if held is None:
+                continue
+            if held != cand.rep.id:  # another replica already assigned this attempt: keep its choice
+                rep = directory.rep(held)
+                if rep is None:
+                    continue
+                cand = Candidate(rep, cand.rule, cand.reason)
+            return cand, None if st.synthetic else days[cand.rep.id]
+        return None, None
+
+    # -- outputs --------------------------------------------------------------------------------
+    def _events(self, d: Decision, now: datetime, cause: Envelope[Any] | None) -> list[Envelope[Any]]:
+        st = d.state
+        synthetic = st.synthetic or bool(cause and cause.synthetic)
+        kw: dict[str, Any] = {"source": SOURCE, "subject": st.lead_id, "synthetic": synthetic,
+                              "correlationid": cause.correlationid if cause else None}  # fmt: skip
+        out: list[Envelope[Any]] = []
+        for c in d.stage_changes:
+            payload = LeadStageChanged(lead_id=st.lead_id, from_stage=c.from_stage, to_stage=c.to_stage,
+                                       reason=c.reason[:500], changed_at=c.at, trigger_event_id=c.trigger_event_id)  # fmt: skip
+            out.append(
+                new_event(
+                    payload,
+                    id=event_id(st.lead_id, "stage", c.from_stage, c.to_stage, c.trigger_event_id or st.version),
+                    **kw,
+                )
+            )
+        for a in d.assigned:
+            assigned = LeadAssigned(
+                assignment_id=a.assignment_id, lead_id=st.lead_id, rep_id=a.rep_id, rep_name=a.rep_name, team=a.team,
+                manager_id=a.manager_id, rule=a.rule, attempt=a.attempt, previous_rep_id=a.previous_rep_id,
+                reason=a.reason[:500], assigned_at=a.assigned_at, accept_by=a.accept_by,
+            )  # fmt: skip
+            out.append(new_event(assigned, id=event_id("assigned", a.assignment_id), **kw))
+        for n in d.notifications:
+            out.append(new_event(self._request(st, n, now), id=event_id("notify", n.notification_id), **kw))
+        return out
+
+    def _request(self, st: LeadState, n: Notify, now: datetime) -> NotificationRequested:
+        variables = dict(n.variables)
+        if n.links and n.assignment_id and n.rep_id:
+            accept, decline = self.links.for_assignment(n.assignment_id, st.lead_id, n.rep_id)
+            variables |= {"accept_url": accept, "decline_url": decline}
+        touch = None
+        if n.touch_step is not None and n.playbook:
+            touch = TouchRef(playbook=n.playbook, playbook_version=n.playbook_version or "", step=n.touch_step,
+                             cadence=n.playbook)  # fmt: skip
+        return NotificationRequested(
+            notification_id=n.notification_id, lead_id=st.lead_id, audience=n.audience, channel=n.channel,
+            recipient=Recipient(address=n.address, name=n.recipient_name, rep_id=n.rep_id, timezone=n.timezone),
+            template=n.template, locale=n.locale, variables=variables, requested_at=now, priority=n.priority,
+            touch=touch, assignment_id=n.assignment_id, lead_captured_at=st.lead.first_captured_at,
+        )  # fmt: skip
+
+    async def _after(self, d: Decision, now: datetime, cause: Envelope[Any] | None) -> None:
+        """Side effects that may only follow a committed decision: owners, counts, metrics."""
+        st, m = d.state, self.metrics
+        if d.owner_claim is not None:
+            await self.store.claim_owner(*d.owner_claim)
+        for n in d.notifications:
+            m.sent.labels(n.audience).inc()
+        if d.illegal:
+            for exc in d.illegal:
+                log.warning("rejected %s", exc, extra={"lead_id": st.lead_id})
+        if st.synthetic:
+            return
+        if d.stage_changes:
+            await self.store.count_stages((c.from_stage, c.to_stage) for c in d.stage_changes)
+        for c in d.stage_changes:
+            m.transitions.labels(c.from_stage.value if c.from_stage else "none", c.to_stage.value).inc()
+        m.illegal.inc(len(d.illegal))
+        m.scheduled.inc(d.touches_scheduled)
+        m.deferred.inc(d.deferred)
+        m.sla_breaches.inc(d.sla_breaches)
+        if d.assigned and cause is not None and isinstance(cause.data, LeadScored):
+            m.time_to_assignment.observe(max(0.0, (now - cause.time).total_seconds()))
+        for a in d.assigned:
+            log.info("lead assigned", extra={"lead_id": st.lead_id, "rep": a.rep_id, "rule": a.rule,
+                                             "attempt": a.attempt})  # fmt: skip
+
+    async def refresh_gauges(self) -> None:
+        m = self.metrics
+        due, overdue = await self.store.due_counts(self.clock().timestamp())
+        m.due.set(due)
+        m.overdue.set(overdue)
+        for stage, count in (await self.store.stage_counts()).items():
+            m.leads.labels(stage).set(count)
+        now = self.clock()
+        reps = self.engine.directory.reps
+        loads = await self.store.loads((r.id, r.local_day(now)) for r in reps)
+        for r in reps:
+            m.rep_load.labels(r.id).set(loads[r.id].used if r.id in loads else 0)

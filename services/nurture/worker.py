@@ -1,0 +1,173 @@
+"""The nurture worker: a Faust agent over lead.scored, notification.outcome and
+assignment.response, plus the scheduler loop that fires due touches and SLA timers.
+
+Records of one lead share a partition (keyed by lead id), so one agent instance sees a lead's
+events in order; the scheduler runs in every replica and claims due leads atomically in Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+import yaml
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from leadpipe.runtime.faust_app import make_app
+from leadpipe.runtime.health import redis_reachable
+from leadpipe.runtime.kafka import make_producer, send_record
+from leadpipe.runtime.logs import setup_logging
+from leadpipe.runtime.metrics import serve_ops
+from leadpipe.runtime.stream import EventProcessor, RawMessage
+from schemas.assignment_response.v1 import AssignmentResponse
+from schemas.codec import Record, encode
+from schemas.envelope import Envelope
+from schemas.lead_scored.v1 import LeadScored
+from schemas.notification_outcome.v1 import NotificationOutcome
+from services.nurture.adapters.metrics import NurtureMetrics
+from services.nurture.adapters.redis_store import RedisNurtureStore
+from services.nurture.adapters.state_log import StateLog, ensure_state_topic, rebuild
+from services.nurture.config import NurtureSettings
+from services.nurture.domain.engine import Nurture
+from services.nurture.domain.playbooks import PlaybookSet, parse_playbooks
+from services.nurture.domain.routing import parse_directory
+from services.nurture.handlers import Links, NurtureHandler
+
+log = logging.getLogger(__name__)
+INPUTS: tuple[type[Any], ...] = (LeadScored, NotificationOutcome, AssignmentResponse)
+
+
+def load_engine(settings: NurtureSettings) -> Nurture:
+    """Reads and validates the playbooks and the sales directory (``ConfigError`` names the field)."""
+    books = parse_playbooks(yaml.safe_load(settings.nurture_playbooks_path.read_text()))
+    if settings.nurture_sla_seconds is not None:
+        from dataclasses import replace
+        from datetime import timedelta
+
+        books = PlaybookSet(books.version, books.playbooks,
+                            replace(books.policy, sla=timedelta(seconds=settings.nurture_sla_seconds)), books.onboarding)  # fmt: skip
+    directory = parse_directory(yaml.safe_load(settings.nurture_directory_path.read_text()))
+    return Nurture(books, directory)
+
+
+class _Publisher:
+    """Publishes a decision's events in one flush: sent together, then all acks awaited."""
+
+    def __init__(self, producer: Any, settings: NurtureSettings, metrics: NurtureMetrics):
+        self.producer, self.settings, self.metrics = producer, settings, metrics
+
+    async def send(self, topic: str, record: Record) -> None:
+        await send_record(self.producer, topic, record)
+
+    async def publish(self, events: Sequence[Envelope[Any]]) -> None:
+        futures = []
+        for event in events:
+            topic = self.settings.topic(event.data.topic())
+            rec = encode(event, max_bytes=self.settings.kafka_max_record_bytes)
+            futures.append((topic, await self.producer.send(topic, rec.value, key=rec.key, headers=rec.headers)))
+        for topic, fut in futures:
+            await fut
+            self.metrics.stage.published.labels("nurture", topic).inc()
+
+
+class Wiring:
+    def __init__(self, settings: NurtureSettings, metrics: NurtureMetrics):
+        self.settings = settings
+        self.metrics = metrics
+        self.redis: Redis[bytes] | None = None
+        self.producer: Any = None
+        self.handler: NurtureHandler | None = None
+        self.processor: EventProcessor | None = None
+        self.started = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> NurtureHandler:
+        async with self._lock:
+            if self.handler is not None:
+                return self.handler
+            s = self.settings
+            setup_logging("nurture", level=s.log_level, json_logs=s.log_json)
+            for logger in logging.Logger.manager.loggerDict.values():
+                if isinstance(logger, logging.Logger):
+                    logger.disabled = False
+            engine = load_engine(s)
+            self.redis = Redis.from_url(s.redis_url)
+            self.producer = make_producer(s)
+            await self.producer.start()
+            store = RedisNurtureStore(self.redis, s.nurture_redis_prefix)
+            state_topic = s.topic(s.nurture_state_topic)
+            await ensure_state_topic(s, state_topic)
+            if not await store.is_built():
+                await rebuild(s, state_topic, store, engine.next_due)
+                await store.mark_built()
+            publisher = _Publisher(self.producer, s, self.metrics)
+            links = Links(s.leadpipe_link_secret, s.leadpipe_public_url, s.link_ttl_s)
+            self.handler = NurtureHandler(engine, store, publisher, StateLog(self.producer, state_topic),
+                                          self.metrics, links)  # fmt: skip
+            self.processor = EventProcessor(service="nurture", metrics=self.metrics.stage, sink=publisher,
+                                            max_record_bytes=s.kafka_max_record_bytes)  # fmt: skip
+            log.info("nurture started: playbooks %s, directory %s (%d reps)", engine.playbooks.version,
+                     engine.directory.version, len(engine.directory.reps))  # fmt: skip
+            self.started.set()
+            return self.handler
+
+    async def stop(self) -> None:
+        self.started.clear()
+        if self.producer is not None:
+            await self.producer.stop()
+        if self.redis is not None:
+            await self.redis.aclose()  # type: ignore[attr-defined]
+
+    async def ready(self) -> dict[str, bool]:
+        redis_ok = await redis_reachable(self.redis)
+        return {"redis": redis_ok, "kafka_producer": self.producer is not None, "agent": self.started.is_set()}
+
+
+def build_app(settings: NurtureSettings, registry: CollectorRegistry | None = None) -> faust.App:
+    registry = registry or CollectorRegistry()
+    metrics = NurtureMetrics(registry)
+    expected = {settings.topic(p.topic()): p for p in INPUTS}
+    app = make_app(settings.nurture_group_id, settings)
+    source = app.topic(*expected, key_type=bytes, value_type=bytes)
+    wiring = Wiring(settings, metrics)
+    ops: list[web.AppRunner] = []
+
+    @app.agent(source, name="nurture")
+    async def nurture(stream: faust.StreamT[bytes]) -> None:
+        handler = await wiring.start()
+        assert wiring.processor is not None
+        processor = wiring.processor
+        try:
+            async for event in stream.events():
+                msg = RawMessage.from_kafka(event.message)
+                await processor.process(msg, expected.get(msg.topic), handler.handle)
+        finally:
+            await wiring.stop()
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def serve() -> None:
+        ops.append(await serve_ops(registry, wiring.ready, settings.ops_host, settings.ops_port))
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def scheduler() -> None:
+        # Due touches and SLA timers do not wait for the consumer group to settle.
+        handler = await wiring.start()
+        beat = 0
+        while True:
+            try:
+                handled = await handler.tick(settings.nurture_claim_lease_s, settings.nurture_claim_batch)
+                beat += 1
+                if beat % max(1, int(1 / settings.nurture_tick_interval_s)) == 0:
+                    await handler.refresh_gauges()
+            except Exception:
+                log.exception("scheduler tick failed; retrying")
+                handled = 0
+            if handled < settings.nurture_claim_batch:
+                await asyncio.sleep(settings.nurture_tick_interval_s)
+
+    return app
