@@ -1,0 +1,79 @@
+"""The notifier's other Redis state: the suppression list, per-recipient rate-limit windows
+and the retry backlog. Keys hold no address in clear (sha256), so a Redis dump leaks none."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from redis.asyncio import Redis
+
+from services.notifier.domain.suppression import Suppression, normalize_address
+
+
+def _digest(channel: str, address: str) -> str:
+    return hashlib.sha256(f"{channel}:{normalize_address(channel, address)}".encode()).hexdigest()[:40]
+
+
+class RedisSuppressionList:
+    """``<prefix>sup:<sha>`` -> reason. Rebuilt from ``lead.engagement`` by replaying it."""
+
+    def __init__(self, redis: Redis[bytes], *, prefix: str = "notifier:"):
+        self.redis = redis
+        self.prefix = prefix
+
+    def key(self, channel: str, address: str) -> str:
+        return f"{self.prefix}sup:{_digest(channel, address)}"
+
+    async def add(self, entry: Suppression) -> None:
+        await self.redis.set(self.key(entry.channel, entry.address), entry.reason)
+
+    async def reason(self, channel: str, address: str) -> str | None:
+        value = await self.redis.get(self.key(channel, address))
+        return value.decode() if value is not None else None
+
+
+class RedisRecipientLimiter:
+    """At most ``limit`` messages to one address per fixed window. ``acquire`` returns 0 when
+    allowed, else the seconds until the window resets."""
+
+    def __init__(self, redis: Redis[bytes], *, limit: int, window_s: int, prefix: str = "notifier:"):
+        self.redis = redis
+        self.limit = limit
+        self.window_s = window_s
+        self.prefix = prefix
+
+    async def acquire(self, channel: str, address: str, now: float | None = None) -> float:
+        now = time.time() if now is None else now
+        window = int(now // self.window_s)
+        key = f"{self.prefix}rl:{_digest(channel, address)}:{window}"
+        pipe = self.redis.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, self.window_s + 5)
+        count, _ = await pipe.execute()
+        if int(count) <= self.limit:
+            return 0.0
+        await self.redis.decr(key)
+        return (window + 1) * self.window_s - now
+
+
+class RedisRetryBacklog:
+    """Notification ids waiting on the retry topic (for the ``retry_backlog`` gauge)."""
+
+    def __init__(self, redis: Redis[bytes], *, prefix: str = "notifier:"):
+        self.redis = redis
+        self.key = f"{prefix}retry_backlog"
+
+    async def add(self, notification_id: str, due: float) -> int:
+        pipe = self.redis.pipeline()
+        pipe.zadd(self.key, {notification_id: due})
+        pipe.zcard(self.key)
+        _, size = await pipe.execute()
+        return int(size)
+
+    async def remove(self, notification_id: str) -> int:
+        pipe = self.redis.pipeline()
+        pipe.zrem(self.key, notification_id)
+        pipe.zcard(self.key)
+        _, size = await pipe.execute()
+        return int(size)

@@ -1,0 +1,98 @@
+"""Jinja2 templates per template name and locale: ``templates/<locale>/<name>.txt.j2`` holds
+the ``subject``, ``text`` and ``short`` (SMS/Slack) blocks; ``<name>.html.j2`` the HTML part
+(autoescaped). Undefined variables raise (StrictUndefined), so a request missing a variable
+ends as a clear ``failed`` outcome instead of a message with holes in it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from schemas.links import unsubscribe_token
+from schemas.notification_requested.v1 import NotificationRequested
+from services.notifier.domain.errors import TemplateMissing, VariableMissing
+from services.notifier.domain.message import OutboundMessage
+from services.notifier.domain.policy import resolve_locale
+
+LEAD_AUDIENCE = "lead"
+
+
+class TemplateRenderer:
+    def __init__(self, directory: Path, *, link_secret: str, public_url: str, default_locale: str = "en"):
+        self.directory = directory
+        self.link_secret = link_secret
+        self.public_url = public_url.rstrip("/")
+        self.default_locale = default_locale
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(directory)),
+            undefined=jinja2.StrictUndefined,
+            autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+        )
+        self.locales = {p.name for p in directory.iterdir() if p.is_dir() and not p.name.startswith("_")}
+
+    def unsubscribe_url(self, req: NotificationRequested) -> str:
+        token = unsubscribe_token(
+            self.link_secret, lead_id=req.lead_id, channel=req.channel.value, address=req.recipient.address
+        )
+        return f"{self.public_url}/v1/unsubscribe/{token}"
+
+    def render(self, req: NotificationRequested) -> OutboundMessage:
+        """Raises ``TemplateMissing`` or ``VariableMissing`` (both ``RenderError``)."""
+        locale = resolve_locale(req.locale, self.locales, self.default_locale)
+        headers: dict[str, str] = {}
+        context: dict[str, Any] = dict(req.variables)
+        context |= {"recipient": req.recipient.model_dump(), "locale": locale, "audience": req.audience}
+        if req.audience == LEAD_AUDIENCE:
+            url = self.unsubscribe_url(req)
+            context["unsubscribe_url"] = url
+            # RFC 8058 one-click: mail clients POST "List-Unsubscribe=One-Click" to the URL.
+            headers["List-Unsubscribe"] = f"<{url}>"
+            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        try:
+            text_tpl = self.env.get_template(f"{locale}/{req.template}.txt.j2")
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateMissing(req.template, locale) from exc
+        try:
+            html_tpl: jinja2.Template | None = self.env.get_template(f"{locale}/{req.template}.html.j2")
+        except jinja2.TemplateNotFound:
+            html_tpl = None
+        try:
+            blocks = {name: _block(text_tpl, name, context) for name in ("subject", "text", "short")}
+            html = html_tpl.render(context) if html_tpl is not None else None
+        except jinja2.UndefinedError as exc:
+            raise VariableMissing(req.template, str(exc)) from exc
+        except (TypeError, AttributeError, KeyError, ValueError) as exc:
+            raise VariableMissing(req.template, f"bad value: {exc}") from exc
+        return OutboundMessage(
+            notification_id=req.notification_id,
+            lead_id=req.lead_id,
+            channel=req.channel.value,
+            audience=req.audience,
+            template=req.template,
+            locale=locale,
+            to=req.recipient.address,
+            to_name=req.recipient.name,
+            subject=" ".join(blocks["subject"].split()),
+            text=blocks["text"].strip() + "\n",
+            short=blocks["short"].strip(),
+            html=html,
+            headers=headers,
+            data={
+                "template": req.template,
+                "audience": req.audience,
+                "lead_id": req.lead_id,
+                "assignment_id": req.assignment_id,
+                "variables": req.variables,
+            },
+        )
+
+
+def _block(template: jinja2.Template, name: str, context: dict[str, Any]) -> str:
+    if name not in template.blocks:
+        raise VariableMissing(template.name or "?", f"block {name!r} missing from the template file")
+    return "".join(template.blocks[name](template.new_context(context)))

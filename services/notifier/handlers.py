@@ -1,0 +1,306 @@
+"""Event in -> delivery decision -> provider call -> outcome out.
+
+One ``notification.requested`` ends in exactly one ``notification.outcome``: the ledger
+holds the terminal state and the outcome record, and the outcome is (re)published until the
+ledger says it was. Transient failures, ``not_before`` and per-recipient limits go to the
+retry topic with a due time, so the source partition never waits on a provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from leadpipe.runtime.metrics import StageMetrics
+from leadpipe.runtime.stream import RawMessage, RecordSink
+from schemas.codec import Record, encode
+from schemas.dlq import dead_letter
+from schemas.envelope import Envelope, new_event
+from schemas.lead_engagement.v1 import LeadEngagement
+from schemas.notification_outcome.v1 import NotificationOutcome
+from schemas.notification_requested.v1 import NotificationRequested
+from schemas.topics import dlq_name
+from services.notifier.adapters.channel import ChannelSender
+from services.notifier.adapters.metrics import NotifierMetrics
+from services.notifier.adapters.rate_gate import TokenBucket
+from services.notifier.adapters.redis_ledger import RedisLedger
+from services.notifier.adapters.redis_state import RedisRecipientLimiter, RedisRetryBacklog, RedisSuppressionList
+from services.notifier.adapters.templates import TemplateRenderer
+from services.notifier.domain.errors import RenderError
+from services.notifier.domain.message import SendResult
+from services.notifier.domain.policy import Action, RetryPolicy, after_failure, before_send
+from services.notifier.domain.suppression import suppressions_for
+
+log = logging.getLogger(__name__)
+
+SOURCE = "/leadpipe/notifier"
+DUE_HEADER = "notifier_due_at"
+REASON_HEADER = "notifier_reason"
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    requested: str = "notification.requested.v1"
+    outcome: str = "notification.outcome.v1"
+    retry: str = "notification.retry.v1"
+    engagement: str = "lead.engagement.v1"
+
+
+def due_at(msg: RawMessage) -> float:
+    for name, value in msg.headers:
+        if name == DUE_HEADER:
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0
+    return 0.0
+
+
+class Notifier:
+    def __init__(
+        self,
+        *,
+        renderer: TemplateRenderer,
+        channels: Mapping[str, ChannelSender],
+        ledger: RedisLedger,
+        suppression: RedisSuppressionList,
+        limiter: RedisRecipientLimiter,
+        backlog: RedisRetryBacklog,
+        sink: RecordSink,
+        metrics: NotifierMetrics,
+        stage: StageMetrics,
+        topics: Topics | None = None,
+        policy: RetryPolicy | None = None,
+        channel_rates: Mapping[str, float] | None = None,
+        lease_s: float = 30.0,
+        clock: Callable[[], float] = time.time,
+        jitter: Callable[[], float] = random.random,
+        max_record_bytes: int = 1_000_000,
+    ):
+        self.renderer = renderer
+        self.channels = channels
+        self.ledger = ledger
+        self.suppression = suppression
+        self.limiter = limiter
+        self.backlog = backlog
+        self.sink = sink
+        self.metrics = metrics
+        self.stage = stage
+        self.topics = topics or Topics()
+        self.policy = policy or RetryPolicy()
+        self.gates = {name: TokenBucket(rate) for name, rate in (channel_rates or {}).items()}
+        self.lease_s = lease_s
+        self.clock = clock
+        self.jitter = jitter
+        self.max_record_bytes = max_record_bytes
+
+    # -- engagement: the suppression list -------------------------------------------------
+    async def on_engagement(self, event: Envelope[Any]) -> list[Envelope[Any]]:
+        data: LeadEngagement = event.data
+        if event.synthetic:
+            return []
+        for entry in suppressions_for(
+            kind=data.kind.value,
+            channel=data.channel.value,
+            bounce_type=data.bounce_type,
+            email=data.identity.email,
+            phone=data.identity.phone,
+        ):
+            await self.suppression.add(entry)
+            self.metrics.suppressions.labels(entry.reason).inc()
+            log.info("address suppressed", extra={"event_id": event.id, "reason": entry.reason})
+        return []
+
+    # -- requests ---------------------------------------------------------------------------
+    async def on_retry(self, event: Envelope[Any], msg: RawMessage) -> list[Envelope[Any]]:
+        self.metrics.retry_backlog.set(await self.backlog.remove(event.data.notification_id))
+        return await self.on_request(event, msg)
+
+    async def on_request(self, event: Envelope[Any], msg: RawMessage) -> list[Envelope[Any]]:
+        req: NotificationRequested = event.data
+        nid = req.notification_id
+        entry = await self.ledger.get(nid)
+        if entry.terminal:
+            self.metrics.duplicates.inc()
+            if not entry.published and entry.outcome is not None:
+                await self._publish_outcome(nid, entry.outcome)
+            log.info("request already %s, not sent again", entry.state, extra={"event_id": event.id})
+            return []
+
+        now = self.clock()
+        channel = req.channel.value
+        reason = await self.suppression.reason(channel, req.recipient.address) if req.audience == "lead" else None
+        decision = before_send(
+            now=datetime.fromtimestamp(now, UTC),
+            synthetic=event.synthetic,
+            expires_at=req.expires_at,
+            not_before=req.not_before,
+            suppressed_reason=reason,
+        )
+        if decision.action is Action.SYNTHETIC:
+            await self._finish(event, "sent", entry.attempts, provider_response=decision.reason)
+            return []
+        if decision.action in (Action.EXPIRED, Action.SUPPRESSED):
+            await self._finish(event, decision.action.value, entry.attempts, error=decision.reason)
+            return []
+        if decision.action is Action.DEFER:
+            assert decision.until is not None
+            await self._defer(event, msg, decision.until.timestamp(), decision.reason)
+            return []
+
+        sender = self.channels.get(channel)
+        if sender is None:
+            await self._finish(event, "failed", entry.attempts, error=f"no adapter serves channel {channel!r}")
+            return []
+        try:
+            message = self.renderer.render(req)
+        except RenderError as exc:
+            await self._finish(event, "failed", entry.attempts, error=str(exc))
+            return []
+
+        wait = await self.limiter.acquire(channel, req.recipient.address, now)
+        if wait > 0:
+            await self._defer(event, msg, now + wait, "recipient rate limit")
+            return []
+
+        claim = await self.ledger.claim(nid, now=now, lease_s=self.lease_s)
+        if claim.status == "busy":
+            # Another delivery is mid-send; look again when its lease runs out.
+            await self._defer(event, msg, claim.lease_until + 0.1, "in flight elsewhere")
+            return []
+        if claim.status != "claimed":
+            self.metrics.duplicates.inc()
+            return []
+        if claim.attempts > self.policy.max_attempts:
+            await self._give_up(event, msg, claim.attempts - 1, "no attempts left")
+            return []
+        if claim.previous == "sending":
+            # The one duplicate window: a delivery died between claiming and recording the
+            # provider's answer. Resend with the same Message-ID / Idempotency-Key.
+            self.metrics.resent_after_crash.labels(channel).inc()
+            log.warning("resending after an interrupted send", extra={"event_id": event.id})
+
+        gate = self.gates.get(channel)
+        if gate is not None:
+            await gate.acquire()
+        started = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(sender.send(message), timeout=self.lease_s * 0.8)
+        except TimeoutError:
+            result = SendResult("transient", f"no answer within {self.lease_s * 0.8:.1f}s", "timeout")
+        self.metrics.send_duration.labels(channel).observe(time.perf_counter() - started)
+
+        if result.ok:
+            # Recorded first, before anything else can fail: this write closes the window.
+            await self._finish(event, "sent", claim.attempts, provider_response=result.response)
+            return []
+        self.metrics.provider_errors.labels(channel, result.error_kind or "unknown").inc()
+        nxt = after_failure(
+            result,
+            attempt=claim.attempts,
+            policy=self.policy,
+            now=datetime.fromtimestamp(self.clock(), UTC),
+            jitter=self.jitter(),
+        )
+        if nxt.retry_at is not None:
+            await self.ledger.release(nid)
+            self.stage.retries.labels(self.stage.service, msg.topic).inc()
+            await self._defer(event, msg, nxt.retry_at.timestamp(), f"attempt {claim.attempts}: {result.response}")
+        elif nxt.dead_letter:
+            await self._give_up(event, msg, claim.attempts, result.response)
+        else:
+            await self._finish(
+                event, "failed", claim.attempts, provider_response=result.response, error="permanent failure"
+            )
+        return []
+
+    # -- endings ----------------------------------------------------------------------------
+    async def _give_up(self, event: Envelope[Any], msg: RawMessage, attempts: int, response: str) -> None:
+        headers = [(k, v) for k, v in msg.headers if not k.startswith("notifier_")]
+        record = dead_letter(
+            key=msg.key,
+            value=msg.value,
+            headers=headers,
+            error=f"gave up after {attempts} attempts: {response}",
+            topic=self.topics.requested,
+            partition=msg.partition,
+            offset=msg.offset,
+            service=self.stage.service,
+        )
+        await self._send(dlq_name(self.topics.requested), record)
+        self.stage.dead_lettered.labels(self.stage.service, self.topics.requested, "retries_exhausted").inc()
+        await self._finish(
+            event, "failed", attempts, provider_response=response, error=f"gave up after {attempts} attempts"
+        )
+
+    async def _defer(self, event: Envelope[Any], msg: RawMessage, due: float, reason: str) -> None:
+        req: NotificationRequested = event.data
+        if req.expires_at is not None and due >= req.expires_at.timestamp():
+            entry = await self.ledger.get(req.notification_id)
+            await self._finish(event, "expired", entry.attempts, error=f"would expire before it could go ({reason})")
+            return
+        await self.ledger.mark_requested(req.notification_id)
+        headers = [(k, v) for k, v in msg.headers if not k.startswith("notifier_")]
+        headers += [(DUE_HEADER, f"{due:.3f}".encode()), (REASON_HEADER, reason[:500].encode())]
+        await self._send(self.topics.retry, Record(key=msg.key or b"", value=msg.value or b"", headers=headers))
+        self.metrics.retry_backlog.set(await self.backlog.add(req.notification_id, due))
+        log.info("deferred %.1fs: %s", max(0.0, due - self.clock()), reason, extra={"event_id": event.id})
+
+    async def _finish(
+        self,
+        event: Envelope[Any],
+        status: str,
+        attempts: int,
+        *,
+        provider_response: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        req: NotificationRequested = event.data
+        completed = datetime.fromtimestamp(self.clock(), UTC)
+        outcome = new_event(
+            NotificationOutcome(
+                notification_id=req.notification_id,
+                lead_id=req.lead_id,
+                status=status,
+                channel=req.channel,
+                audience=req.audience,
+                attempts=attempts,
+                completed_at=completed,
+                provider_response=provider_response[:2000] if provider_response else None,
+                error=error[:2000] if error else None,
+                template=req.template,
+                assignment_id=req.assignment_id,
+            ),
+            source=SOURCE,
+            subject=req.lead_id,
+            id=f"outcome-{req.notification_id}",
+            cause=event,
+        )
+        record = encode(outcome, max_bytes=self.max_record_bytes)
+        if not await self.ledger.finish(req.notification_id, status, record):
+            entry = await self.ledger.get(req.notification_id)
+            if entry.published or entry.outcome is None:
+                return
+            record = entry.outcome
+        elif not event.synthetic:
+            self.metrics.sends.labels(req.channel.value, status).inc()
+            if status == "sent" and req.template == "rep_alert" and req.lead_captured_at is not None:
+                self.metrics.capture_to_rep_alert.observe(
+                    max(0.0, completed.timestamp() - req.lead_captured_at.timestamp())
+                )
+        await self._publish_outcome(req.notification_id, record)
+        log.info("notification %s", status, extra={"event_id": event.id, "lead_id": req.lead_id})
+
+    async def _publish_outcome(self, notification_id: str, record: Record) -> None:
+        await self._send(self.topics.outcome, record)
+        await self.ledger.mark_published(notification_id)
+
+    async def _send(self, topic: str, record: Record) -> None:
+        await self.sink.send(topic, record)
+        self.stage.published.labels(self.stage.service, topic).inc()

@@ -1,0 +1,107 @@
+"""Build the notifier's parts from settings (used by the worker and by the benchmark)."""
+
+from __future__ import annotations
+
+import httpx
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from leadpipe.runtime.metrics import StageMetrics
+from leadpipe.runtime.stream import RecordSink
+from services.notifier.adapters.channel import ChannelSender
+from services.notifier.adapters.http_channels import HttpSms, SignedWebhook, SlackWebhook
+from services.notifier.adapters.metrics import NotifierMetrics
+from services.notifier.adapters.outbox import FileOutbox
+from services.notifier.adapters.redis_ledger import RedisLedger
+from services.notifier.adapters.redis_state import RedisRecipientLimiter, RedisRetryBacklog, RedisSuppressionList
+from services.notifier.adapters.smtp_sender import SmtpSender
+from services.notifier.adapters.templates import TemplateRenderer
+from services.notifier.config import NotifierSettings
+from services.notifier.domain.policy import RetryPolicy
+from services.notifier.handlers import Notifier, Topics
+
+SERVICE = "notifier"
+
+
+def build_channels(settings: NotifierSettings) -> dict[str, ChannelSender]:
+    """Which adapter serves each channel. Anything not configured for a real provider goes to
+    the dev outbox (``phone`` and ``task`` always do: a person acts on them)."""
+    s = settings
+    client = httpx.AsyncClient(timeout=httpx.Timeout(s.notifier_http_timeout_s), follow_redirects=False)
+
+    def outbox(name: str) -> FileOutbox:
+        return FileOutbox(s.notifier_outbox_dir, name=name, sender=s.notifier_email_from)
+
+    email: ChannelSender = outbox("email")
+    if s.notifier_email_transport == "smtp":
+        email = SmtpSender(
+            host=s.notifier_smtp_host,
+            port=s.notifier_smtp_port,
+            sender=s.notifier_email_from,
+            starttls=s.notifier_smtp_starttls,
+            use_tls=s.notifier_smtp_tls,
+            username=s.notifier_smtp_username,
+            password=s.notifier_smtp_password,
+            timeout_s=s.notifier_smtp_timeout_s,
+        )
+    sms: ChannelSender = outbox("sms")
+    if s.notifier_sms_transport == "http":
+        sms = HttpSms(
+            client,
+            base_url=s.notifier_sms_base_url,
+            account_sid=s.notifier_sms_account_sid,
+            auth_token=s.notifier_sms_auth_token,
+            sender=s.notifier_sms_from,
+        )
+    slack: ChannelSender = outbox("slack")
+    if s.notifier_slack_transport == "webhook":
+        slack = SlackWebhook(client, s.notifier_slack_webhook_url)
+    webhook: ChannelSender = outbox("webhook")
+    if s.notifier_webhook_transport == "http":
+        webhook = SignedWebhook(client, s.notifier_webhook_secret)
+    return {
+        "email": email,
+        "sms": sms,
+        "slack": slack,
+        "webhook": webhook,
+        "phone": outbox("phone"),
+        "task": outbox("task"),
+    }
+
+
+def build_notifier(
+    settings: NotifierSettings,
+    *,
+    redis: Redis[bytes],
+    sink: RecordSink,
+    registry: CollectorRegistry,
+    stage: StageMetrics,
+    channels: dict[str, ChannelSender] | None = None,
+) -> Notifier:
+    s = settings
+    prefix = s.notifier_redis_prefix
+    return Notifier(
+        renderer=TemplateRenderer(
+            s.notifier_templates_dir, link_secret=s.leadpipe_link_secret, public_url=s.leadpipe_public_url
+        ),
+        channels=channels if channels is not None else build_channels(s),
+        ledger=RedisLedger(redis, prefix=prefix, ttl_s=s.notifier_ledger_ttl_s),
+        suppression=RedisSuppressionList(redis, prefix=prefix),
+        limiter=RedisRecipientLimiter(
+            redis, limit=s.notifier_recipient_limit, window_s=s.notifier_recipient_window_s, prefix=prefix
+        ),
+        backlog=RedisRetryBacklog(redis, prefix=prefix),
+        sink=sink,
+        metrics=NotifierMetrics(registry),
+        stage=stage,
+        topics=Topics(
+            requested=s.notifier_requested_topic,
+            outcome=s.notifier_outcome_topic,
+            retry=s.notifier_retry_topic,
+            engagement=s.notifier_engagement_topic,
+        ),
+        policy=RetryPolicy(s.notifier_max_attempts, s.notifier_retry_base_s, s.notifier_retry_cap_s),
+        channel_rates=s.notifier_channel_rate_per_s,
+        lease_s=s.notifier_send_lease_s,
+        max_record_bytes=s.kafka_max_record_bytes,
+    )
