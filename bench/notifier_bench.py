@@ -1,0 +1,204 @@
+"""Notifier sends/s to the dev file outbox and to a local SMTP server, each beside a raw
+baseline measured in the same run:
+
+- file:  raw ``.eml`` write + JSON line append  vs  render + FileOutbox  vs  the full handler
+         (ledger, suppression and rate-limit checks in a real Redis, outcome encoded)
+- smtp:  raw aiosmtplib ``send_message`` on one connection  vs  render + SmtpSender  vs  the
+         full handler. The SMTP server (aiosmtpd, discarding) runs in its own process.
+
+Kafka is not in the loop (the handler publishes to an in-memory sink): this measures the
+notifier's own cost per send. Run: ``.venv/bin/python bench/notifier_bench.py [N]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import aiosmtplib
+import orjson
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from leadpipe.devstack.processes import ManagedProcess, free_port, start_redis, wait_for_port
+from leadpipe.runtime.metrics import StageMetrics
+from leadpipe.runtime.stream import RawMessage
+from schemas.codec import Record, encode
+from schemas.envelope import new_event
+from schemas.notification_requested.v1 import NotificationRequested
+from services.notifier.adapters.email_mime import build_email
+from services.notifier.adapters.outbox import FileOutbox
+from services.notifier.adapters.smtp_sender import SmtpSender
+from services.notifier.adapters.templates import TemplateRenderer
+from services.notifier.config import TEMPLATES_DIR, NotifierSettings
+from services.notifier.handlers import Notifier
+from services.notifier.wiring import build_notifier
+
+SENDER = "leadpipe <noreply@leadpipe.local>"
+VARS = {
+    "lead": {
+        "name": "Dana Lee",
+        "company": "Example Corp",
+        "title": "Director",
+        "grade": "A",
+        "score": 72.5,
+        "reasons": ["Director-level title", "500+ employees", "Urgent need"],
+        "source": "web_form",
+    },
+    "accept_url": "http://127.0.0.1:8080/v1/assignments/t/accept",
+    "decline_url": "http://127.0.0.1:8080/v1/assignments/t/decline",
+    "accept_by": "2026-05-04T09:45:02Z",
+}
+
+
+class NullSink:
+    async def send(self, topic: str, record: Record) -> None:
+        return None
+
+
+def requests(n: int) -> list[tuple[NotificationRequested, RawMessage, object]]:
+    out = []
+    run = uuid.uuid4().hex[:6]
+    for i in range(n):
+        req = NotificationRequested(
+            notification_id=f"b-{run}-{i}",
+            lead_id=f"ld-{i}",
+            audience="rep",
+            channel="email",
+            recipient={"address": f"rep{i % 50}@sales.example", "name": "Rep"},
+            template="rep_alert",
+            variables=VARS,
+            requested_at="2026-05-04T09:30:00Z",
+        )
+        event = new_event(req, source="/bench", subject=req.lead_id)
+        rec = encode(event)
+        out.append((req, RawMessage("notification.requested.v1", 0, i, rec.key, rec.value, rec.headers), event))
+    return out
+
+
+async def timed(label: str, n: int, coro_factory) -> float:
+    started = time.perf_counter()
+    await coro_factory()
+    rate = n / (time.perf_counter() - started)
+    print(f"  {label:<44} {rate:10.0f} sends/s")
+    return rate
+
+
+def handler(settings: NotifierSettings, redis: Redis, channel) -> Notifier:
+    registry = CollectorRegistry()
+    return build_notifier(
+        settings,
+        redis=redis,
+        sink=NullSink(),
+        registry=registry,
+        stage=StageMetrics("notifier", registry),
+        channels={"email": channel},
+    )
+
+
+async def main(n: int) -> None:
+    work = Path(tempfile.mkdtemp(prefix="notifier-bench-"))
+    redis_port, smtp_port = free_port(), free_port()
+    redis_proc = start_redis(redis_port, work / "redis", work / "redis.log", appendonly=False)
+    smtp_proc = ManagedProcess(
+        "smtp",
+        [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{smtp_port}", "-c", "aiosmtpd.handlers.Sink"],
+        work / "smtp.log",
+    ).start()
+    wait_for_port(smtp_port, proc=smtp_proc.proc)
+    redis: Redis = Redis.from_url(f"redis://127.0.0.1:{redis_port}/0")
+    settings = NotifierSettings(
+        kafka_bootstrap_servers="unused:9092",
+        redis_url=f"redis://127.0.0.1:{redis_port}/0",
+        notifier_recipient_limit=10**9,
+        notifier_channel_rate_per_s={},
+    )
+    renderer = TemplateRenderer(TEMPLATES_DIR, link_secret="s", public_url="http://127.0.0.1:8080")
+    try:
+        batch = requests(n)
+        sample = bytes(build_email(renderer.render(batch[0][0]), sender=SENDER))
+        print(f"notifier bench: {n} rep_alert emails per row (rendered size {len(sample)} bytes)")
+
+        print("file outbox")
+        raw_dir = work / "raw"
+        raw_dir.mkdir()
+
+        async def raw_files() -> None:
+            with (raw_dir / "log.jsonl").open("ab") as _:
+                pass
+            for i, (req, _, _) in enumerate(batch):
+                (raw_dir / f"{i}.eml").write_bytes(sample)
+                with (raw_dir / "log.jsonl").open("ab") as log:
+                    log.write(orjson.dumps({"notification_id": req.notification_id, "file": f"{i}.eml"}) + b"\n")
+
+        raw_file = await timed("raw: write .eml + append JSON line", n, raw_files)
+        outbox = FileOutbox(work / "outbox-a", name="email")
+
+        async def adapter_files() -> None:
+            for req, _, _ in batch:
+                await outbox.send(renderer.render(req))
+
+        adapter_file = await timed("notifier: render + FileOutbox", n, adapter_files)
+        full = handler(
+            settings.model_copy(update={"notifier_redis_prefix": "bench:f:"}),
+            redis,
+            FileOutbox(work / "outbox-b", name="email"),
+        )
+
+        async def full_files() -> None:
+            for _, msg, event in batch:
+                await full.on_request(event, msg)
+
+        full_file = await timed("notifier: full handler (Redis ledger) + outbox", n, full_files)
+
+        print("smtp (aiosmtpd in its own process)")
+        mails = [build_email(renderer.render(req), sender=SENDER) for req, _, _ in batch]
+
+        async def raw_smtp() -> None:
+            client = aiosmtplib.SMTP(hostname="127.0.0.1", port=smtp_port, start_tls=False)
+            await client.connect()
+            for mail in mails:
+                await client.send_message(mail)
+            await client.quit()
+
+        raw_rate = await timed("raw: aiosmtplib send_message (prebuilt)", n, raw_smtp)
+        smtp = SmtpSender(host="127.0.0.1", port=smtp_port, sender=SENDER)
+
+        async def adapter_smtp() -> None:
+            for req, _, _ in batch:
+                result = await smtp.send(renderer.render(req))
+                assert result.ok, result
+
+        adapter_smtp_rate = await timed("notifier: render + SmtpSender", n, adapter_smtp)
+        full_smtp_handler = handler(
+            settings.model_copy(update={"notifier_redis_prefix": "bench:s:"}),
+            redis,
+            SmtpSender(host="127.0.0.1", port=smtp_port, sender=SENDER),
+        )
+
+        async def full_smtp() -> None:
+            for _, msg, event in batch:
+                await full_smtp_handler.on_request(event, msg)
+
+        full_smtp_rate = await timed("notifier: full handler (Redis ledger) + SMTP", n, full_smtp)
+        await smtp.close()
+        for sender in full_smtp_handler.channels.values():
+            await sender.close()
+
+        print("ratios (notifier / raw, same run)")
+        print(f"  outbox adapter / raw file   {adapter_file / raw_file:6.2f}")
+        print(f"  outbox handler / raw file   {full_file / raw_file:6.2f}")
+        print(f"  smtp adapter   / raw smtp   {adapter_smtp_rate / raw_rate:6.2f}")
+        print(f"  smtp handler   / raw smtp   {full_smtp_rate / raw_rate:6.2f}")
+    finally:
+        await redis.aclose()
+        smtp_proc.stop()
+        redis_proc.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000))
