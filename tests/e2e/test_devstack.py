@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from leadpipe.devstack.processes import free_port
+from leadpipe.devstack.stack import SERVICES
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -31,14 +32,8 @@ def test_the_dev_stack_comes_up_reports_where_things_are_and_stops_cleanly_on_ct
     state = tmp_path / "state"
     ready = tmp_path / "ready"
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL")}
-    env |= {
-        "LEADPIPE_BROKER_PORT": str(free_port()),
-        "LEADPIPE_INGEST_PORT": str(free_port()),
-        "LEADPIPE_SCORING_PORT": str(free_port()),
-        "LEADPIPE_NURTURE_PORT": str(free_port()),
-        "LEADPIPE_NOTIFIER_PORT": str(free_port()),
-        "LEADPIPE_EXPORTER_PORT": str(free_port()),
-    }
+    env |= {"LEADPIPE_BROKER_PORT": str(free_port())}
+    env |= {f"LEADPIPE_{spec.name.upper()}_PORT": str(free_port()) for spec in SERVICES}
     started = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "leadpipe.cli", "dev", "up", "--state-dir", str(state), "--ready-file", str(ready)],

@@ -1,0 +1,247 @@
+"""The whole pipeline as a set of child processes: broker, Redis, topics and every service.
+
+``make run`` uses it with the fixed ports, the end-to-end tests, the chaos suite and the load
+benchmark with free ports, extra environment and replicas. Each process can be killed
+(``kill9``), restarted, or (the broker) paused, so failures can be made on purpose.
+
+    with Stack(tmp / "stack", ports="free", env={"NURTURE_SLA_SECONDS": "3"}) as stack:
+        httpx.post(stack.url("ingest") + "/v1/forms/demo", json=...)
+        stack.kill9("scoring"); stack.restart("scoring")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import os
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from leadpipe.devstack.processes import (
+    ManagedProcess,
+    free_port,
+    port_is_free,
+    start_broker,
+    start_redis,
+    wait_for_port,
+)
+from leadpipe.runtime.kafka import ensure_topics, wait_for_broker
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    port_env: str
+    port: int
+    what: str
+    module: str = ""
+
+    @property
+    def main_module(self) -> str:
+        return self.module or f"services.{self.name}"
+
+    def chosen_port(self) -> int:
+        """The default port, or ``LEADPIPE_<NAME>_PORT`` when set."""
+        return int(os.environ.get(f"LEADPIPE_{self.name.upper()}_PORT", self.port))
+
+
+#: Stable defaults: later checks rely on ingest at 127.0.0.1:8080.
+SERVICES = (
+    ServiceSpec("ingest", "INGEST_PORT", 8080, "capture API, demo page and /metrics"),
+    ServiceSpec("scoring", "OPS_PORT", 9101, "/metrics /healthz /readyz"),
+    ServiceSpec("nurture", "OPS_PORT", 9102, "/metrics /healthz /readyz"),
+    ServiceSpec("notifier", "OPS_PORT", 9103, "/metrics /healthz /readyz"),
+    ServiceSpec("exporter", "EXPORTER_PORT", 9104, "consumer lag and DLQ depth /metrics", "leadpipe.exporter"),
+    ServiceSpec("canary", "CANARY_PORT", 9105, "synthetic lead every 30 s, round-trip /metrics", "leadpipe.canary"),
+)
+PIPELINE = ("ingest", "scoring", "nurture", "notifier")
+
+
+def available_services() -> list[ServiceSpec]:
+    found = []
+    for spec in SERVICES:
+        main = spec.main_module if spec.module else f"{spec.main_module}.__main__"
+        if importlib.util.find_spec(main) is not None:
+            found.append(spec)
+    return found
+
+
+def _spec(name: str) -> ServiceSpec:
+    for spec in SERVICES:
+        if spec.name == name:
+            return spec
+    raise ValueError(f"unknown service {name!r}; known: {', '.join(s.name for s in SERVICES)}")
+
+
+class Stack:
+    """Broker + Redis + services. ``ports="fixed"``: the defaults (``make run``); ``"free"``: any free port."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        services: Sequence[str] | None = None,
+        ports: Literal["fixed", "free"] = "free",
+        env: Mapping[str, str] | None = None,
+        replicas: Mapping[str, int] | None = None,
+        partitions: int | None = None,
+        bootstrap: str | None = None,
+        redis_url: str | None = None,
+    ) -> None:
+        self.state_dir = state_dir.resolve()
+        self.logs = self.state_dir / "logs"
+        self.outbox = self.state_dir / "outbox"
+        available = {s.name for s in available_services()}
+        names = services if services is not None else [s.name for s in SERVICES]
+        self.specs = [_spec(n) for n in names if n in available]
+        self.ports_mode = ports
+        self.extra_env = dict(env or {})
+        self.replicas = {name: max(1, (replicas or {}).get(name, 1)) for name in names}
+        self.partitions = partitions or int(os.environ.get("KAFKA_PARTITIONS", "6"))
+        self.bootstrap = bootstrap or ""
+        self.redis_url = redis_url or ""
+        self.broker: ManagedProcess | None = None
+        self.redis: ManagedProcess | None = None
+        self.created_topics: list[str] = []
+        self.procs: dict[str, list[ManagedProcess]] = {}
+        self._ports: dict[str, list[int]] = {}
+        self._redis_port = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> Stack:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.outbox.mkdir(parents=True, exist_ok=True)
+        try:
+            self.start_infra()
+            for spec in self.specs:
+                self._ports[spec.name] = [self._pick_port(spec, i) for i in range(self.replicas[spec.name])]
+                self.procs[spec.name] = [self._spawn(spec, i) for i in range(self.replicas[spec.name])]
+            for spec in self.specs:
+                for i, proc in enumerate(self.procs[spec.name]):
+                    wait_for_port(self._ports[spec.name][i], timeout_s=60.0, proc=proc.proc)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def start_infra(self) -> None:
+        if not self.bootstrap:
+            wanted = int(os.environ.get("LEADPIPE_BROKER_PORT", "9092")) if self.ports_mode == "fixed" else 0
+            port = wanted if wanted and port_is_free(wanted) else free_port()
+            self.broker = start_broker(port, self.logs / "broker.log")
+            self.bootstrap = f"127.0.0.1:{port}"
+        if not self.redis_url:
+            self._redis_port = free_port()
+            self.redis = start_redis(self._redis_port, self.state_dir / "redis", self.logs / "redis.log")
+            self.redis_url = f"redis://127.0.0.1:{self._redis_port}/0"
+        asyncio.run(wait_for_broker(self.bootstrap))
+        self.created_topics = asyncio.run(ensure_topics(self.bootstrap, partitions=self.partitions))
+
+    def stop(self) -> None:
+        for name in reversed(list(self.procs)):
+            for proc in self.procs[name]:
+                proc.stop()
+        for infra in (self.redis, self.broker):
+            if infra is not None:
+                infra.stop()
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def all_processes(self) -> list[ManagedProcess]:
+        infra = [p for p in (self.broker, self.redis) if p is not None]
+        return infra + [p for name in self.procs for p in self.procs[name]]
+
+    # -- where things are ------------------------------------------------------------------
+    def port(self, name: str, replica: int = 0) -> int:
+        return self._ports[name][replica]
+
+    def url(self, name: str, replica: int = 0) -> str:
+        return f"http://127.0.0.1:{self.port(name, replica)}"
+
+    def env_for(self, name: str, replica: int = 0) -> dict[str, str]:
+        """The environment a service replica runs with (also handy for CLIs run against the stack)."""
+        # Replicas beyond the first get their own state dir (spool, Faust data) and outbox.
+        state = self.state_dir if replica == 0 else self.state_dir / "replicas" / f"{name}-{replica}"
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "REDIS_URL": self.redis_url,
+            "LEADPIPE_STATE_DIR": str(state),
+            "NOTIFIER_OUTBOX_DIR": str(self.outbox),
+            "KAFKA_PARTITIONS": str(self.partitions),
+        }
+        return env | self.extra_env
+
+    def _pick_port(self, spec: ServiceSpec, replica: int) -> int:
+        if self.ports_mode == "fixed" and replica == 0:
+            return spec.chosen_port()
+        return free_port()
+
+    def _spawn(self, spec: ServiceSpec, replica: int) -> ManagedProcess:
+        suffix = "" if replica == 0 else f"-{replica}"
+        return ManagedProcess(
+            f"{spec.name}{suffix}",
+            [sys.executable, "-m", spec.main_module],
+            self.logs / f"{spec.name}{suffix}.log",
+            env=self.env_for(spec.name, replica) | {spec.port_env: str(self._ports[spec.name][replica])},
+        ).start()
+
+    # -- failures on purpose -----------------------------------------------------------------
+    def kill9(self, name: str, replica: int = 0) -> None:
+        self.procs[name][replica].kill9()
+
+    def restart(self, name: str, replica: int = 0, *, timeout_s: float = 60.0) -> None:
+        """Stop (if still running) and start one service replica again on the same port."""
+        spec = _spec(name)
+        self.procs[name][replica].stop()
+        proc = self._spawn(spec, replica)
+        self.procs[name][replica] = proc
+        wait_for_port(self._ports[name][replica], timeout_s=timeout_s, proc=proc.proc)
+
+    @contextlib.contextmanager
+    def broker_paused(self) -> Iterator[None]:
+        """Freeze the broker (SIGSTOP) and thaw it after the block: to its clients, a broker that is
+        down and comes back with its data (Tansu keeps data in memory, so a real stop would lose it)."""
+        if self.broker is None:
+            raise RuntimeError("the broker is external to this stack; pause it yourself")
+        os.killpg(self.broker.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.killpg(self.broker.pid, signal.SIGCONT)
+
+    def restart_redis(self, *, wipe: bool = False) -> None:
+        """Restart the private redis-server on the same port; ``wipe=True`` starts it empty."""
+        if self.redis is None:
+            raise RuntimeError("Redis is external to this stack; restart it yourself")
+        self.redis.kill9()
+        if wipe:
+            shutil.rmtree(self.state_dir / "redis", ignore_errors=True)
+        self.redis = start_redis(self._redis_port, self.state_dir / "redis", self.logs / "redis.log")
+
+    def first_dead(self) -> ManagedProcess | None:
+        for proc in self.all_processes():
+            if not proc.alive():
+                return proc
+        return None
+
+    def wait_until(self, check: Callable[[], object], timeout_s: float = 30.0, interval_s: float = 0.2) -> None:
+        """Poll ``check()`` until truthy; on timeout raise with the first dead process's log tail."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if check():
+                return
+            time.sleep(interval_s)
+        dead = self.first_dead()
+        hint = f"; {dead.name} is dead, log: {dead.log_path}" if dead else ""
+        raise TimeoutError(f"condition not met within {timeout_s}s{hint}")
