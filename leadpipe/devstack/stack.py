@@ -196,6 +196,20 @@ class Stack:
             env=self.env_for(spec.name, replica) | {spec.port_env: str(self._ports[spec.name][replica])},
         ).start()
 
+    def add_replica(self, name: str, *, timeout_s: float = 60.0) -> int:
+        """Start one more replica of a running service (scale-out under load; its consumer
+        group rebalances); returns the new replica's index."""
+        if name not in self.procs:
+            raise ValueError(f"service {name!r} is not running in this stack; running: {', '.join(self.procs)}")
+        spec = _spec(name)
+        index = len(self.procs[name])
+        self._ports[name].append(self._pick_port(spec, index))
+        proc = self._spawn(spec, index)
+        self.procs[name].append(proc)
+        self.replicas[name] = index + 1
+        wait_for_port(self._ports[name][index], timeout_s=timeout_s, proc=proc.proc)
+        return index
+
     # -- failures on purpose -----------------------------------------------------------------
     def kill9(self, name: str, replica: int = 0) -> None:
         self.procs[name][replica].kill9()
