@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import ValidationError
 
 from schemas.base import Payload
 from schemas.catalog import UPCASTERS, payload_for
-from schemas.envelope import Envelope
+from schemas.envelope import Envelope, envelope_of
 from schemas.errors import DecodeError, RecordTooLarge, UnknownEventType
 
 P = TypeVar("P", bound=Payload)
@@ -151,23 +151,20 @@ def decode(
         message, field, problem = _first_error(exc, "data")
         raise DecodeError(message, field=field, problem=problem) from exc
     try:
-        return cast(
-            Envelope[Any],
-            Envelope[model].model_validate(  # type: ignore[valid-type]
-                {
-                    "specversion": attrs["ce_specversion"],
-                    "id": attrs["ce_id"],
-                    "source": attrs["ce_source"],
-                    "type": attrs["ce_type"],
-                    "time": attrs["ce_time"],
-                    "subject": attrs["ce_subject"],
-                    "dataschema": model.dataschema(),
-                    "datacontenttype": attrs.get("content-type", "application/json"),
-                    "correlationid": attrs.get("ce_correlationid"),
-                    "synthetic": attrs.get("ce_synthetic") == "true",
-                    "data": payload,
-                }
-            ),
+        return envelope_of(model).model_validate(
+            {
+                "specversion": attrs["ce_specversion"],
+                "id": attrs["ce_id"],
+                "source": attrs["ce_source"],
+                "type": attrs["ce_type"],
+                "time": attrs["ce_time"],
+                "subject": attrs["ce_subject"],
+                "dataschema": model.dataschema(),
+                "datacontenttype": attrs.get("content-type", "application/json"),
+                "correlationid": attrs.get("ce_correlationid"),
+                "synthetic": attrs.get("ce_synthetic") == "true",
+                "data": payload,
+            }
         )
     except ValidationError as exc:
         message, field, problem = _first_error(exc, "")

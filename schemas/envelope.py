@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from functools import cache
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,6 +37,12 @@ class Envelope(BaseModel, Generic[P]):
     data: P
 
 
+@cache
+def envelope_of(payload: type[Any]) -> type[Envelope[Any]]:
+    """``Envelope[payload]``, looked up once per payload class (pydantic's own lookup is costly per call)."""
+    return Envelope[payload]  # type: ignore[valid-type]
+
+
 def new_event(
     data: P,
     *,
@@ -56,7 +63,7 @@ def new_event(
     if cause is not None:
         correlationid = correlationid or cause.correlationid
         synthetic = synthetic or cause.synthetic
-    return Envelope[cls](  # type: ignore[valid-type]
+    return envelope_of(cls)(
         id=event_id,
         source=source,
         type=cls.ce_type(),
