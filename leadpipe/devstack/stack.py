@@ -120,8 +120,10 @@ class Stack:
         self.outbox.mkdir(parents=True, exist_ok=True)
         try:
             self.start_infra()
+            # Every port first: a service's environment may name another's (LEADPIPE_PUBLIC_URL).
             for spec in self.specs:
                 self._ports[spec.name] = [self._pick_port(spec, i) for i in range(self.replicas[spec.name])]
+            for spec in self.specs:
                 self.procs[spec.name] = [self._spawn(spec, i) for i in range(self.replicas[spec.name])]
             for spec in self.specs:
                 for i, proc in enumerate(self.procs[spec.name]):
@@ -180,6 +182,9 @@ class Stack:
             "NOTIFIER_OUTBOX_DIR": str(self.outbox),
             "KAFKA_PARTITIONS": str(self.partitions),
         }
+        if self._ports.get("ingest"):
+            # Links that leave the pipeline (accept, decline, unsubscribe) point at this stack's ingest.
+            env["LEADPIPE_PUBLIC_URL"] = self.url("ingest")
         return env | self.extra_env
 
     def _pick_port(self, spec: ServiceSpec, replica: int) -> int:
