@@ -1,0 +1,111 @@
+"""The user stories, end to end on one embedded stack (see conftest.py and harness.py).
+
+Each journey enters through a real front door (the landing page's form, the scanner API, the
+email provider's signed webhook, links in delivered messages) and checks only real outputs:
+mail on the SMTP server, the notifier's outbox, records on the topics, /metrics. Cadences run
+in compressed weeks (``WEEK_S`` seconds); sending windows and working days are real local
+times in each person's own time zone. A journey that stalls fails with the events it saw.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tests.e2e.harness import PLACES, REPS, Journey, Mail
+
+US_REPS = {rid for rid, rep in REPS.items() if "US" in rep[1]}
+
+
+def place(zone: str) -> Any:
+    return next(p for p in PLACES if p.zone == zone)
+
+
+def stage_changes(j: Journey, lead_id: str) -> list[Any]:
+    return [e.data for e in j.tail.events("lead.stage_changed.v1", lead_id)]
+
+
+def assignments(j: Journey, lead_id: str) -> list[Any]:
+    return sorted((e.data for e in j.tail.events("lead.assigned.v1", lead_id)), key=lambda a: a.attempt)
+
+
+def mail(j: Journey, address: str, notification_id: str, lead_id: str, timeout_s: float = 30.0) -> Mail:
+    return j.wait(
+        f"mail {notification_id} to {address}",
+        lambda: next((m for m in j.inbox.to(address) if m.notification_id == notification_id), None),
+        timeout_s,
+        lead_id=lead_id,
+    )
+
+
+def touch_mails(j: Journey, address: str, lead_id: str) -> list[Mail]:
+    return sorted((m for m in j.inbox.to(address) if m.notification_id.startswith(f"touch:{lead_id}:")),
+                  key=lambda m: m.received_at)  # fmt: skip
+
+
+def outcomes(j: Journey, lead_id: str) -> list[Any]:
+    return [e.data for e in j.tail.events("notification.outcome.v1", lead_id)]
+
+
+def touch_requests(j: Journey, lead_id: str) -> list[Any]:
+    return sorted((r for r in j.requested(lead_id, audience="lead") if r.touch is not None),
+                  key=lambda r: r.touch.step)  # fmt: skip
+
+
+# -- 1 -----------------------------------------------------------------------------------------------------
+def test_a_directors_demo_request_becomes_grade_a_and_the_rep_accepts_from_the_alert_mail(journey: Journey):
+    j = journey
+    ny = place("America/New_York")
+    email, phone = f"dana.whitfield.{j.run}@mapleanalytics.com", ny.phone(101)
+    captured = datetime.now(UTC)
+    page = j.post_demo_form(
+        {"email": email, "phone": phone, "first_name": "Dana", "last_name": "Whitfield",
+         "company": "Maple Analytics", "job_title": "Director of Operations", "country": "US", "seats": "40",
+         "need": "Replace our spreadsheet lead tracking", "timeline": "this quarter",
+         "marketing_consent": "on", "website": ""}
+    )  # fmt: skip
+    assert page.history and page.history[0].status_code == 303, page.text
+    assert page.status_code == 200 and page.url.path == "/thanks"
+
+    lead_id = j.lead_id_for(email=email)
+    scored = j.scored(lead_id)
+    rules = {r.rule_id for r in scored.reasons}
+    assert scored.grade.value == "A", (scored.score, rules, j.diagnose(lead_id))
+    assert {"seniority.director", "company.midsize"} <= rules, rules
+
+    a = j.wait("the lead assigned to a rep", lambda: next(iter(assignments(j, lead_id)), None), lead_id=lead_id)
+    assert a.rep_id in US_REPS and a.rule == "territory", a
+    rep_address = REPS[a.rep_id][3]
+    alert = mail(j, rep_address, f"alert:{a.assignment_id}", lead_id)
+    assert alert.subject.startswith("New grade A lead: Dana Whitfield"), alert.subject
+    assert "Maple Analytics" in alert.text and "Director-level" in alert.text, alert.text
+    # The lead heard back at once, even if it is outside the sending window right now.
+    reply = mail(j, email, f"touch:{lead_id}:0:web_grade_a:0", lead_id)
+    assert reply.received_at - captured < timedelta(seconds=60)
+
+    accept = alert.link("Accept")
+    assert accept.startswith(j.stack.url("ingest") + "/v1/assignments/"), accept
+    confirmation = j.http.get(accept)
+    assert confirmation.status_code == 200 and "you accepted this lead" in confirmation.text, confirmation.text
+    response = j.wait(
+        "assignment.response for the click",
+        lambda: next(iter(j.tail.events("assignment.response.v1", lead_id)), None),
+        lead_id=lead_id,
+    ).data
+    assert (response.assignment_id, response.rep_id, response.response) == (a.assignment_id, a.rep_id, "accepted")
+    again = j.http.get(accept)
+    assert again.status_code == 200 and "your first answer stands" in again.text
+
+    outcome = j.wait(
+        "the alert's delivery outcome",
+        lambda: next(
+            (o for o in outcomes(j, lead_id) if o.notification_id == f"alert:{a.assignment_id}"),
+            None,
+        ),
+        lead_id=lead_id,
+    )
+    assert outcome.status == "sent" and outcome.channel.value == "email" and outcome.provider_response.startswith("250")
+    stages = [c.to_stage.value for c in stage_changes(j, lead_id)]
+    assert stages[:3] == ["captured", "engaged", "sales_qualified"], stages
+    assert j.metric("notifier", "leadpipe_capture_to_rep_alert_seconds_count") >= 1
+    j.notes["accepted"] = (lead_id, a)
