@@ -9,10 +9,12 @@ times in each person's own time zone. A journey that stalls fails with the event
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from tests.e2e.harness import PLACES, REPS, Journey, Mail
+from tests.e2e.harness import CALL_AT, PLACES, REPS, Journey, Mail
 
 US_REPS = {rid for rid, rep in REPS.items() if "US" in rep[1]}
 
@@ -109,3 +111,68 @@ def test_a_directors_demo_request_becomes_grade_a_and_the_rep_accepts_from_the_a
     assert stages[:3] == ["captured", "engaged", "sales_qualified"], stages
     assert j.metric("notifier", "leadpipe_capture_to_rep_alert_seconds_count") >= 1
     j.notes["accepted"] = (lead_id, a)
+
+
+# -- 2 -----------------------------------------------------------------------------------------------------
+def test_a_hot_booth_scan_uploaded_hours_late_gets_a_rep_call_task_for_the_next_working_morning(journey: Journey):
+    j = journey
+    paris = place("Europe/Paris")
+    tz = ZoneInfo(paris.zone)
+    email, phone = f"camille.roux.{j.run}@pioneercloud.fr", paris.phone(202)
+    scanned_at = datetime.now(UTC) - timedelta(hours=3)
+    show_ends_on = scanned_at.astimezone(tz).date()  # the scans were taken on the show's last day
+    result = j.post_scans(
+        {
+            "device_id": f"ipad-{j.run}",
+            "show_id": f"viva-{j.run}",
+            "show_name": "VivaTech Paris",
+            "show_ends_on": show_ends_on.isoformat(),
+            "booth": "B12",
+            "staff": "Hugo",
+            "scans": [
+                {"badge_id": f"VT-{j.run}", "scanned_at": scanned_at.isoformat(), "first_name": "Camille",
+                 "last_name": "Roux", "email": email, "phone": phone, "company": "Pioneer Cloud",
+                 "job_title": "Head of Sales Operations", "country": "FR", "rating": "hot",
+                 "answers": {"need": "yes, replacing our CRM", "timeline": "next month"},
+                 "notes": "wants a call first thing"}
+            ],
+        }
+    )  # fmt: skip
+    assert result.status_code == 202 and result.json()["accepted"] == 1, result.text
+
+    lead_id = j.lead_id_for(email=email)
+    scored = j.scored(lead_id)
+    assert scored.capture.source_kind.value == "booth_scan" and scored.capture.booth_rating.value == "hot"
+    assert scored.profile.timezone == paris.zone, scored.profile
+    # The next working morning after the show, in the lead's own time zone, computed here.
+    call_day = j.window.next_working_day(show_ends_on)
+    expected = datetime.combine(call_day, CALL_AT, tz)
+    assert expected > datetime.now(UTC)
+
+    task = j.wait(
+        "the rep call task request",
+        lambda: next((r for r in j.requested(lead_id, audience="rep") if r.template == "rep_call_task"), None),
+        lead_id=lead_id,
+    )
+    call_at = datetime.fromisoformat(task.variables["call_at"])
+    assert call_at == expected, (f"call at {call_at.astimezone(tz)}, expected {expected} "
+                                 f"(show ended {show_ends_on}, working days {sorted(j.window.days)})")  # fmt: skip
+    a = assignments(j, lead_id)[0]
+    assert (a.rep_id, task.recipient.address) == ("rep-chloe", REPS["rep-chloe"][3])
+
+    entry = j.wait(
+        "the call task in the outbox",
+        lambda: next((e for e in j.outbox(lead_id) if e["notification_id"] == task.notification_id), None),
+        lead_id=lead_id,
+    )
+    assert (entry["channel"], entry["to"], entry["template"]) == ("slack", "@chloe.martin", "rep_call_task")
+    assert task.variables["call_at"] in entry["text"], entry["text"]
+    accept = re.search(r"Accept: (\S+)", entry["text"])
+    assert accept, entry["text"]
+    confirmation = j.http.get(accept.group(1))
+    assert confirmation.status_code == 200 and "you accepted this lead" in confirmation.text
+    j.wait(
+        "assignment.response for the call task",
+        lambda: [e for e in j.tail.events("assignment.response.v1", lead_id) if e.data.response == "accepted"],
+        lead_id=lead_id,
+    )
