@@ -83,7 +83,8 @@ class Scorer:
     def _capture(
         self, event: Envelope[Any], data: LeadCaptured, ids: Identifiers, keys: list[str], snap: Snapshot
     ) -> Outcome:
-        created = {lid: s.created_at for lid, s in snap.leads.items()}
+        # Only the leads these identifiers point at can be merged: no need to look at the whole batch.
+        created = {lid: snap.leads[lid].created_at for k in keys if (lid := snap.links.get(k)) in snap.leads}
         res = resolve(keys, snap.links, created)
         state = snap.leads.get(res.lead_id) or new_lead(res.lead_id, data.captured_at)
         if state.has_seen(event.id):

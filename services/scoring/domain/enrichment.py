@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 
 import phonenumbers
@@ -138,6 +139,8 @@ def normalise_country(country: str | None) -> str | None:
     return _COUNTRY_NAMES.get(text.lower())
 
 
+# Pure lookups that parse the number again; memoised (bounded) since they run on every event.
+@lru_cache(maxsize=16384)
 def phone_country(e164: str | None) -> str | None:
     if not e164:
         return None
@@ -148,6 +151,7 @@ def phone_country(e164: str | None) -> str | None:
     return region if region and region != "ZZ" else None
 
 
+@lru_cache(maxsize=16384)
 def timezone_for(e164: str | None, country: str | None) -> str | None:
     """The time zone of a phone number, else the main time zone of a country."""
     candidates: tuple[str, ...] = ()

@@ -11,9 +11,14 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from schemas.identity import normalise_badge, normalise_email, normalise_phone
 from services.scoring.domain.errors import IdentityError
+
+# Parsing and validating a number is the costliest step of an event; a lead's number recurs
+# on each of its events, and the function is pure, so a bounded memo is safe.
+_e164 = lru_cache(maxsize=16384)(normalise_phone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +58,7 @@ def normalise_identifiers(
     Raises ``IdentityError`` when nothing usable is left (e.g. only an unparseable phone).
     """
     norm_email = normalise_email(email) if email and "@" in email else None
-    norm_phone = normalise_phone(phone, country) if phone and phone.strip() else None
+    norm_phone = _e164(phone, country) if phone and phone.strip() else None
     badge = normalise_badge(show_id, badge_id) if show_id and badge_id else None
     ext = external_id.strip() if external_id and external_id.strip() else None
     ids = Identifiers(

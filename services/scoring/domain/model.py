@@ -191,3 +191,23 @@ def condition_holds(value: Any, condition: Mapping[str, Any]) -> bool:
 
 def rule_fires(rule: Rule, facts: Mapping[str, Any]) -> bool:
     return all(condition_holds(facts.get(fact), cond) for fact, cond in rule.when.items())
+
+
+#: Each model's rules as (rule, conditions) pairs, built once per model object (few versions exist).
+_COMPILED: dict[int, tuple[ScoringModel, tuple[tuple[Rule, tuple[tuple[str, dict[str, Any]], ...]], ...]]] = {}
+
+
+def fired_rules(model: ScoringModel, facts: Mapping[str, Any]) -> list[Rule]:
+    """The model's rules that fire for these facts, in model order (same as ``rule_fires`` on each)."""
+    entry = _COMPILED.get(id(model))
+    if entry is None or entry[0] is not model:
+        entry = _COMPILED[id(model)] = (model, tuple((r, tuple(r.when.items())) for r in model.rules))
+    out = []
+    get = facts.get
+    for rule, conditions in entry[1]:
+        for fact, condition in conditions:
+            if not condition_holds(get(fact), condition):
+                break
+        else:
+            out.append(rule)
+    return out

@@ -24,7 +24,7 @@ from services.scoring.domain.enrichment import (
     timezone_for,
 )
 from services.scoring.domain.lead import Emitted, LeadState
-from services.scoring.domain.model import ScoringModel, rule_fires
+from services.scoring.domain.model import ScoringModel, fired_rules
 from services.scoring.domain.qualification import QualificationSummary, summarise
 from services.scoring.domain.titles import read_title
 
@@ -133,7 +133,7 @@ def assess(state: LeadState, ref: ReferenceData, model: ScoringModel, now: datet
     """Score a lead: fit from the rules that fire, engagement decayed to ``now``, then grade."""
     profile, facts = enrich(state, ref, model)
     qual: QualificationSummary = facts.pop("_qualification")
-    reasons = [Reason(r.id, r.description, r.points, "fit") for r in model.rules if rule_fires(r, facts)]
+    reasons = [Reason(r.id, r.description, r.points, "fit") for r in fired_rules(model, facts)]
     fit = round(max(0.0, sum(r.points for r in reasons)), 2)
     eng_model = model.engagement
     engagement, by_kind = engagement_score(state.engagements, eng_model.points, eng_model.half_life_days, now)

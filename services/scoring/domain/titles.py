@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 # Order matters: the first level whose pattern matches wins ("Vice President" before
 # "President", "副总裁" before "总裁", "Assistant to the Director" is not a director).
@@ -65,6 +66,8 @@ class TitleReading:
     seniority: str | None
 
 
+# Pure and hot (every event re-reads the lead's title): a bounded memo is safe.
+@lru_cache(maxsize=16384)
 def read_title(title: str | None) -> TitleReading:
     """Role and seniority a job title states (``None`` for what it does not say)."""
     if not title or not title.strip():
