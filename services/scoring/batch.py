@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -25,8 +26,9 @@ from schemas.lead_captured.v1 import LeadCaptured
 from schemas.lead_engagement.v1 import LeadEngagement
 from services.scoring.adapters.metrics import ScoringMetrics
 from services.scoring.adapters.redis_store import RedisLeadStore
-from services.scoring.domain.errors import ScoringError
+from services.scoring.domain.errors import ModelError, ScoringError
 from services.scoring.domain.identity import Identifiers
+from services.scoring.domain.model import ScoringModel
 from services.scoring.handlers import Scorer, identifiers_of
 
 log = logging.getLogger(__name__)
@@ -50,8 +52,12 @@ class BatchProcessor:
         output_topic: str | None = None,
         retry_base_s: float = 0.2,
         retry_max_s: float = 5.0,
+        models: Callable[[str], ScoringModel] | None = None,
     ):
         self.scorer = scorer
+        self.default_model = scorer.model
+        self.models = models
+        self._refused: set[str] = set()
         self.store = store
         self.processor = processor
         self.metrics = metrics
@@ -66,9 +72,11 @@ class BatchProcessor:
     async def process(self, messages: Sequence[RawMessage]) -> int:
         """Handle a batch; returns how many records were published."""
         started = time.perf_counter()
+        # Metric children are looked up once per topic and batch, not per record.
+        for topic, n in Counter(msg.topic for msg in messages).items():
+            self.stage.consumed.labels(self.service, topic).inc(n)
         valid: list[tuple[RawMessage, Envelope[Any], Identifiers]] = []
         for msg in messages:
-            self.stage.consumed.labels(self.service, msg.topic).inc()
             expected = self._expected_for(msg.topic)
             try:
                 event = decode(msg.value, msg.headers, expected)
@@ -101,17 +109,44 @@ class BatchProcessor:
         done = time.perf_counter()
         now = time.time()
         elapsed = done - started
+        by_topic: dict[str, list[float]] = {}
         for msg, event, _ in valid:
-            self.stage.processing.labels(self.service, msg.topic).observe(elapsed)
-            self.stage.event_age.labels(self.service, msg.topic).observe(max(0.0, now - event.time.timestamp()))
-            self.stage.last_processed.labels(self.service, msg.topic).set(now)
+            by_topic.setdefault(msg.topic, []).append(max(0.0, now - event.time.timestamp()))
+        for topic, ages in by_topic.items():
+            processing = self.stage.processing.labels(self.service, topic)
+            event_age = self.stage.event_age.labels(self.service, topic)
+            for age in ages:
+                processing.observe(elapsed)
+                event_age.observe(age)
+            self.stage.last_processed.labels(self.service, topic).set(now)
         return published
 
     def _expected_for(self, topic: str) -> type[Any] | None:
         return self.expected.get(topic)
 
+    def _use_model(self, version: str | None) -> None:
+        """Score with the active model version recorded in the store (read with the batch)."""
+        current = self.scorer.model
+        if version is None:
+            model = self.default_model
+        elif version == current.version or self.models is None or version in self._refused:
+            return
+        else:
+            try:
+                model = self.models(version)
+            except ModelError as exc:
+                # A version this deployment does not ship: keep scoring with the current model
+                # (and say so once) rather than stop the stage; rescore refuses such versions.
+                self._refused.add(version)
+                log.error("active model %s not available, still scoring with %s: %s", version, current.version, exc)
+                return
+        if model is not current:
+            log.info("scoring model switched from %s to %s", current.version, model.version)
+            self.scorer.model = model
+
     async def _attempt(self, valid: list[tuple[RawMessage, Envelope[Any], Identifiers]]) -> int:
         snap = await self.store.read(k for _, _, ids in valid for k in ids.strings())
+        self._use_model(snap.model_version)
         pending: list[tuple[str, Awaitable[Any]]] = []
         try:
             for msg, event, ids in valid:
@@ -139,7 +174,7 @@ class BatchProcessor:
         except BaseException:
             await self.store.abandon()
             raise
-        for topic, _ in pending:
-            self.stage.published.labels(self.service, topic).inc()
+        for topic, n in Counter(topic for topic, _ in pending).items():
+            self.stage.published.labels(self.service, topic).inc(n)
         await self.store.write(snap)
         return len(pending)

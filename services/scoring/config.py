@@ -5,13 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from leadpipe.runtime.settings import ServiceSettings
-from services.scoring.adapters.reference_files import DATA_DIR, DEFAULT_MODEL
+from services.scoring.adapters.reference_files import DATA_DIR, DEFAULT_MODEL, MODELS_DIR
 
 
 class ScoringSettings(ServiceSettings):
     ops_host: str = "127.0.0.1"
     ops_port: int = 9101
+    #: The model used while no active version is recorded in Redis (``<prefix>model``, set by
+    #: ``leadpipe scoring rescore``); once recorded, every worker scores with that version,
+    #: looked up as ``<scoring_models_dir>/<version>.yaml``.
     scoring_model_path: Path = DEFAULT_MODEL
+    scoring_models_dir: Path = MODELS_DIR
     scoring_data_dir: Path = DATA_DIR
     scoring_served_area_path: Path | None = None
     scoring_redis_prefix: str = "scoring:"

@@ -24,7 +24,7 @@ from leadpipe.runtime.stream import EventProcessor, RawMessage
 from schemas.codec import Record
 from services.scoring.adapters.metrics import ScoringMetrics
 from services.scoring.adapters.redis_store import RedisLeadStore
-from services.scoring.adapters.reference_files import load_model, load_reference
+from services.scoring.adapters.reference_files import ModelCatalog, load_model, load_reference
 from services.scoring.batch import EXPECTED, BatchProcessor
 from services.scoring.config import ScoringSettings
 from services.scoring.handlers import Scorer
@@ -79,6 +79,7 @@ class Wiring:
         return BatchProcessor(
             scorer=Scorer(model, ref, observer), store=store, processor=processor, metrics=self.metrics,
             send_nowait=send_nowait, expected=self.expected, output_topic=s.scoring_output_topic,
+            models=ModelCatalog(s.scoring_models_dir).get,
         )  # fmt: skip
 
     async def stop(self) -> None:

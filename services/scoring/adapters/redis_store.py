@@ -2,7 +2,11 @@
 
 - ``scoring:lead:<lead id>``: the lead's state (JSON), including the ids of the events
   already counted (idempotency travels with the state it protects);
-- ``scoring:link:<identifier>``: the lead id an identifier belongs to.
+- ``scoring:link:<identifier>``: the lead id an identifier belongs to;
+- ``scoring:model``: the active scoring model version (set by ``leadpipe scoring rescore``;
+  absent means each worker's configured model). Every batch reads and watches it, so a
+  worker switches models at its next batch, and a batch that was scored with the old model
+  while the version changed is re-run rather than written.
 
 Everything here is rebuildable by replaying ``lead.captured`` and ``lead.engagement``
 from the start (lead ids derive from identifiers, so a replay reproduces them). A batch
@@ -34,6 +38,10 @@ _TUPLE_FIELDS = (
 )
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def dump_state(state: LeadState) -> bytes:
     return orjson.dumps(state)
 
@@ -60,6 +68,8 @@ class Snapshot:
 
     links: dict[str, str]
     leads: dict[str, LeadState]
+    #: The active model version when the batch was read (None: the worker's configured model).
+    model_version: str | None = None
     changed_links: dict[str, str] = field(default_factory=dict)
     changed_leads: dict[str, LeadState] = field(default_factory=dict)
     deleted_leads: set[str] = field(default_factory=set)
@@ -77,19 +87,46 @@ class RedisLeadStore:
     def lead_key(self, lead_id: str) -> str:
         return f"{self.prefix}lead:{lead_id}"
 
+    @property
+    def model_key(self) -> str:
+        return f"{self.prefix}model"
+
     async def read(self, identifiers: Iterable[str]) -> Snapshot:
-        """Links of the identifiers and the states of the leads they point at, watched."""
+        """Links of the identifiers, the states of the leads they point at, and the active model, watched."""
         ids = list(dict.fromkeys(identifiers))
         pipe = self.redis.pipeline(transaction=True)
         self._pipe = pipe
-        link_keys = [self.link_key(i) for i in ids]
-        if link_keys:
-            await pipe.watch(*link_keys)
-        values = await pipe.mget(link_keys) if link_keys else []
-        links = {i: (v.decode() if isinstance(v, bytes) else v) for i, v in zip(ids, values, strict=True) if v}
+        keys = [self.model_key, *(self.link_key(i) for i in ids)]
+        await pipe.watch(*keys)
+        model, *values = await pipe.mget(keys)
+        links = {i: _text(v) for i, v in zip(ids, values, strict=True) if v}
         lead_ids = sorted(set(links.values()))
         leads = await self._read_leads(pipe, lead_ids)
-        return Snapshot(links=links, leads=leads)
+        return Snapshot(links=links, leads=leads, model_version=_text(model) if model else None)
+
+    async def read_leads(self, lead_ids: list[str]) -> Snapshot:
+        """The states of these leads and the active model, watched (for re-scoring a chunk)."""
+        pipe = self.redis.pipeline(transaction=True)
+        self._pipe = pipe
+        await pipe.watch(self.model_key)
+        model = await pipe.get(self.model_key)
+        leads = await self._read_leads(pipe, lead_ids)
+        return Snapshot(links={}, leads=leads, model_version=_text(model) if model else None)
+
+    async def active_model(self) -> str | None:
+        value = await self.redis.get(self.model_key)
+        return _text(value) if value else None
+
+    async def set_active_model(self, version: str) -> str | None:
+        """Make ``version`` the model every worker scores with; returns the previous one."""
+        previous: bytes | None = await self.redis.set(self.model_key, version, get=True)  # type: ignore[assignment]
+        return _text(previous) if previous else None
+
+    async def lead_ids(self, count: int = 500) -> AsyncIterator[list[str]]:
+        """Ids of every known lead, in chunks (a lead may appear twice while leads change)."""
+        cut = len(self.lead_key(""))
+        async for keys in self._scan_chunks(f"{self.prefix}lead:*", count):
+            yield [_text(k)[cut:] for k in keys]
 
     async def _read_leads(self, pipe: Pipeline[bytes], lead_ids: list[str]) -> dict[str, LeadState]:
         if not lead_ids:

@@ -12,7 +12,8 @@ from services.scoring.domain.errors import ModelError
 from services.scoring.domain.model import ScoringModel, parse_model
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-DEFAULT_MODEL = DATA_DIR / "models" / "fit-2026.1.yaml"
+MODELS_DIR = DATA_DIR / "models"
+DEFAULT_MODEL = MODELS_DIR / "fit-2026.1.yaml"
 
 
 def parse_model_text(text: str, origin: str = "<text>") -> ScoringModel:
@@ -30,6 +31,31 @@ def parse_model_text(text: str, origin: str = "<text>") -> ScoringModel:
 
 def load_model(path: Path = DEFAULT_MODEL) -> ScoringModel:
     return parse_model_text(path.read_text(encoding="utf-8"), str(path))
+
+
+class ModelCatalog:
+    """Scoring models by version: ``<models dir>/<version>.yaml``, each parsed once."""
+
+    def __init__(self, models_dir: Path = MODELS_DIR):
+        self.models_dir = models_dir
+        self._loaded: dict[str, ScoringModel] = {}
+
+    def versions(self) -> list[str]:
+        return sorted(p.stem for p in self.models_dir.glob("*.yaml"))
+
+    def get(self, version: str) -> ScoringModel:
+        """The model of ``version``; ``ModelError`` (field ``model``) naming the known ones otherwise."""
+        if version in self._loaded:
+            return self._loaded[version]
+        path = self.models_dir / f"{version}.yaml"
+        if not version or Path(version).name != version or not path.is_file():
+            known = ", ".join(self.versions()) or "none"
+            raise ModelError(f"unknown model version {version!r} (known: {known})", field="model")
+        model = load_model(path)
+        if model.version != version:
+            raise ModelError(f"{path}: declares version {model.version!r}, expected {version!r}", field="version")
+        self._loaded[version] = model
+        return model
 
 
 def _domains(path: Path) -> frozenset[str]:

@@ -1,0 +1,225 @@
+"""``leadpipe scoring rescore --model V`` and ``leadpipe scoring model``: switch the scoring model.
+
+``rescore`` records V as the active model (running workers pick it up with their next batch),
+then re-scores every known lead under it, publishing ``lead.scored`` for each lead whose
+score, grade or profile changed. ``--dry-run`` changes nothing: it reports how many leads
+would change and the grade transitions. Settings come from the environment (as the worker's:
+``KAFKA_BOOTSTRAP_SERVERS``, ``REDIS_URL``, ``SCORING_REDIS_PREFIX``, ...) or the flags.
+
+Exit codes: 0 done, 2 bad input (unknown model version, missing setting), 3 Redis or the
+broker unreachable, 4 the run was interrupted by a conflicting model switch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+EXIT_BAD_INPUT, EXIT_UNREACHABLE, EXIT_CONFLICT = 2, 3, 4
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    scoring = sub.add_parser("scoring", help="scoring model versions and re-scoring")
+    ssub = scoring.add_subparsers(dest="scoring_command", required=True)
+    rescore = ssub.add_parser("rescore", help="make a model version active and re-score every known lead")
+    rescore.add_argument("--model", required=True, help="model version, e.g. fit-2026.2 (a file in the models dir)")
+    rescore.add_argument("--dry-run", action="store_true", help="report what would change; publish and write nothing")
+    rescore.add_argument("--batch-size", type=int, default=500, help="leads read, scored and written together")
+    rescore.add_argument("--run-id", default=None, help="re-use a run id to republish the same event ids")
+    rescore.add_argument("--json", action="store_true", help="print the report as JSON")
+    rescore.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _connection_args(rescore)
+    rescore.set_defaults(func=_rescore)
+    model = ssub.add_parser("model", help="show the active model version and the versions available")
+    _connection_args(model)
+    model.set_defaults(func=_model)
+
+
+def _connection_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS)")
+    p.add_argument("--redis-url", default=None, help="default: $REDIS_URL")
+    p.add_argument("--prefix", default=None, help="Redis key prefix (default: $SCORING_REDIS_PREFIX or scoring:)")
+    p.add_argument("--output-topic", default=None, help="default: $SCORING_OUTPUT_TOPIC or lead.scored.v1")
+    p.add_argument("--models-dir", type=Path, default=None, help="default: the models shipped with scoring")
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+def _settings(args: argparse.Namespace, *, needs_kafka: bool) -> Any:
+    from pydantic import ValidationError
+
+    from services.scoring.config import ScoringSettings
+
+    overrides: dict[str, Any] = {
+        "kafka_bootstrap_servers": args.bootstrap,
+        "redis_url": args.redis_url,
+        "scoring_redis_prefix": args.prefix,
+        "scoring_output_topic": args.output_topic,
+        "scoring_models_dir": args.models_dir,
+    }
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if not needs_kafka:
+        overrides.setdefault("kafka_bootstrap_servers", "unused:0")
+    try:
+        return ScoringSettings(**overrides)
+    except ValidationError as exc:
+        missing = [str(e["loc"][0]).upper() for e in exc.errors() if e["type"] == "missing"]
+        if missing:
+            flags = {"KAFKA_BOOTSTRAP_SERVERS": "--bootstrap", "REDIS_URL": "--redis-url"}
+            hint = ", ".join(f"{m} (or {flags.get(m, '')})" for m in missing)
+            raise CliError(f"missing setting {hint}", EXIT_BAD_INPUT) from exc
+        raise CliError(f"bad setting: {exc}", EXIT_BAD_INPUT) from exc
+
+
+def _run(args: argparse.Namespace, body: Any) -> int:
+    try:
+        return int(asyncio.run(body(args)))
+    except CliError as exc:
+        print(f"leadpipe: error: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("leadpipe: interrupted; run again (with the same --run-id) to finish", file=sys.stderr)
+        return 130
+
+
+async def _connect_redis(settings: Any) -> Any:
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=30)
+    try:
+        await redis.ping()
+    except (RedisError, OSError) as exc:
+        await redis.aclose()  # type: ignore[attr-defined]
+        raise CliError(f"Redis at {settings.redis_url} unreachable: {exc}", EXIT_UNREACHABLE) from exc
+    return redis
+
+
+def _load_model(settings: Any, version: str) -> Any:
+    from services.scoring.adapters.reference_files import ModelCatalog
+    from services.scoring.domain.errors import ModelError
+
+    try:
+        return ModelCatalog(settings.scoring_models_dir).get(version)
+    except ModelError as exc:
+        raise CliError(f"--model: {exc}", EXIT_BAD_INPUT) from exc
+
+
+def _rescore(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        print("leadpipe: error: --batch-size: must be at least 1", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return _run(args, _rescore_async)
+
+
+async def _rescore_async(args: argparse.Namespace) -> int:
+    from aiokafka.errors import KafkaError
+    from tqdm import tqdm
+
+    from leadpipe.runtime.kafka import make_producer
+    from schemas.codec import encode
+    from services.scoring.adapters.redis_store import RedisLeadStore
+    from services.scoring.adapters.reference_files import load_reference
+    from services.scoring.rescore import Report, RescoreError, cause_id, rescore_all
+
+    settings = _settings(args, needs_kafka=not args.dry_run)
+    model = _load_model(settings, args.model)
+    ref = load_reference(settings.scoring_data_dir, settings.scoring_served_area_path)
+    redis = await _connect_redis(settings)
+    producer = None
+    try:
+        store = RedisLeadStore(redis, settings.scoring_redis_prefix)
+        if not args.dry_run:
+            producer = make_producer(settings, linger_ms=5, max_batch_size=256 * 1024)
+            try:
+                await producer.start()
+            except KafkaError as exc:
+                producer = None
+                raise CliError(
+                    f"Kafka at {settings.kafka_bootstrap_servers} unreachable: {exc}", EXIT_UNREACHABLE
+                ) from exc
+        run_id = args.run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+        cause = cause_id(model.version, run_id)
+        if args.dry_run:
+            previous = await store.active_model()
+        else:
+            previous = await store.set_active_model(model.version)
+        report = Report(model.version, previous, args.dry_run)
+        total = await store.count_leads()
+        topic = settings.scoring_output_topic
+
+        async def publish(outputs: list[Any]) -> None:
+            limit = settings.kafka_max_record_bytes
+            acks = [await _send(producer, topic, encode(o, max_bytes=limit)) for o in outputs]
+            await asyncio.gather(*acks)
+
+        bar = tqdm(total=total, unit="lead", disable=args.no_progress, desc=f"rescore {model.version}", file=sys.stderr)
+        try:
+            await rescore_all(
+                store, model, ref, now=datetime.now(UTC), cause=cause, publish=publish, report=report,
+                chunk_size=args.batch_size, progress=bar.update,
+            )  # fmt: skip
+        except RescoreError as exc:
+            raise CliError(str(exc), EXIT_CONFLICT) from exc
+        finally:
+            bar.close()
+    finally:
+        if producer is not None:
+            await producer.stop()
+        await redis.aclose()
+    _print_report(report, cause, args.json)
+    return 0
+
+
+async def _send(producer: Any, topic: str, record: Any) -> Any:
+    return await producer.send(topic, record.value, key=record.key, headers=record.headers)
+
+
+def _print_report(report: Any, cause: str, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report.as_dict() | {"cause_id": cause}, indent=2))
+        return
+    verb = "would publish" if report.dry_run else "published"
+    switched = (
+        f"active model: {report.previous_version or '(worker default)'} (unchanged; dry run)"
+        if report.dry_run
+        else f"active model: {report.previous_version or '(worker default)'} -> {report.model_version}"
+    )
+    print(switched)
+    print(
+        f"{report.leads} lead(s) under {report.model_version}: {report.changed} changed "
+        f"({report.grade_changes} changed grade), {report.skipped} skipped (not captured yet or canary); "
+        f"{verb} {report.changed if report.dry_run else report.published} lead.scored"
+        + (f"; {report.conflicts} chunk(s) re-read after a worker changed them" if report.conflicts else "")
+    )
+    print(f"cause id: {cause}")
+    print(report.table())
+
+
+def _model(args: argparse.Namespace) -> int:
+    return _run(args, _model_async)
+
+
+async def _model_async(args: argparse.Namespace) -> int:
+    from services.scoring.adapters.redis_store import RedisLeadStore
+    from services.scoring.adapters.reference_files import ModelCatalog
+
+    settings = _settings(args, needs_kafka=False)
+    redis = await _connect_redis(settings)
+    try:
+        active = await RedisLeadStore(redis, settings.scoring_redis_prefix).active_model()
+    finally:
+        await redis.aclose()
+    print(f"active: {active or '(none recorded: each worker uses SCORING_MODEL_PATH)'}")
+    print("available: " + ", ".join(ModelCatalog(settings.scoring_models_dir).versions()))
+    return 0
