@@ -537,11 +537,11 @@ class Journey:
         lead_id: str | None = None,
         identity: str | None = None,
     ) -> T:
-        """Polls ``find`` until it returns something; else fails with what the pipeline did instead."""
+        """Polls ``find`` until it returns something truthy; else fails with what the pipeline did instead."""
         deadline = time.monotonic() + timeout_s
         while True:
             found = find()
-            if found is not None and found is not False:
+            if found:
                 return found
             if time.monotonic() > deadline:
                 raise AssertionError(f"{what}: not seen within {timeout_s:.0f}s\n{self.diagnose(lead_id, identity)}")

@@ -10,11 +10,12 @@ times in each person's own time zone. A journey that stalls fails with the event
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tests.e2e.harness import CALL_AT, PLACES, REPS, Journey, Mail
+from tests.e2e.harness import CALL_AT, PLACES, REPS, WEEK_S, Journey, Mail, pick_place
 
 US_REPS = {rid for rid, rep in REPS.items() if "US" in rep[1]}
 
@@ -176,3 +177,73 @@ def test_a_hot_booth_scan_uploaded_hours_late_gets_a_rep_call_task_for_the_next_
         lambda: [e for e in j.tail.events("assignment.response.v1", lead_id) if e.data.response == "accepted"],
         lead_id=lead_id,
     )
+
+
+# -- 3 -----------------------------------------------------------------------------------------------------
+def grade_b_form(j: Journey, first: str, last: str, email: str, phone: str, country: str) -> dict[str, str]:
+    """An operations manager at a small logistics firm with a stated need: a grade-B lead."""
+    return {"email": email, "phone": phone, "first_name": first, "last_name": last, "company": "Onyx Logistics",
+            "job_title": "Operations Manager", "country": country, "need": "Better follow-up on inbound leads",
+            "marketing_consent": "on"}  # fmt: skip
+
+
+def test_a_grade_b_lead_gets_its_email_sequence_inside_its_sending_window_and_it_stops_on_reply(journey: Journey):
+    j = journey
+    here = pick_place(j.window, open_now=True, n=303)  # the window is open in this lead's zone now
+    away = pick_place(j.window, open_now=False, n=304)  # and closed in this one
+    email, phone = f"lee.park.{j.run}@onyxlogistics.com", here.phone(303)
+    late_email = f"noor.haddad.{j.run}@onyxlogistics.com"
+    captured = datetime.now(UTC)
+    assert j.post_demo_form(grade_b_form(j, "Lee", "Park", email, phone, here.country)).status_code == 200
+    assert (
+        j.post_demo_form(grade_b_form(j, "Noor", "Haddad", late_email, away.phone(304), away.country)).status_code
+        == 200
+    )
+
+    lead_id, late_id = j.lead_id_for(email=email), j.lead_id_for(email=late_email)
+    for lid, where in ((lead_id, here), (late_id, away)):
+        scored = j.scored(lid)
+        assert scored.grade.value == "B", (scored.score, [r.rule_id for r in scored.reasons])
+        assert scored.profile.timezone == where.zone, scored.profile
+
+    # Three touches of the sequence, each delivered inside the window in the lead's zone.
+    sent = j.wait("three touches of the grade-B sequence", lambda: (m := touch_mails(j, email, lead_id))[2:] and m,
+                  timeout_s=6 * WEEK_S + 30, lead_id=lead_id)  # fmt: skip
+    for m in sent:
+        local = m.received_at.astimezone(ZoneInfo(here.zone))
+        assert j.window.contains(m.received_at, here.zone), f"{m.notification_id} sent {local} outside the window"
+    assert [m.notification_id for m in sent[:3]] == [f"touch:{lead_id}:0:grade_b:{k}" for k in range(3)]
+    assert "part 2 of our series on best practices" in sent[1].text, sent[1].text
+    for r in touch_requests(j, lead_id):
+        assert j.window.contains(r.requested_at, here.zone), r
+
+    # The lead replies (the email provider's signed webhook): the sequence stops.
+    reply = j.post_webhook({"id": f"reply-{j.run}", "kind": "replied", "occurred_at": datetime.now(UTC).isoformat(),
+                            "email": email, "notification_id": sent[-1].notification_id})  # fmt: skip
+    assert reply.status_code == 202, reply.text
+    stopped = j.wait(
+        "nurture stopping the cadence on the reply",
+        lambda: next((s for s in j.tail.states(lead_id) if s["cadence_stop_reason"] == "lead replied"), None),
+        lead_id=lead_id,
+    )
+    assert not stopped["cadence_active"] and stopped["next_touch"] is None
+    assert [c.reason for c in stage_changes(j, lead_id)][-1] == "lead replied"
+    touches = len(touch_requests(j, lead_id))
+    mails = len(touch_mails(j, email, lead_id))
+    deadline = datetime.now(UTC) + timedelta(seconds=3 * WEEK_S)
+    while datetime.now(UTC) < deadline:  # three more cadence "weeks": nothing more goes out
+        assert len(touch_requests(j, lead_id)) == touches, j.diagnose(lead_id)
+        time.sleep(0.5)
+    assert len(touch_mails(j, email, lead_id)) == mails
+
+    # The lead whose window is closed got nothing yet: its first touch waits for the window to open.
+    assert touch_mails(j, late_email, late_id) == [] and touch_requests(j, late_id) == []
+    state = j.wait(
+        "the late lead's deferred first touch",
+        lambda: next(
+            (s for s in reversed(j.tail.states(late_id)) if (s.get("next_touch") or {}).get("deferrals")), None
+        ),
+        lead_id=late_id,
+    )
+    due = datetime.fromisoformat(state["next_touch"]["due_at"])
+    assert due == j.window.next_opening(captured, away.zone), (due, away.zone)
