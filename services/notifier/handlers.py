@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from leadpipe.runtime.metrics import StageMetrics
-from leadpipe.runtime.stream import RawMessage, RecordSink
+from leadpipe.runtime.stream import TRANSIENT, RawMessage, RecordSink
 from schemas.codec import Record, encode
 from schemas.dlq import dead_letter
 from schemas.envelope import Envelope, new_event
@@ -198,7 +198,7 @@ class Notifier:
 
         if result.ok:
             # Recorded first, before anything else can fail: this write closes the window.
-            await self._finish(event, "sent", claim.attempts, provider_response=result.response)
+            await self._record_sent(event, claim.attempts, result.response)
             return []
         self.metrics.provider_errors.labels(channel, result.error_kind or "unknown").inc()
         nxt = after_failure(
@@ -221,6 +221,21 @@ class Notifier:
         return []
 
     # -- endings ----------------------------------------------------------------------------
+    async def _record_sent(self, event: Envelope[Any], attempts: int, response: str) -> None:
+        """Record a send the provider accepted, retrying the same write through a Redis (or
+        broker) blip. Giving up here would let the handler run again, find the claim still
+        ``sending`` and resend once the lease ran out: the message would go out twice."""
+        delay = 0.1
+        while True:
+            try:
+                await self._finish(event, "sent", attempts, provider_response=response)
+                return
+            except TRANSIENT as exc:
+                log.warning("sent, but not recorded yet; retrying in %.1fs: %s", delay, exc,
+                            extra={"event_id": event.id})  # fmt: skip
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
     async def _give_up(self, event: Envelope[Any], msg: RawMessage, attempts: int, response: str) -> None:
         headers = [(k, v) for k, v in msg.headers if not k.startswith("notifier_")]
         record = dead_letter(

@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import orjson
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from schemas.codec import decode
 from schemas.links import verify
@@ -126,6 +127,31 @@ async def test_interrupted_send_is_resent_once_with_the_same_message_id(make_har
     assert outcome.status == "sent" and outcome.attempts == 2
     assert h.metric("leadpipe_notifier_resent_after_crash_total", {"channel": "email"}) == 1
     assert mail["Message-ID"] == f"<{hashlib.sha256(nid.encode()).hexdigest()[:32]}@leadpipe.local>"
+
+
+async def test_a_redis_blip_while_recording_a_send_does_not_send_it_again(make_harness, smtp):
+    """Found by the chaos suite: Redis restarted right after the provider accepted a message.
+    The ledger write of ``sent`` failed, the handler was run again, found its own claim still
+    ``sending`` and, once the lease ran out, sent the message a second time."""
+    h = make_harness()
+    event, msg = request()
+    ledger = h.notifier.ledger
+    real_finish = ledger.finish
+    failures = [RedisConnectionError("Connection closed by server.")]
+
+    async def blip_then_finish(*args, **kwargs):
+        if failures:
+            raise failures.pop()
+        return await real_finish(*args, **kwargs)
+
+    ledger.finish = blip_then_finish
+    await h.notifier.on_request(event, msg)
+    await h.notifier.on_request(event, msg)  # at-least-once: the same request delivered again
+    assert failures == []
+    assert len(smtp.inbox.messages) == 1
+    [outcome] = outcomes(h.sink.on(OUT))
+    assert outcome.status == "sent" and outcome.attempts == 1
+    assert h.sink.on(RETRY) == []
 
 
 async def test_request_in_flight_elsewhere_is_deferred_not_sent(make_harness, smtp):
