@@ -9,6 +9,7 @@ times in each person's own time zone. A journey that stalls fails with the event
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -247,3 +248,78 @@ def test_a_grade_b_lead_gets_its_email_sequence_inside_its_sending_window_and_it
     )
     due = datetime.fromisoformat(state["next_touch"]["due_at"])
     assert due == j.window.next_opening(captured, away.zone), (due, away.zone)
+
+
+# -- 4 -----------------------------------------------------------------------------------------------------
+def test_an_unsubscribe_stops_every_touch_on_that_channel_and_the_cadence_carries_on_elsewhere(journey: Journey):
+    j = journey
+    here = pick_place(j.window, open_now=True, n=404)
+    email, phone = f"sam.okoro.{j.run}@onyxlogistics.com", here.phone(404)
+    assert j.post_demo_form(grade_b_form(j, "Sam", "Okoro", email, phone, here.country)).status_code == 200
+    lead_id = j.lead_id_for(email=email)
+
+    first = j.wait("the first touch by email", lambda: touch_mails(j, email, lead_id), lead_id=lead_id)[0]
+    # The mail client's one-click unsubscribe (RFC 8058): POST to the List-Unsubscribe URL.
+    assert first.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    url = str(first.message["List-Unsubscribe"]).strip("<>")
+    assert url.startswith(j.stack.url("ingest") + "/v1/unsubscribe/") and url in first.text
+    confirm = j.http.get(url)  # a prefetching scanner's GET changes nothing
+    assert confirm.status_code == 200 and "Stop all messages" in confirm.text
+    done = j.http.post(url, data={"List-Unsubscribe": "One-Click"})
+    assert done.status_code == 200 and "Unsubscribed" in done.text, done.text
+
+    j.wait("the notifier suppressing the address",
+           lambda: j.metric("notifier", "leadpipe_notifier_suppressions_recorded_total", reason="unsubscribed") >= 1,
+           lead_id=lead_id)  # fmt: skip
+    suppressed = j.wait(
+        "nurture recording the unsubscribe",
+        lambda: next((s for s in j.tail.states(lead_id) if "email" in s["suppressed_channels"]), None),
+        lead_id=lead_id,
+    )
+    mails_then = len(touch_mails(j, email, lead_id))
+    sms = j.wait("two touches by SMS after the unsubscribe",
+                 lambda: (e := [x for x in j.outbox(lead_id) if x["channel"] == "sms"])[1:] and e,
+                 timeout_s=4 * WEEK_S + 30, lead_id=lead_id)  # fmt: skip
+    assert all(x["to"] == phone and x["audience"] == "lead" for x in sms), sms
+    assert len(touch_mails(j, email, lead_id)) == mails_then, "email touches went on after the unsubscribe"
+
+    requests = touch_requests(j, lead_id)
+    last_email = max(r.touch.step for r in requests if r.channel.value == "email")
+    # Every touch nurture planned after the last email went by SMS, from the one it recorded on.
+    assert all(r.channel.value == "sms" for r in requests if r.touch.step > last_email), requests
+    assert last_email < suppressed["touches_sent"], (last_email, suppressed["touches_sent"])
+    for o in outcomes(j, lead_id):
+        if o.channel.value == "email" and o.status != "sent":
+            assert o.status == "suppressed", o  # a touch already on its way when the unsubscribe landed
+
+
+# -- 5 -----------------------------------------------------------------------------------------------------
+def test_six_unanswered_touches_recycle_the_lead(journey: Journey):
+    j = journey
+    here = pick_place(j.window, open_now=True, n=505)
+    email = f"kim.novak.{j.run}@deltafoods.com"
+    assert j.post_demo_form({"email": email, "first_name": "Kim", "last_name": "Novak", "company": "Delta Foods",
+                             "job_title": "Software Engineer", "country": here.country}).status_code == 200  # fmt: skip
+    lead_id = j.lead_id_for(email=email)
+    scored = j.scored(lead_id)
+    assert scored.grade.value == "C", (scored.score, [r.rule_id for r in scored.reasons])
+
+    recycled = j.wait(
+        "the lead recycled after six unanswered touches",
+        lambda: next((c for c in stage_changes(j, lead_id) if c.to_stage.value == "recycled"), None),
+        timeout_s=10 * WEEK_S + 30,
+        lead_id=lead_id,
+    )
+    assert recycled.reason.startswith("gave up: 6 touches unanswered"), recycled.reason
+    requests = touch_requests(j, lead_id)
+    assert [r.touch.step for r in requests] == list(range(6)), j.diagnose(lead_id)
+    assert all(r.template == "weekly_checkin" and r.channel.value == "email" for r in requests)
+    gaps = [(b.requested_at - a.requested_at).total_seconds() for a, b in itertools.pairwise(requests)]
+    assert min(gaps) >= WEEK_S * 0.9, f"touches closer than a (compressed) week apart: {gaps}"
+    assert recycled.changed_at > requests[-1].requested_at
+    state = j.tail.states(lead_id)[-1]
+    assert (state["stage"], state["cadence_active"], state["unanswered"]) == ("recycled", False, 6), state
+
+    j.wait("six touch mails delivered", lambda: len(touch_mails(j, email, lead_id)) == 6, lead_id=lead_id)
+    time.sleep(2 * WEEK_S)  # two more cadence weeks: a recycled lead gets nothing
+    assert len(touch_requests(j, lead_id)) == 6 and len(touch_mails(j, email, lead_id)) == 6, j.diagnose(lead_id)
