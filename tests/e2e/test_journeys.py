@@ -9,14 +9,13 @@ times in each person's own time zone. A journey that stalls fails with the event
 
 from __future__ import annotations
 
-import itertools
 import re
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tests.e2e.harness import CALL_AT, PLACES, REPS, WEEK_S, Journey, Mail, pick_place
+from tests.e2e.harness import CALL_AT, MANAGERS, PLACES, REPS, SLA_S, WEEK_S, Journey, Mail, pick_place
 
 US_REPS = {rid for rid, rep in REPS.items() if "US" in rep[1]}
 
@@ -314,8 +313,9 @@ def test_six_unanswered_touches_recycle_the_lead(journey: Journey):
     requests = touch_requests(j, lead_id)
     assert [r.touch.step for r in requests] == list(range(6)), j.diagnose(lead_id)
     assert all(r.template == "weekly_checkin" and r.channel.value == "email" for r in requests)
-    gaps = [(b.requested_at - a.requested_at).total_seconds() for a, b in itertools.pairwise(requests)]
-    assert min(gaps) >= WEEK_S * 0.9, f"touches closer than a (compressed) week apart: {gaps}"
+    # Touch k is due k (compressed) weeks after the cadence started with touch 0; never earlier.
+    offsets = [(r.requested_at - requests[0].requested_at).total_seconds() for r in requests]
+    assert all(off >= k * WEEK_S - 0.001 for k, off in enumerate(offsets)), f"a touch went early: {offsets}"
     assert recycled.changed_at > requests[-1].requested_at
     state = j.tail.states(lead_id)[-1]
     assert (state["stage"], state["cadence_active"], state["unanswered"]) == ("recycled", False, 6), state
@@ -323,3 +323,56 @@ def test_six_unanswered_touches_recycle_the_lead(journey: Journey):
     j.wait("six touch mails delivered", lambda: len(touch_mails(j, email, lead_id)) == 6, lead_id=lead_id)
     time.sleep(2 * WEEK_S)  # two more cadence weeks: a recycled lead gets nothing
     assert len(touch_requests(j, lead_id)) == 6 and len(touch_mails(j, email, lead_id)) == 6, j.diagnose(lead_id)
+
+
+# -- 6 -----------------------------------------------------------------------------------------------------
+def test_a_rep_who_does_not_accept_within_the_sla_is_routed_around_and_the_manager_is_told(journey: Journey):
+    j = journey
+    la = place("America/Los_Angeles")
+    email = f"alex.moreno.{j.run}@fusionsystems.com"
+    assert j.post_demo_form({"email": email, "phone": la.phone(606), "first_name": "Alex", "last_name": "Moreno",
+                             "company": "Fusion Systems", "job_title": "VP of Engineering", "country": "US",
+                             "seats": "120", "need": "yes", "timeline": "asap"}).status_code == 200  # fmt: skip
+    lead_id = j.lead_id_for(email=email)
+    assert j.scored(lead_id).grade.value == "A"
+
+    first = j.wait("the first assignment", lambda: next(iter(assignments(j, lead_id)), None), lead_id=lead_id)
+    assert first.rep_id in US_REPS
+    assert first.accept_by - first.assigned_at == timedelta(seconds=SLA_S)  # the team works round the clock
+    ignored = mail(j, REPS[first.rep_id][3], f"alert:{first.assignment_id}", lead_id)
+    assert f"Please accept by {first.accept_by.isoformat()}" in ignored.text, ignored.text
+
+    # Nobody clicks. When the SLA lapses the lead goes to the next rep and the first rep's manager hears.
+    second = j.wait(
+        "the reassignment after the SLA",
+        lambda: next((a for a in assignments(j, lead_id) if a.attempt == 2), None),
+        timeout_s=SLA_S + 30,
+        lead_id=lead_id,
+    )
+    assert second.previous_rep_id == first.rep_id and second.rep_id != first.rep_id, second
+    assert second.assigned_at >= first.accept_by
+    manager_name, _, manager_address = MANAGERS[REPS[first.rep_id][4]]
+    escalation = mail(j, manager_address, f"sla:{first.assignment_id}", lead_id)
+    assert manager_name in str(escalation.message["To"])
+    first_name, second_name = REPS[first.rep_id][0], REPS[second.rep_id][0]
+    assert escalation.subject == f"SLA missed: Alex Moreno reassigned from {first_name} to {second_name}"
+    assert f"{first_name} did not accept lead Alex Moreno" in escalation.text, escalation.text
+    assert j.metric("nurture", "leadpipe_nurture_sla_breaches_total") >= 1
+
+    # The next rep accepts from their own alert; the lead stays with them.
+    alert = mail(j, REPS[second.rep_id][3], f"alert:{second.assignment_id}", lead_id)
+    assert j.http.get(alert.link("Accept")).status_code == 200
+    j.wait(
+        "the second rep's acceptance",
+        lambda: [
+            e for e in j.tail.events("assignment.response.v1", lead_id) if e.data.assignment_id == second.assignment_id
+        ],
+        lead_id=lead_id,
+    )
+
+    # Journey 1's rep clicked within the SLA: that lead was never reassigned nor escalated.
+    if "accepted" in j.notes:
+        accepted_lead, accepted = j.notes["accepted"]
+        assert datetime.now(UTC) > accepted.accept_by
+        assert [a.attempt for a in assignments(j, accepted_lead)] == [1], j.diagnose(accepted_lead)
+        assert not [m for m in j.inbox.all() if m.notification_id == f"sla:{accepted.assignment_id}"]
