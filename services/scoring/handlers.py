@@ -7,6 +7,7 @@ transaction. A failing event leaves the batch's state as it was before that even
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -39,9 +40,20 @@ def identifiers_of(event: Envelope[Any]) -> Identifiers:
     )
 
 
-def output_id(event_id: str, lead_id: str) -> str:
-    """Deterministic, so a replayed event produces the same ``lead.scored`` id."""
-    return str(uuid.uuid5(_OUT_NS, f"{event_id}/{lead_id}"))
+def output_id(event_id: str, lead_id: str, model_version: str) -> str:
+    """Deterministic, so a replayed event produces the same ``lead.scored`` id under the same model.
+
+    The model version is part of it: a batch published under the old model while the active
+    version switched is re-run under the new one, and its outputs must not reuse the ids
+    consumers have already seen (they would drop the corrected score as a duplicate).
+    """
+    # uuid.uuid5 spelt out: the same value without building a UUID object (hot: once per output).
+    name = f"{event_id}/{lead_id}/{model_version}".encode()
+    h = bytearray(hashlib.sha1(_OUT_NS.bytes + name, usedforsecurity=False).digest()[:16])
+    h[6] = (h[6] & 0x0F) | 0x50
+    h[8] = (h[8] & 0x3F) | 0x80
+    x = h.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 class Observer(Protocol):
@@ -136,11 +148,8 @@ class Scorer:
         out = Outcome()
         if force or changed(previous, current):
             payload = scored_event(state, assessment, self._trigger(event), self.clock(), tuple(merged))
-            out.outputs.append(
-                new_event(
-                    payload, source=SOURCE, subject=state.lead_id, id=output_id(event.id, state.lead_id), cause=event
-                )
-            )
+            event_id = output_id(event.id, state.lead_id, assessment.model_version)
+            out.outputs.append(new_event(payload, source=SOURCE, subject=state.lead_id, id=event_id, cause=event))
             if not event.synthetic and (previous is None or previous.grade != current.grade):
                 self.observer.graded(current.grade)
             state = replace(state, emitted=current)

@@ -86,7 +86,11 @@ def rescore_lead(
         trigger = Trigger(event_id=cause, event_type=RESCORE_EVENT_TYPE)
         payload = scored_event(state, assessment, trigger, now)
         output = new_event(
-            payload, source=SOURCE, subject=state.lead_id, id=output_id(cause, state.lead_id), correlationid=cause
+            payload,
+            source=SOURCE,
+            subject=state.lead_id,
+            id=output_id(cause, state.lead_id, model.version),
+            correlationid=cause,
         )
     new_state = state if current == previous else replace(state, emitted=current)
     return Rescored(new_state, previous.grade if previous else None, current.grade, output)

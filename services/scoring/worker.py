@@ -97,9 +97,14 @@ class Wiring:
 class _Observer:
     def __init__(self, metrics: ScoringMetrics):
         self.metrics = metrics
+        self._grades: dict[str, Any] = {}
 
     def graded(self, grade: str) -> None:
-        self.metrics.grades.labels(grade).inc()
+        # Once per event: keep the labelled child (``labels()`` takes a lock and builds a tuple).
+        child = self._grades.get(grade)
+        if child is None:
+            child = self._grades[grade] = self.metrics.grades.labels(grade)
+        child.inc()
 
     def merged(self, count: int) -> None:
         self.metrics.merges.inc(count)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -191,6 +192,15 @@ def changed(previous: Emitted | None, current: Emitted) -> bool:
     return previous != current
 
 
+def _score_reason(r: Reason) -> ScoreReason:
+    return ScoreReason(rule_id=r.rule_id, description=r.description, points=r.points, component=r.component)
+
+
+# A fit reason is the same value for every lead the rule fires for (engagement points decay,
+# so those are built each time); the payload parts are immutable, so one instance is shared.
+_fit_reason = lru_cache(maxsize=4096)(_score_reason)
+
+
 def scored_event(
     state: LeadState,
     assessment: Assessment,
@@ -212,10 +222,7 @@ def scored_event(
         grade=assessment.grade,
         qualification=QualificationOut(need=q.need, means=q.means, authority=q.authority, urgency=q.urgency),
         core_account=assessment.core_account,
-        reasons=tuple(
-            ScoreReason(rule_id=r.rule_id, description=r.description, points=r.points, component=r.component)
-            for r in assessment.reasons
-        ),
+        reasons=tuple(_fit_reason(r) if r.component == "fit" else _score_reason(r) for r in assessment.reasons),
         profile=assessment.profile,
         capture=CaptureSummary(
             source_kind=state.source_kind,

@@ -81,7 +81,7 @@ async def test_rescore_publishes_only_changed_leads_and_switches_the_running_wor
             [rescored] = [e for e in events if e.data.trigger.event_type == RESCORE_EVENT_TYPE]
             assert rescored.data.lead_id == dana.lead_id and rescored.data.model_version == "fit-2026.2"
             assert rescored.data.trigger.event_id == done["cause_id"]
-            assert rescored.id == output_id(done["cause_id"], dana.lead_id)
+            assert rescored.id == output_id(done["cause_id"], dana.lead_id, "fit-2026.2")
             assert rescored.data.score == pytest.approx(dana.score + 10)
             assert {r.rule_id: r.points for r in rescored.data.reasons}["region.served"] == 20
 

@@ -51,7 +51,7 @@ def test_a_lead_the_new_model_scores_differently_is_published_with_the_rescore_a
     event = result.output
     assert event.data.model_version == "fit-2026.2" and event.data.lead_id == state.lead_id
     assert event.data.trigger.event_type == RESCORE_EVENT_TYPE and event.data.trigger.event_id == CAUSE
-    assert event.id == output_id(CAUSE, state.lead_id) and event.correlationid == CAUSE
+    assert event.id == output_id(CAUSE, state.lead_id, "fit-2026.2") and event.correlationid == CAUSE
     assert event.data.score == pytest.approx(state.emitted.score + 10)  # type: ignore[union-attr]
     assert {r.rule_id: r.points for r in event.data.reasons}["region.served"] == 20
     assert result.state.emitted is not None and result.state.emitted.model_version == "fit-2026.2"
@@ -142,7 +142,7 @@ async def test_rescore_all_publishes_changes_writes_state_and_rereads_a_conflict
     )
     assert (report.leads, report.changed, report.published, report.conflicts) == (2, 1, 1, 1)
     # The conflicting chunk was published twice with the same id: consumers dedupe by id.
-    assert {e.id for e in sent} == {output_id(CAUSE, served().lead_id)}
+    assert {e.id for e in sent} == {output_id(CAUSE, served().lead_id, "fit-2026.2")}
     assert all(s.emitted and s.emitted.model_version == "fit-2026.2" for s in store.leads.values())
     assert seen == [1, 1]
 
