@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tests.e2e.harness import CALL_AT, MANAGERS, PLACES, REPS, SLA_S, WEEK_S, Journey, Mail, pick_place
+from tests.e2e.harness import CALL_AT, MANAGERS, PLACES, REPS, SLA_S, WEEK_S, Journey, Mail, pick_place, scan_logs_for
 
 US_REPS = {rid for rid, rep in REPS.items() if "US" in rep[1]}
 
@@ -376,3 +376,24 @@ def test_a_rep_who_does_not_accept_within_the_sla_is_routed_around_and_the_manag
         assert datetime.now(UTC) > accepted.accept_by
         assert [a.attempt for a in assignments(j, accepted_lead)] == [1], j.diagnose(accepted_lead)
         assert not [m for m in j.inbox.all() if m.notification_id == f"sla:{accepted.assignment_id}"]
+
+
+# -- logs --------------------------------------------------------------------------------------------------
+def test_no_log_of_the_stack_shows_an_email_address_or_phone_number_the_journeys_used(journey: Journey):
+    j = journey
+    here = pick_place(j.window, open_now=True, n=707)
+    email, phone = f"robin.vale.{j.run}@onyxlogistics.com", here.phone(707)
+    # One more lead through every service, and one refused submission (a path that logs a warning).
+    assert j.post_demo_form(grade_b_form(j, "Robin", "Vale", email, phone, here.country)).status_code == 200
+    refused = j.post_demo_form({"email": f"no.company.{j.run}@onyxlogistics.com", "first_name": "Pat"})
+    assert refused.status_code == 422 and "company" in refused.text
+    lead_id = j.lead_id_for(email=email)
+    j.wait("the extra lead's first touch delivered", lambda: touch_mails(j, email, lead_id), lead_id=lead_id)
+
+    staff = {rep[3] for rep in REPS.values() if "@" in rep[3]} | {m[2] for m in MANAGERS.values() if "@" in m[2]}
+    needles = j.used_pii | staff
+    logs = sorted(p.name for p in j.stack.logs.glob("*.log") if p.stat().st_size > 0)
+    assert {f"{s}.log" for s in ("ingest", "scoring", "nurture", "notifier")} <= set(logs), logs
+    assert len(j.used_pii) >= 4, j.used_pii  # this test's own lead at least, plus whatever the journeys used
+    leaks = scan_logs_for(j.stack.logs, needles)
+    assert leaks == {}, f"in clear in the logs ({j.stack.logs}): {leaks}"
