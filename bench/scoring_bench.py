@@ -1,24 +1,39 @@
 """Scoring stage throughput beside a raw aiokafka hop, in the same run on a fresh broker.
 
-    .venv/bin/python bench/scoring_bench.py [--events 20000] [--partitions 6] [--workers 1]
+    .venv/bin/python bench/scoring_bench.py [--events 10000] [--partitions 6] [--workers 1,2] [--repeat 3]
+                                            [--json bench/results/scoring.json]
 
-Both stages read the same pre-loaded input (one ``lead.captured`` per new lead, so each
-input yields exactly one output) and are timed the same way: the output topic's end
-offsets are polled, and the sustained rate is outputs / (time of last - time of first).
-- raw hop: aiokafka consumer -> decode (pydantic validate) -> encode -> aiokafka producer;
-- scoring: ``python -m services.scoring`` worker process(es) (Faust, Redis state, rules).
+One broker and one Redis for the run; the input (one ``lead.captured`` per new lead, so each
+input yields exactly one output) is loaded once. Each repeat measures the raw hop, then each
+worker count, one after the other (so a repeat's ratio compares runs minutes apart, not hours):
+- raw hop: one aiokafka consumer -> decode (pydantic validate) -> encode -> aiokafka producer;
+- scoring: N ``python -m services.scoring`` processes (Faust, Redis state, rules) in one group,
+  each with its own group id, output topic and Redis prefix.
+
+A rate is outputs / time, read by a consumer of the output topic, from the first output read
+once every worker has consumed (its /metrics say so: the join of a second worker, and the
+rebalance it causes, is not timed) to the last output; ``window`` says what share of the
+outputs that span covers.
+Reported per configuration: the median over repeats of the rate and of the ratio to the
+same repeat's raw hop. The machine's other load is not controlled: compare ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import platform
+import signal
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -32,6 +47,7 @@ from schemas.lead_captured.v1 import LeadCaptured  # noqa: E402
 
 TITLES = ("Director of Operations", "VP Sales", "采购经理", "Software Engineer", "Head of IT", "Student")
 DOMAINS = ("example.com", "gmail.com", "blueworks.de", "qq.com", "rivalsoft.com", "university.edu")
+INPUT = "in.captured"
 
 
 def make_events(n: int) -> list:
@@ -60,35 +76,66 @@ async def create(bootstrap: str, names: list[str], partitions: int) -> None:
         await admin.close()
 
 
-async def preload(bootstrap: str, topic: str, records: list) -> None:
+async def preload(bootstrap: str, topic: str, records: list) -> float:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024)
     await producer.start()
+    started = time.monotonic()
     try:
         futs = [await producer.send(topic, r.value, key=r.key, headers=r.headers) for r in records]
         await asyncio.gather(*futs)
     finally:
         await producer.stop()
+    return len(records) / (time.monotonic() - started)
 
 
-async def watch(bootstrap: str, topic: str, want: int, timeout_s: float) -> float:
-    """Sustained outputs/s on ``topic``, between the first and the last output.
+async def all_consuming(ports: list[int], deadline: float) -> float:
+    """When every worker has consumed a record (monotonic time), read from their /metrics.
+
+    (Asking the broker for the group's state instead, while members join, stalls Tansu's
+    group coordinator.) A worker that consumed was assigned partitions, so the join of the
+    last worker, and the rebalance it causes, is over by then.
+    """
+    async with httpx.AsyncClient(timeout=2) as client:
+        while time.monotonic() < deadline:
+            done = 0
+            for port in ports:
+                try:
+                    text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+                except httpx.HTTPError:
+                    continue
+                done += any(
+                    line.startswith("leadpipe_events_consumed_total{") and float(line.rsplit(" ", 1)[1]) > 0
+                    for line in text.splitlines()
+                )
+            if done == len(ports):
+                return time.monotonic()
+            await asyncio.sleep(0.2)
+    raise TimeoutError(f"not every worker of {ports} consumed before the deadline")
+
+
+async def at_once() -> float:
+    return time.monotonic()
+
+
+async def watch(bootstrap: str, topic: str, want: int, timeout_s: float, stable: asyncio.Task[float]) -> dict:
+    """Outputs/s on ``topic``, from the first output read once the group is stable to the last one.
 
     Records are counted by reading them: Tansu's end offsets count record batches, not records.
     """
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
     await consumer.start()
     try:
-        first_t, first_n, total = None, 0, 0
+        total, at_start, t_start = 0, 0, None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=100, max_records=5000)
-            total += sum(len(msgs) for msgs in batch.values())
+            batch = await consumer.getmany(timeout_ms=50, max_records=5000)
             now = time.monotonic()
-            if first_t is None and total > 0:
-                first_t, first_n = now, total
-            if total >= want:
-                assert first_t is not None
-                return (total - first_n) / max(now - first_t, 1e-6)
+            total += sum(len(msgs) for msgs in batch.values())
+            if t_start is None and stable.done() and total > 0:
+                t_start, at_start = now, total
+            if total >= want and t_start is not None:
+                span = max(now - t_start, 1e-6)
+                return {"rate": (total - at_start) / span, "window": (total - at_start) / total, "seconds": span}
         raise TimeoutError(f"{topic}: {total} of {want} outputs after {timeout_s}s")
     finally:
         await consumer.stop()
@@ -118,60 +165,157 @@ async def raw_hop(bootstrap: str, src: str, dst: str, group: str) -> None:
         await consumer.stop()
 
 
-async def run(args: argparse.Namespace) -> None:
-    work = Path(tempfile.mkdtemp(prefix="scoring-bench-"))
-    bport, rport = free_port(), free_port()
-    broker = start_broker(bport, work / "broker.log")
-    redis = start_redis(rport, work / "redis", work / "redis.log", appendonly=False)
-    bootstrap, redis_url = f"127.0.0.1:{bport}", f"redis://127.0.0.1:{rport}/0"
-    procs: list[ManagedProcess] = []
-    try:
-        p = args.partitions
-        await create(bootstrap, ["in.captured", "in.engagement", "out.raw", "out.scored", "in.captured.dlq"], p)
-        records = make_events(args.events)
-        await preload(bootstrap, "in.captured", records)
-        print(f"preloaded {len(records)} events on {p} partitions", flush=True)
+class Bench:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.work = Path(tempfile.mkdtemp(prefix="scoring-bench-"))
+        self.procs: list[ManagedProcess] = []
+        self.bootstrap = ""
 
-        raw = ManagedProcess(
-            "raw", [sys.executable, __file__, "--raw-hop", bootstrap], work / "raw.log", cwd=REPO
-        ).start()
-        procs.append(raw)
-        raw_rate = await watch(bootstrap, "out.raw", args.events, 300)
-        raw.stop()
-        print(f"raw aiokafka hop: {raw_rate:,.0f} events/s", flush=True)
+    def spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> ManagedProcess:
+        proc = ManagedProcess(name, cmd, self.work / f"{name}.log", env=env, cwd=REPO).start()
+        self.procs.append(proc)
+        return proc
 
+    def stop_all(self) -> None:
+        while self.procs:
+            self.procs.pop().stop()
+
+    async def measure(self, out: str, start: Any) -> dict:
+        started, ports = start()
+        stable = asyncio.ensure_future(all_consuming(ports, time.monotonic() + 180) if ports else at_once())
+        try:
+            return await watch(self.bootstrap, out, self.args.events, 900, stable)
+        finally:
+            stable.cancel()
+            for proc in started:
+                proc.stop()
+                self.procs.remove(proc)
+
+    async def raw(self, r: int) -> dict:
+        out, group = f"out.raw.{r}", f"bench-raw-{r}"
+        await create(self.bootstrap, [out], self.args.partitions)
+        cmd = [sys.executable, __file__, "--raw-hop", self.bootstrap, out, group]
+        return await self.measure(out, lambda: ([self.spawn(f"raw-{r}", cmd)], []))
+
+    async def scoring(self, redis_url: str, r: int, workers: int) -> dict:
+        out, group = f"out.scored.{r}.{workers}", f"bench-scoring-{r}-{workers}"
+        await create(self.bootstrap, [out], self.args.partitions)
         env = {
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "REDIS_URL": redis_url, "LEADPIPE_STATE_DIR": str(work),
-            "SCORING_INPUT_TOPICS": "in.captured,in.engagement", "SCORING_OUTPUT_TOPIC": "out.scored",
-            "SCORING_GROUP_ID": "bench-scoring", "KAFKA_PARTITIONS": str(p), "LOG_LEVEL": "WARNING",
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "REDIS_URL": redis_url, "LEADPIPE_STATE_DIR": str(self.work),
+            "SCORING_INPUT_TOPICS": f"{INPUT},in.engagement", "SCORING_OUTPUT_TOPIC": out,
+            "SCORING_GROUP_ID": group, "SCORING_REDIS_PREFIX": f"bench:{r}:{workers}:",
+            "KAFKA_PARTITIONS": str(self.args.partitions), "LOG_LEVEL": "WARNING",
         }  # fmt: skip
-        for n in range(args.workers):
-            port = free_port()
-            w = ManagedProcess(
-                f"scoring-{n}", [sys.executable, "-m", "services.scoring"], work / f"scoring-{n}.log",
-                env=env | {"OPS_PORT": str(port)}, cwd=REPO,
-            ).start()  # fmt: skip
-            procs.append(w)
-            wait_for_port(port, timeout_s=60, proc=w.proc)
-        rate = await watch(bootstrap, "out.scored", args.events, 600)
-        print(f"scoring stage ({args.workers} worker(s), {p} partitions): {rate:,.0f} events/s", flush=True)
-        print(f"ratio scoring/raw: {rate / raw_rate:.1%}", flush=True)
-    finally:
-        for proc in procs:
-            proc.stop()
-        redis.stop()
-        broker.stop()
+        wrap = os.environ.get("SCORING_BENCH_WRAP", "")  # e.g. a profiler: "py-spy record -o /tmp/w{n}.txt -f raw --"
+
+        def start() -> tuple[list[ManagedProcess], list[int]]:
+            procs, ports = [], []
+            for n in range(workers):
+                ports.append(free_port())
+                cmd = [*wrap.format(n=n).split(), sys.executable, "-m", "services.scoring"]
+                procs.append(self.spawn(f"scoring-{r}-{workers}-{n}", cmd, env | {"OPS_PORT": str(ports[-1])}))
+            return procs, ports
+
+        return await self.measure(out, start)
+
+    async def run(self) -> dict:
+        a = self.args
+        bport, rport = free_port(), free_port()
+        self.procs.append(start_broker(bport, self.work / "broker.log"))
+        self.procs.append(start_redis(rport, self.work / "redis", self.work / "redis.log", appendonly=False))
+        wait_for_port(bport, timeout_s=30)
+        bootstrap, redis_url = f"127.0.0.1:{bport}", f"redis://127.0.0.1:{rport}/0"
+        self.bootstrap = bootstrap
+        await create(bootstrap, [INPUT, "in.engagement", f"{INPUT}.dlq"], a.partitions)
+        load_rate = await preload(bootstrap, INPUT, make_events(a.events))
+        print(f"preloaded {a.events} events on {a.partitions} partitions ({load_rate:,.0f}/s)", flush=True)
+        runs: list[dict] = []
+        for r in range(a.repeat):
+            raw = await self.raw(r)
+            print(f"[{r + 1}/{a.repeat}] raw hop: {raw['rate']:,.0f}/s", flush=True)
+            for w in a.workers:
+                res = await self.scoring(redis_url, r, w)
+                ratio = res["rate"] / raw["rate"]
+                runs.append({"repeat": r, "workers": w, "raw": raw, "scoring": res, "ratio": ratio})
+                print(
+                    f"[{r + 1}/{a.repeat}] scoring {w} worker(s): {res['rate']:,.0f}/s, ratio {ratio:.2f} "
+                    f"(window {res['window']:.0%} of outputs)",
+                    flush=True,
+                )
+        return {"runs": runs, "preload_rate": load_rate}
+
+
+def summarise(args: argparse.Namespace, result: dict, load: str) -> dict:
+    runs = result["runs"]
+    configs = []
+    raw_rates = sorted({(r["repeat"], r["raw"]["rate"]) for r in runs})
+    for w in args.workers:
+        mine = [r for r in runs if r["workers"] == w]
+        configs.append(
+            {
+                "workers": w,
+                "partitions": args.partitions,
+                "rate_median": statistics.median(r["scoring"]["rate"] for r in mine),
+                "ratio_median": statistics.median(r["ratio"] for r in mine),
+                "rates": [round(r["scoring"]["rate"]) for r in mine],
+                "ratios": [round(r["ratio"], 3) for r in mine],
+                "min_window": min(r["scoring"]["window"] for r in mine),
+            }
+        )
+    return {
+        "command": "bench/scoring_bench.py " + " ".join(sys.argv[1:]),
+        "events": args.events,
+        "partitions": args.partitions,
+        "repeat": args.repeat,
+        "raw_median": statistics.median(rate for _, rate in raw_rates),
+        "raw_rates": [round(rate) for _, rate in raw_rates],
+        "configs": configs,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_before": load},
+        "runs": runs,
+    }
+
+
+def print_table(summary: dict) -> None:
+    print()
+    print(f"raw aiokafka hop (median of {summary['repeat']}): {summary['raw_median']:,.0f} events/s "
+          f"{summary['raw_rates']}")  # fmt: skip
+    print(f"{'config':<28}{'events/s (median)':>18}{'ratio to raw':>14}  per repeat")
+    for c in summary["configs"]:
+        name = f"scoring, {c['workers']} worker(s), {c['partitions']} part."
+        print(f"{name:<28}{c['rate_median']:>18,.0f}{c['ratio_median']:>14.2f}  {c['rates']} {c['ratios']}")
 
 
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--raw-hop":
-        asyncio.run(raw_hop(sys.argv[2], "in.captured", "out.raw", "bench-raw"))
+        asyncio.run(raw_hop(sys.argv[2], INPUT, sys.argv[3], sys.argv[4]))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--events", type=int, default=10000)
     parser.add_argument("--partitions", type=int, default=6)
-    parser.add_argument("--workers", type=int, default=1)
-    asyncio.run(run(parser.parse_args()))
+    parser.add_argument("--workers", default="1", help="comma-separated worker counts, e.g. 1,2")
+    parser.add_argument("--repeat", type=int, default=1, help="measure every configuration this many times")
+    parser.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "scoring.json")
+    args = parser.parse_args()
+    try:
+        args.workers = [int(w) for w in args.workers.split(",") if w.strip()]
+    except ValueError:
+        parser.error("--workers: expected comma-separated numbers, e.g. 1,2")
+    if not args.workers or min(args.workers) < 1 or args.events < 1 or args.repeat < 1:
+        parser.error("--workers, --events and --repeat must be at least 1")
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    bench = Bench(args)
+    # Stop the broker, Redis and workers on Ctrl-C or SIGTERM too (they run in their own process groups).
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        result = asyncio.run(bench.run())
+    finally:
+        bench.stop_all()
+    summary = summarise(args, result, load)
+    print_table(summary)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"\nwritten {args.json}")
 
 
 if __name__ == "__main__":
