@@ -1,16 +1,55 @@
 """A Faust app configured for our topics: raw bytes in and out (our own pydantic codec),
-short rebalance timeouts for the embedded broker, acks=all, no idempotent producer."""
+short rebalance timeouts for the embedded broker, acks=all, no idempotent producer, and a
+fetch wait of ``KAFKA_FETCH_MAX_WAIT_MS`` instead of Faust's fixed 1500 ms.
+
+Why the fetch wait: a caught-up consumer's fetch is answered when data arrives or when the
+wait runs out. Kafka answers as soon as a record arrives; Tansu (the dev broker) answers only
+when the wait runs out (measured: a record waits ~half of it, up to ~750 ms at 1500 ms), and
+that wait is paid once per hop, so it set the pipeline's latency. Apps with Faust tables keep
+the 1500 ms (see ``_ConsumerThread``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import aiokafka
 import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from leadpipe.runtime.settings import ServiceSettings
 
 
-def make_app(app_id: str, settings: ServiceSettings, **overrides: Any) -> faust.App:
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        # Faust passes a fixed fetch_max_wait_ms=1500; aiokafka reads this at start(). Apps with
+        # changelog tables keep Faust's value: with a short wait, table recovery on Tansu left a
+        # partition unprocessed (tests/contract: the Faust table recovery test). Our services
+        # keep their state in Redis and have no tables.
+        if not self.app.tables.changelog_topics:
+            consumer._fetch_max_wait_ms = self.app.fetch_max_wait_ms  # type: ignore[attr-defined]
+        return consumer
+
+
+class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _Transport(faust_aiokafka.Transport):
+    Consumer = _Consumer
+
+
+class App(faust.App):
+    """``faust.App`` whose Kafka consumer waits at most ``fetch_max_wait_ms`` per fetch."""
+
+    fetch_max_wait_ms: int = 1500
+
+    def _new_transport(self) -> Any:
+        return _Transport(self.conf.broker_consumer, self)
+
+
+def make_app(app_id: str, settings: ServiceSettings, **overrides: Any) -> App:
     datadir = settings.leadpipe_state_dir / "faust" / app_id
     datadir.parent.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {
@@ -32,4 +71,6 @@ def make_app(app_id: str, settings: ServiceSettings, **overrides: Any) -> faust.
         "store": "memory://",
         "web_enabled": False,
     }
-    return faust.App(app_id, **(options | overrides))
+    app = App(app_id, **(options | overrides))
+    app.fetch_max_wait_ms = settings.kafka_fetch_max_wait_ms
+    return app

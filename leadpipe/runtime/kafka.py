@@ -53,6 +53,7 @@ def make_consumer(settings: ServiceSettings, *topics: str, group_id: str | None,
         "max_poll_interval_ms": max(timeout_ms, 10_000),
         "session_timeout_ms": int(settings.kafka_session_timeout_s * 1000),
         "heartbeat_interval_ms": 1000,
+        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
     }
     return AIOKafkaConsumer(*topics, **(opts | overrides))
 

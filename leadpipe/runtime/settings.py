@@ -23,6 +23,9 @@ class ServiceSettings(BaseSettings):
     kafka_rebalance_timeout_s: float = 10.0
     kafka_session_timeout_s: float = 10.0
     kafka_max_record_bytes: int = 1_000_000
+    # A caught-up consumer's longest fetch wait. Tansu answers a fetch only when this runs out
+    # (a record waits about half of it per hop); Kafka answers as soon as a record arrives.
+    kafka_fetch_max_wait_ms: int = Field(default=100, ge=1, le=30_000)
     kafka_partitions: int = 6
     kafka_replication_factor: int = 1
     kafka_security_protocol: str = "PLAINTEXT"

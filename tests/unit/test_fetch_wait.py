@@ -1,0 +1,53 @@
+"""KAFKA_FETCH_MAX_WAIT_MS reaches the consumers: Faust's worker consumer (which Faust builds
+with a fixed 1500 ms) and the plain aiokafka ones; out-of-range values are refused by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from leadpipe.runtime.faust_app import make_app
+from leadpipe.runtime.kafka import make_consumer
+from leadpipe.runtime.settings import ServiceSettings
+
+
+def _settings(tmp_path: Path, **extra: object) -> ServiceSettings:
+    return ServiceSettings(
+        kafka_bootstrap_servers="127.0.0.1:1", redis_url="redis://unused", leadpipe_state_dir=tmp_path, **extra
+    )
+
+
+async def test_the_faust_worker_consumer_waits_at_most_the_configured_fetch_wait(tmp_path: Path):
+    app = make_app("fetch-wait-test", _settings(tmp_path, kafka_fetch_max_wait_ms=40))
+    thread = app.consumer._thread
+    consumer = thread._create_worker_consumer(app.transport)
+    assert consumer._fetch_max_wait_ms == 40
+    assert consumer._group_id == "fetch-wait-test"  # still Faust's own settings otherwise
+    await consumer.stop()
+    thread.thread_loop.close()  # the consumer thread never started: close the loop it made
+
+
+async def test_an_app_with_a_changelog_table_keeps_fausts_fetch_wait(tmp_path: Path):
+    app = make_app("fetch-wait-table", _settings(tmp_path, kafka_fetch_max_wait_ms=40))
+    app.Table("counts", default=int, partitions=1)
+    thread = app.consumer._thread
+    consumer = thread._create_worker_consumer(app.transport)
+    assert consumer._fetch_max_wait_ms == 1500
+    await consumer.stop()
+    thread.thread_loop.close()
+
+
+async def test_the_default_fetch_wait_is_short_and_plain_consumers_use_it_too(tmp_path: Path):
+    settings = _settings(tmp_path)
+    assert settings.kafka_fetch_max_wait_ms == 100
+    consumer = make_consumer(settings, "t", group_id=None)
+    assert consumer._fetch_max_wait_ms == 100
+    await consumer.stop()
+
+
+def test_a_fetch_wait_out_of_range_is_refused_naming_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("KAFKA_FETCH_MAX_WAIT_MS", "0")
+    with pytest.raises(ValidationError, match="kafka_fetch_max_wait_ms"):
+        _settings(tmp_path)
