@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from leadpipe.runtime.kafka import make_consumer, make_producer
@@ -102,6 +103,13 @@ def create_app(settings: IngestSettings, deps: IngestDeps | None = None) -> Fast
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
         return problem(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RedisError)
+    async def redis_unavailable(_: Request, exc: RedisError) -> Response:
+        # A route that cannot answer safely without Redis (webhook replay guard, scan and link
+        # idempotency) asks the client to retry instead of failing with a bare 500.
+        log.warning("redis unavailable: %s", exc)
+        return problem(503, "Temporarily unavailable", "please retry", headers={"Retry-After": "5"})
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> Response:

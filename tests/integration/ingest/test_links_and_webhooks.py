@@ -5,11 +5,16 @@ from __future__ import annotations
 import time
 import uuid
 
+import httpx
 import orjson
+from prometheus_client import CollectorRegistry
 
+from leadpipe.devstack.processes import free_port
 from schemas.base import EngagementKind
 from schemas.identity import identity_key
 from schemas.links import assignment_token, sign, unsubscribe_token
+from services.ingest.app import build_deps, create_app
+from services.ingest.config import IngestSettings
 from services.ingest.domain.webhooks import sign as sign_webhook
 from tests.integration.ingest.conftest import Ingest, read_all, read_events
 
@@ -142,3 +147,19 @@ async def test_one_click_unsubscribe_publishes_an_unsubscribed_engagement_once(i
         if e.data.identity.external_id == lead
     ]
     assert event.data.kind == EngagementKind.UNSUBSCRIBED and event.subject == identity_key(email="quit@example.com")
+
+
+async def test_a_webhook_while_redis_is_down_gets_503_with_retry_after(ingest_settings: IngestSettings):
+    """Found by the chaos suite: a webhook arriving while Redis restarted got a bare 500 (the
+    replay guard's write raised). It now gets a 503 the provider retries."""
+    settings = ingest_settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    app = create_app(settings, build_deps(settings, CollectorRegistry()))
+    raw, headers = signed({"id": uuid.uuid4().hex, "kind": "opened", "occurred_at": "2026-05-01T10:00:00Z",
+                           "email": "lee@example.com"})  # fmt: skip
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as client:
+            resp = await client.post("/v1/webhooks/demo", content=raw, headers=headers)
+    assert resp.status_code == 503, resp.text
+    assert resp.headers["retry-after"] == "5"
+    assert resp.json()["title"] == "Temporarily unavailable"
