@@ -124,6 +124,7 @@ def _rescore(args: argparse.Namespace) -> int:
 
 async def _rescore_async(args: argparse.Namespace) -> int:
     from aiokafka.errors import KafkaError
+    from redis.exceptions import RedisError
     from tqdm import tqdm
 
     from leadpipe.runtime.kafka import make_producer
@@ -136,9 +137,12 @@ async def _rescore_async(args: argparse.Namespace) -> int:
     model = _load_model(settings, args.model)
     ref = load_reference(settings.scoring_data_dir, settings.scoring_served_area_path)
     redis = await _connect_redis(settings)
+    store = RedisLeadStore(redis, settings.scoring_redis_prefix)
     producer = None
+    run_id = args.run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+    cause = cause_id(model.version, run_id)
+    report = Report(model.version, None, args.dry_run)
     try:
-        store = RedisLeadStore(redis, settings.scoring_redis_prefix)
         if not args.dry_run:
             producer = make_producer(settings, linger_ms=5, max_batch_size=256 * 1024)
             try:
@@ -148,13 +152,10 @@ async def _rescore_async(args: argparse.Namespace) -> int:
                 raise CliError(
                     f"Kafka at {settings.kafka_bootstrap_servers} unreachable: {exc}", EXIT_UNREACHABLE
                 ) from exc
-        run_id = args.run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
-        cause = cause_id(model.version, run_id)
         if args.dry_run:
-            previous = await store.active_model()
+            report.previous_version = await store.active_model()
         else:
-            previous = await store.set_active_model(model.version)
-        report = Report(model.version, previous, args.dry_run)
+            report.previous_version = await store.set_active_model(model.version)
         total = await store.count_leads()
         topic = settings.scoring_output_topic
 
@@ -169,10 +170,16 @@ async def _rescore_async(args: argparse.Namespace) -> int:
                 store, model, ref, now=datetime.now(UTC), cause=cause, publish=publish, report=report,
                 chunk_size=args.batch_size, progress=bar.update,
             )  # fmt: skip
-        except RescoreError as exc:
-            raise CliError(str(exc), EXIT_CONFLICT) from exc
         finally:
             bar.close()
+    except RescoreError as exc:
+        raise CliError(str(exc), EXIT_CONFLICT) from exc
+    except (RedisError, KafkaError, OSError) as exc:
+        raise CliError(
+            f"lost Redis or Kafka after {report.leads} lead(s): {exc!r}; run again with --run-id {run_id} "
+            "(leads already done publish nothing new)",
+            EXIT_UNREACHABLE,
+        ) from exc
     finally:
         if producer is not None:
             await producer.stop()
