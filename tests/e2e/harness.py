@@ -365,6 +365,8 @@ class Seen:
         trigger = getattr(d, "trigger", None)
         if trigger is not None and trigger.engagement_kind is not None:
             extra += f" trigger={trigger.engagement_kind.value}"
+        if getattr(d, "reasons", None):
+            extra += " rules=" + ",".join(f"{r.rule_id}:{r.points:g}" for r in d.reasons)
         return f"{self.event.time:%H:%M:%S.%f} {self.topic}:{extra}"
 
 
@@ -553,10 +555,15 @@ class Journey:
         if dead is not None:
             lines.append(f"!! {dead.name} is dead; log: {dead.log_path}")
         seen = self.tail.all()
+        identities = {identity} if identity else set()
+        for s in seen:  # the lead's captures and engagements carry its email or phone, not its id
+            if lead_id is not None and s.lead_id == lead_id and s.topic == "lead.scored.v1" and s.event is not None:
+                identities |= {x for x in (s.event.data.profile.email, s.event.data.profile.phone) if x}
         related = []
         for s in seen:
             mine = lead_id is not None and s.lead_id == lead_id
-            same_person = bool(identity and s.event is not None and identity in s.event.model_dump_json())
+            dump = s.event.model_dump_json() if s.event is not None and s.lead_id is None else ""
+            same_person = any(i in dump for i in identities)
             if mine or same_person or s.error or s.topic.endswith(".dlq"):
                 related.append(s)
         lines.append(f"events for lead {lead_id or identity} ({len(related)} of {len(seen)} on the topics):")

@@ -181,18 +181,19 @@ def test_a_hot_booth_scan_uploaded_hours_late_gets_a_rep_call_task_for_the_next_
 
 # -- 3 -----------------------------------------------------------------------------------------------------
 def grade_b_form(j: Journey, first: str, last: str, email: str, phone: str, country: str) -> dict[str, str]:
-    """An operations manager at a small logistics firm with a stated need: a grade-B lead."""
-    return {"email": email, "phone": phone, "first_name": first, "last_name": last, "company": "Onyx Logistics",
-            "job_title": "Operations Manager", "country": country, "need": "Better follow-up on inbound leads",
-            "marketing_consent": "on"}  # fmt: skip
+    """A manager at a small food company with a stated need for 25 seats: a grade-B lead (scored
+    51 under model fit-2026.1 and 61 under fit-2026.2, well inside the B band of both)."""
+    return {"email": email, "phone": phone, "first_name": first, "last_name": last, "company": "Delta Foods",
+            "job_title": "Operations Manager", "country": country, "seats": "25",
+            "need": "Better follow-up on inbound leads", "marketing_consent": "on"}  # fmt: skip
 
 
 def test_a_grade_b_lead_gets_its_email_sequence_inside_its_sending_window_and_it_stops_on_reply(journey: Journey):
     j = journey
     here = pick_place(j.window, open_now=True, n=303)  # the window is open in this lead's zone now
     away = pick_place(j.window, open_now=False, n=304)  # and closed in this one
-    email, phone = f"lee.park.{j.run}@onyxlogistics.com", here.phone(303)
-    late_email = f"noor.haddad.{j.run}@onyxlogistics.com"
+    email, phone = f"lee.park.{j.run}@deltafoods.com", here.phone(303)
+    late_email = f"noor.haddad.{j.run}@deltafoods.com"
     captured = datetime.now(UTC)
     assert j.post_demo_form(grade_b_form(j, "Lee", "Park", email, phone, here.country)).status_code == 200
     assert (
@@ -230,8 +231,8 @@ def test_a_grade_b_lead_gets_its_email_sequence_inside_its_sending_window_and_it
     assert [c.reason for c in stage_changes(j, lead_id)][-1] == "lead replied"
     touches = len(touch_requests(j, lead_id))
     mails = len(touch_mails(j, email, lead_id))
-    deadline = datetime.now(UTC) + timedelta(seconds=3 * WEEK_S)
-    while datetime.now(UTC) < deadline:  # three more cadence "weeks": nothing more goes out
+    deadline = datetime.now(UTC) + timedelta(seconds=2 * WEEK_S)
+    while datetime.now(UTC) < deadline:  # two more cadence "weeks": nothing more goes out
         assert len(touch_requests(j, lead_id)) == touches, j.diagnose(lead_id)
         time.sleep(0.5)
     assert len(touch_mails(j, email, lead_id)) == mails
@@ -253,7 +254,7 @@ def test_a_grade_b_lead_gets_its_email_sequence_inside_its_sending_window_and_it
 def test_an_unsubscribe_stops_every_touch_on_that_channel_and_the_cadence_carries_on_elsewhere(journey: Journey):
     j = journey
     here = pick_place(j.window, open_now=True, n=404)
-    email, phone = f"sam.okoro.{j.run}@onyxlogistics.com", here.phone(404)
+    email, phone = f"sam.okoro.{j.run}@deltafoods.com", here.phone(404)
     assert j.post_demo_form(grade_b_form(j, "Sam", "Okoro", email, phone, here.country)).status_code == 200
     lead_id = j.lead_id_for(email=email)
 
@@ -296,8 +297,8 @@ def test_an_unsubscribe_stops_every_touch_on_that_channel_and_the_cadence_carrie
 def test_six_unanswered_touches_recycle_the_lead(journey: Journey):
     j = journey
     here = pick_place(j.window, open_now=True, n=505)
-    email = f"kim.novak.{j.run}@deltafoods.com"
-    assert j.post_demo_form({"email": email, "first_name": "Kim", "last_name": "Novak", "company": "Delta Foods",
+    email = f"kim.novak.{j.run}@lumencloud.com"  # an engineer at a small software firm: grade C (28 or 38)
+    assert j.post_demo_form({"email": email, "first_name": "Kim", "last_name": "Novak", "company": "Lumen Cloud",
                              "job_title": "Software Engineer", "country": here.country}).status_code == 200  # fmt: skip
     lead_id = j.lead_id_for(email=email)
     scored = j.scored(lead_id)
@@ -338,7 +339,8 @@ def test_a_rep_who_does_not_accept_within_the_sla_is_routed_around_and_the_manag
 
     first = j.wait("the first assignment", lambda: next(iter(assignments(j, lead_id)), None), lead_id=lead_id)
     assert first.rep_id in US_REPS
-    assert first.accept_by - first.assigned_at == timedelta(seconds=SLA_S)  # the team works round the clock
+    # The team works round the clock (but for the last second of each day): the SLA is SLA_S of wall time.
+    assert timedelta(seconds=SLA_S) <= first.accept_by - first.assigned_at <= timedelta(seconds=SLA_S + 1)
     ignored = mail(j, REPS[first.rep_id][3], f"alert:{first.assignment_id}", lead_id)
     assert f"Please accept by {first.accept_by.isoformat()}" in ignored.text, ignored.text
 
@@ -382,10 +384,10 @@ def test_a_rep_who_does_not_accept_within_the_sla_is_routed_around_and_the_manag
 def test_no_log_of_the_stack_shows_an_email_address_or_phone_number_the_journeys_used(journey: Journey):
     j = journey
     here = pick_place(j.window, open_now=True, n=707)
-    email, phone = f"robin.vale.{j.run}@onyxlogistics.com", here.phone(707)
+    email, phone = f"robin.vale.{j.run}@deltafoods.com", here.phone(707)
     # One more lead through every service, and one refused submission (a path that logs a warning).
     assert j.post_demo_form(grade_b_form(j, "Robin", "Vale", email, phone, here.country)).status_code == 200
-    refused = j.post_demo_form({"email": f"no.company.{j.run}@onyxlogistics.com", "first_name": "Pat"})
+    refused = j.post_demo_form({"email": f"no.company.{j.run}@deltafoods.com", "first_name": "Pat"})
     assert refused.status_code == 422 and "company" in refused.text
     lead_id = j.lead_id_for(email=email)
     j.wait("the extra lead's first touch delivered", lambda: touch_mails(j, email, lead_id), lead_id=lead_id)
