@@ -1,0 +1,186 @@
+"""One chaos run: a real stack, a steady load, faults in a given order, then the audit.
+
+Faults (``Fault.kind``):
+- ``kill9``: SIGKILL a service's process group mid-stream, leave it dead for a moment while
+  the load goes on, start it again (same port, same state dir) and wait until it is ready;
+- ``broker_freeze``: SIGSTOP the broker for ``seconds`` (10 by default), then SIGCONT. Tansu
+  keeps its data in memory, so a real stop would lose every topic: a frozen broker is what a
+  down-and-back broker looks like to its clients (connections hang, requests time out, ingest
+  spools, workers retry and reconnect) without losing the log;
+- ``redis_restart``: SIGKILL redis-server and start it again on the same port, either with
+  its append-only file (state survives as far as it was written) or wiped (empty: services
+  must rebuild from the topics).
+
+After the faults the load stops and the audit (``tests.chaos.audit``) is repeated until it
+passes or ``settle_s`` runs out; the last report is the verdict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from leadpipe.devstack.stack import PIPELINE, Stack
+from tests.chaos.audit import Report, audit, dump, read_observed
+from tests.chaos.driver import FORMS_DIR, DriverStats, LoadDriver
+
+WORKERS = ("scoring", "nurture", "notifier")
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str  # kill9 | broker_freeze | redis_restart
+    target: str = ""  # the service for kill9
+    seconds: float = 10.0  # broker_freeze: how long; kill9: how long the service stays dead
+    wipe: bool = False  # redis_restart
+
+    def __str__(self) -> str:
+        if self.kind == "kill9":
+            return f"kill -9 {self.target}"
+        if self.kind == "broker_freeze":
+            return f"broker frozen {self.seconds:g}s"
+        return f"redis restart ({'wiped' if self.wipe else 'AOF kept'})"
+
+
+def short_plan() -> list[Fault]:
+    """CI: every service killed once, the broker frozen 10 s, Redis restarted with its data."""
+    return [
+        *(Fault("kill9", name, seconds=1.0) for name in ("scoring", "nurture", "notifier", "ingest")),
+        Fault("broker_freeze", seconds=10.0),
+        Fault("redis_restart", wipe=False),
+    ]
+
+
+def long_plan(rounds: int, seed: int, *, wipe: bool = True) -> list[Fault]:
+    """``rounds`` of the short plan's faults in a random order each round, Redis wiped."""
+    rng = random.Random(seed)
+    plan: list[Fault] = []
+    for _ in range(rounds):
+        faults = [
+            *(
+                Fault("kill9", name, seconds=rng.uniform(0.2, 5.0))
+                for name in ("scoring", "nurture", "notifier", "ingest")
+            ),
+            Fault("broker_freeze", seconds=10.0),
+            Fault("redis_restart", wipe=wipe),
+        ]
+        rng.shuffle(faults)
+        plan.extend(faults)
+    return plan
+
+
+@dataclass
+class Outcome:
+    report: Report
+    stats: DriverStats
+    timings: dict[str, float] = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)
+
+
+def stack_env() -> dict[str, str]:
+    return {
+        "INGEST_FORMS_DIR": str(FORMS_DIR),
+        # A killed notifier's in-flight claim is taken over after this (default 30 s); a
+        # single replica makes a shorter lease safe and keeps the run short.
+        "NOTIFIER_SEND_LEASE_S": "5",
+        # Rep alerts all go to a handful of reps: the per-recipient limit would defer them.
+        "NOTIFIER_RECIPIENT_LIMIT": "1000000",
+        "LOG_LEVEL": "INFO",
+    }
+
+
+def wait_ready(stack: Stack, name: str, timeout_s: float = 90.0) -> None:
+    def ready() -> bool:
+        try:
+            return httpx.get(stack.url(name) + "/readyz", timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    stack.wait_until(ready, timeout_s=timeout_s, interval_s=0.3)
+
+
+def apply(stack: Stack, fault: Fault) -> None:
+    if fault.kind == "kill9":
+        stack.kill9(fault.target)
+        time.sleep(fault.seconds)
+        stack.restart(fault.target)
+        wait_ready(stack, fault.target)
+    elif fault.kind == "broker_freeze":
+        with stack.broker_paused():
+            time.sleep(fault.seconds)
+    elif fault.kind == "redis_restart":
+        stack.restart_redis(wipe=fault.wipe)
+    else:
+        raise ValueError(f"unknown fault kind {fault.kind!r}")
+
+
+def final_audit(stack: Stack, driver: LoadDriver, settle_s: float, say: Callable[[str], None]) -> Report:
+    deadline = time.monotonic() + settle_s
+    while True:
+        seen = asyncio.run(read_observed(stack.bootstrap, stack.outbox))
+        report = audit(driver.accepted, seen, now=datetime.now(UTC))
+        if report.ok:
+            return report
+        dead = stack.first_dead()
+        if dead is not None:
+            say(f"{dead.name} died (log: {dead.log_path})")
+        # Double sends never heal: waiting longer cannot change the verdict.
+        final = {"double_send", "conflicting_outcomes", "dead_lettered", "undecodable"} & set(report.kinds())
+        if dead is not None or final or time.monotonic() > deadline:
+            dump(driver.accepted, seen, stack.state_dir / "audit")
+            say(f"what the audit saw: {stack.state_dir / 'audit'}")
+            return report
+        time.sleep(3.0)
+
+
+def run(
+    state_dir: Path,
+    faults: list[Fault],
+    *,
+    rate_per_s: float = 8.0,
+    between: int = 15,
+    seed: int = 0,
+    settle_s: float = 120.0,
+    say: Callable[[str], None] = print,
+) -> Outcome:
+    """Start a stack, load it, make ``faults`` one after another (``between`` accepted captures
+    apart, so each fault happens mid-stream), stop the load and audit."""
+    timings: dict[str, float] = {}
+    log: list[str] = []
+
+    def note(msg: str) -> None:
+        log.append(msg)
+        say(msg)
+
+    t0 = time.monotonic()
+    with Stack(state_dir, services=PIPELINE, env=stack_env()) as stack:
+        for name in PIPELINE:
+            wait_ready(stack, name)
+        timings["stack_up_s"] = time.monotonic() - t0
+        driver = LoadDriver(stack.url("ingest"), rate_per_s=rate_per_s, seed=seed).start()
+        try:
+            driver.wait_accepted(between)
+            for fault in faults:
+                started = time.monotonic()
+                apply(stack, fault)
+                note(f"{fault}: {time.monotonic() - started:.1f}s, {driver.accepted_count()} captures accepted so far")
+                driver.wait_accepted(between, timeout_s=90.0)
+        finally:
+            driver.stop()
+        timings["load_s"] = time.monotonic() - t0 - timings["stack_up_s"]
+        driver.accepted.dump(stack.state_dir / "accepted.jsonl")
+        t1 = time.monotonic()
+        report = final_audit(stack, driver, settle_s, note)
+        timings["settle_s"] = time.monotonic() - t1
+        note(f"load: {dict(driver.stats.actions)}, responses: {dict(driver.stats.statuses)}, "
+             f"delivery: {dict(driver.stats.delivery)}")  # fmt: skip
+        note(report.summary())
+    timings["total_s"] = time.monotonic() - t0
+    return Outcome(report, driver.stats, timings, log)
