@@ -1,0 +1,988 @@
+"""Load benchmark of the whole pipeline beside the raw aiokafka chain, in one run (a script, not a test).
+
+    .venv/bin/python bench/pipeline_bench.py            # quick run: 3-6 minutes on 2 busy cores
+    .venv/bin/python bench/pipeline_bench.py --full     # longer phases (15+ minutes)
+
+One broker (Tansu) and one redis-server on free ports; every service runs as its own process
+(``leadpipe.devstack.stack.Stack``). Phases, in this order:
+
+a. raw chain (``bench/raw_chain.py``) on the same broker before the services start: the same
+   payloads (ingest's own form mapping) through the same three hops (captured -> scored ->
+   requested -> outcome), bare aiokafka, at the set rate (latency) and as fast as it goes.
+b. pipeline at a set rate: web-form posts (grade-A leads: each gets an immediate rep alert),
+   booth-scan batches and signed engagement webhooks, all through ingest's HTTP API; latency
+   percentiles per segment: post -> captured -> scored -> rep alert requested -> sent.
+c. pipeline throughput, one replica of each worker: (c1) forms posted over HTTP by a closed loop
+   of clients; (c2) the same captures produced straight into ``lead.captured.v1`` as fast as
+   possible, the way the raw chain is fed (this is the like-for-like ratio).
+d. scale-out: a second replica of scoring, nurture and notifier joins while forms keep coming
+   (6-partition topics; each consumer group rebalances under load), then (c2) again with two
+   replicas. Partition assignments come from DescribeGroups, per-replica work from /metrics.
+
+Then every lead posted or injected in any phase is checked: scored (nothing lost), one rep alert
+sent per lead, each notification id with one ``sent`` outcome and one outbox write (nothing
+duplicated across the rebalances).
+
+Clocks: a latency is (time a record was produced) - (time the client started the HTTP post, or
+sent the capture), both wall clock on this machine. The record's time is its Kafka CreateTime,
+stamped by the producing service as it sends it (ms resolution), not the time this script read
+it, so the bench's own consumer lag does not count. The raw chain is measured the same way.
+
+Throttles lifted for the run (reported in the output): the demo form's per-IP/per-form limits,
+the notifier's per-recipient limit and per-channel send rate, and the reps' daily capacity (a
+bench sales team of four email reps). The notifier delivers to its file outbox.
+
+Output: a table on stdout, JSON at bench/results/pipeline.json, a plot at docs/img/pipeline_bench.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.protocol.group import MemberAssignment
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench import raw_chain  # noqa: E402
+from leadpipe.devstack.stack import Stack  # noqa: E402
+from schemas.codec import encode  # noqa: E402
+from schemas.envelope import new_event  # noqa: E402
+from schemas.identity import identity_key  # noqa: E402
+
+WORKERS = ("scoring", "nurture", "notifier")
+GROUPS = {"scoring": "leadpipe-scoring", "nurture": "leadpipe-nurture", "notifier": "notifier"}
+GROUP_TOPICS = {
+    "scoring": "lead.captured.v1",
+    "nurture": "lead.scored.v1",
+    "notifier": "notification.requested.v1",
+}
+TRACKED = ("lead.captured.v1", "lead.scored.v1", "notification.requested.v1", "notification.outcome.v1")
+WEBHOOK_SECRET = "dev-webhook-secret"
+SCANNER_KEY = "dev-scanner-key"
+UNLIMITED = 100_000_000
+SEGMENTS = (
+    ("post_to_captured", "post -> captured (ingest published)"),
+    ("captured_to_scored", "captured -> scored"),
+    ("scored_to_requested", "scored -> rep alert requested"),
+    ("requested_to_sent", "rep alert requested -> sent"),
+    ("post_to_sent", "form post -> rep alert sent"),
+)
+
+
+# ---- the stack's bench configuration --------------------------------------------------------
+def bench_config(work: Path) -> tuple[dict[str, str], list[str]]:
+    """Files and environment that lift the throttles a load test would otherwise hit."""
+    forms = work / "forms"
+    forms.mkdir(parents=True, exist_ok=True)
+    demo = (REPO / "services/ingest/forms/demo.yaml").read_text()
+    lines = [ln for ln in demo.splitlines() if not ln.strip().startswith(("per_ip_per_minute", "per_form_per_minute"))]
+    demo = "\n".join(lines).replace(
+        "rate_limits:", f"rate_limits:\n  per_ip_per_minute: {UNLIMITED}\n  per_form_per_minute: {UNLIMITED}"
+    )
+    (forms / "demo.yaml").write_text(demo + "\n")
+    reps = "".join(
+        f"  - {{id: rep-{i}, name: Bench Rep {i}, territories: [US], languages: [en], daily_capacity: {UNLIMITED},"
+        f" timezone: UTC, alert: {{channel: email, address: rep{i}@sales.example.com}}, manager: mgr}}\n"
+        for i in range(4)
+    )
+    team = work / "sales_team.yaml"
+    team.write_text(
+        'version: "bench"\nmanagers:\n'
+        "  - {id: mgr, name: Bench Manager, alert: {channel: email, address: mgr@sales.example.com}}\n"
+        f"reps:\n{reps}"
+    )
+    rate = json.dumps({c: float(UNLIMITED) for c in ("email", "sms", "slack", "webhook")})
+    env = {
+        "INGEST_FORMS_DIR": str(forms),
+        "NURTURE_DIRECTORY_PATH": str(team),
+        "NOTIFIER_RECIPIENT_LIMIT": str(UNLIMITED),
+        "NOTIFIER_CHANNEL_RATE_PER_S": rate,
+        "LOG_LEVEL": "WARN",
+    }
+    notes = [
+        "demo form rate limits per IP / per form raised to 1e8 per minute (INGEST_FORMS_DIR: a copy of demo.yaml)",
+        "notifier per-recipient limit 1e8 (NOTIFIER_RECIPIENT_LIMIT), per-channel rate 1e8/s (NOTIFIER_CHANNEL_RATE_PER_S)",
+        "bench sales team: 4 US email reps with daily capacity 1e8 (NURTURE_DIRECTORY_PATH)",
+        "notifier transport: the file outbox (the dev default)",
+        "LOG_LEVEL=WARN for every service",
+    ]
+    return env, notes
+
+
+# ---- what the broker shows ------------------------------------------------------------------
+@dataclass
+class Tracker:
+    """Reads the pipeline's topics from the start (no consumer group) and indexes the records by
+    correlation id (the capture event's id) and notification id. Times: record CreateTime (s)."""
+
+    bootstrap: str
+    captured: dict[str, float] = field(default_factory=dict)
+    scored: dict[str, list[tuple[float, str]]] = field(default_factory=lambda: defaultdict(list))
+    requested: dict[str, list[tuple[float, str, str]]] = field(default_factory=lambda: defaultdict(list))
+    requested_ids: Counter[str] = field(default_factory=Counter)
+    sent: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    outcomes: Counter[str] = field(default_factory=Counter)
+    alert_of: dict[str, str] = field(default_factory=dict)
+    records: int = 0
+    per_partition: Counter[tuple[str, int]] = field(default_factory=Counter)
+    _task: asyncio.Task[None] | None = None
+    _consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            *TRACKED,
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=100,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=100, max_records=5000)
+            for tp, records in batches.items():
+                self.per_partition[(tp.topic, tp.partition)] += len(records)
+                for r in records:
+                    self._take(tp.topic, r)
+
+    def _take(self, topic: str, r: Any) -> None:
+        self.records += 1
+        headers = dict(r.headers)
+        corr = headers.get("ce_correlationid", b"").decode()
+        ts = r.timestamp / 1000
+        if topic == "lead.captured.v1":
+            self.captured.setdefault(headers.get("ce_id", b"").decode(), ts)
+            return
+        data = orjson.loads(r.value)
+        if topic == "lead.scored.v1":
+            self.scored[corr].append((ts, data.get("grade", "")))
+        elif topic == "notification.requested.v1":
+            nid = data["notification_id"]
+            self.requested_ids[nid] += 1
+            self.requested[corr].append((ts, nid, data.get("template", "")))
+            if data.get("template") == "rep_alert":
+                self.alert_of.setdefault(corr, nid)
+        elif topic == "notification.outcome.v1":
+            self.outcomes[data["status"]] += 1
+            if data["status"] == "sent":
+                self.sent[data["notification_id"]].append(ts)
+
+    def alert_sent_at(self, corr: str) -> float | None:
+        nid = self.alert_of.get(corr)
+        if nid is None or not self.sent.get(nid):
+            return None
+        return min(self.sent[nid])
+
+    async def wait_for(self, ids: list[str], timeout_s: float, what: str = "alert") -> bool:
+        """Until every id in ``ids`` has its rep alert sent (``what="alert"``) or is scored."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if what == "alert":
+                missing = sum(1 for c in ids if self.alert_sent_at(c) is None)
+            else:
+                missing = sum(1 for c in ids if not self.scored.get(c))
+            if missing == 0:
+                return True
+            await asyncio.sleep(0.25)
+        return False
+
+
+# ---- load -----------------------------------------------------------------------------------
+@dataclass
+class Posted:
+    kind: str  # form | scan | engagement | injected
+    phase: str
+    at: float  # wall clock when the post (or send) started
+    acked: float = 0.0  # wall clock when the 202 came back
+
+
+@dataclass
+class Load:
+    base_url: str
+    bootstrap: str
+    run: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    leads: dict[str, Posted] = field(default_factory=dict)
+    engagements: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    late: Counter[str] = field(default_factory=Counter)
+    emails: list[str] = field(default_factory=list)
+    counter: int = 0
+    client: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> Load:
+        limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+        self.client = httpx.AsyncClient(base_url=self.base_url, timeout=30, limits=limits)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self.client is not None
+        await self.client.aclose()
+
+    def _next(self) -> int:
+        self.counter += 1
+        return self.counter
+
+    async def form(self, phase: str) -> None:
+        assert self.client is not None
+        i = self._next()
+        body = raw_chain.form_body(i, self.run)
+        at = time.time()
+        try:
+            resp = await self.client.post("/v1/forms/demo", json=body)
+        except httpx.HTTPError as exc:
+            self.errors[f"form {type(exc).__name__}"] += 1
+            return
+        if resp.status_code != 202:
+            self.errors[f"form {resp.status_code}"] += 1
+            return
+        self.leads[resp.json()["event_id"]] = Posted("form", phase, at, time.time())
+        self.emails.append(body["email"])
+
+    async def scan_batch(self, phase: str, size: int) -> None:
+        assert self.client is not None
+        n = self._next()
+        now = datetime.now(UTC).isoformat()
+        ratings = ("hot", "warm", "cold")
+        batch = {
+            "device_id": "bench-scanner",
+            "show_id": f"bench-show-{self.run}",
+            "booth": "B1",
+            "show_name": "Bench Expo",
+            "scans": [
+                {
+                    "badge_id": f"{n}-{k}",
+                    "scanned_at": now,
+                    "email": f"booth{n}-{k}-{self.run}@example.com",
+                    "first_name": "Sam",
+                    "company": "Example Corp",
+                    "job_title": "Operations Manager",
+                    "country": "US",
+                    "rating": ratings[k % 3],
+                    "notes": "asked about pricing",
+                }
+                for k in range(size)
+            ],
+        }
+        at = time.time()
+        try:
+            resp = await self.client.post("/v1/scans", json=batch, headers={"Authorization": f"Bearer {SCANNER_KEY}"})
+        except httpx.HTTPError as exc:
+            self.errors[f"scans {type(exc).__name__}"] += 1
+            return
+        if resp.status_code != 202:
+            self.errors[f"scans {resp.status_code}"] += 1
+            return
+        acked = time.time()
+        for item in resp.json()["results"]:
+            if item["status"] == "accepted":
+                self.leads[item["event_id"]] = Posted("scan", phase, at, acked)
+
+    async def engagement(self, phase: str) -> None:
+        assert self.client is not None
+        if not self.emails:
+            return
+        n = self._next()
+        email = self.emails[n % len(self.emails)]
+        kind = ("opened", "clicked", "visit")[n % 3]
+        event = {
+            "id": f"eng-{self.run}-{n}",
+            "kind": kind,
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "email": email,
+        }
+        raw = orjson.dumps(event)
+        ts = int(time.time())
+        mac = hmac.new(WEBHOOK_SECRET.encode(), str(ts).encode() + b"." + raw, hashlib.sha256).hexdigest()
+        headers = {
+            "content-type": "application/json",
+            "x-leadpipe-timestamp": str(ts),
+            "x-leadpipe-signature": f"v1={mac}",
+        }
+        try:
+            resp = await self.client.post("/v1/webhooks/demo", content=raw, headers=headers)
+        except httpx.HTTPError as exc:
+            self.errors[f"webhook {type(exc).__name__}"] += 1
+            return
+        if resp.status_code != 202:
+            self.errors[f"webhook {resp.status_code}"] += 1
+            return
+        self.engagements += 1
+
+    async def at_rate(self, phase: str, rate: float, seconds: float, make: Any, inflight: int = 512) -> None:
+        """Open loop: start one request every 1/rate s whatever the answers take (bounded in flight)."""
+        if rate <= 0:
+            return
+        gate = asyncio.Semaphore(inflight)
+        tasks: set[asyncio.Task[None]] = set()
+        t0 = time.perf_counter()
+        n = int(rate * seconds)
+
+        async def one() -> None:
+            try:
+                await make()
+            finally:
+                gate.release()
+
+        for i in range(n):
+            delay = t0 + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif delay < -0.05:
+                self.late[phase] += 1
+            await gate.acquire()
+            task = asyncio.create_task(one())
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.gather(*tasks)
+
+    async def closed_loop(self, phase: str, concurrency: int, seconds: float) -> None:
+        stop = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            while time.perf_counter() < stop:
+                await self.form(phase)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+    async def inject(self, phase: str, n: int) -> None:
+        """The captures ingest would publish for ``n`` form posts, produced straight to the topic."""
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=2)
+        await producer.start()
+        try:
+            futures = []
+            for _ in range(n):
+                i = self._next()
+                cap = raw_chain.captured_payload(i, run=self.run)
+                ev = new_event(cap, source="/bench/inject", subject=identity_key(email=cap.identity.email))
+                rec = encode(ev)
+                self.leads[ev.id] = Posted("injected", phase, time.time())
+                futures.append(await producer.send("lead.captured.v1", rec.value, key=rec.key, headers=rec.headers))
+            await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+
+    def ids(self, phase: str, kind: str | None = None) -> list[str]:
+        return [k for k, p in self.leads.items() if p.phase == phase and (kind is None or p.kind == kind)]
+
+
+# ---- numbers --------------------------------------------------------------------------------
+def pcts(values: list[float]) -> dict[str, float | int]:
+    """Percentiles in ms (nearest rank)."""
+    if not values:
+        return {"n": 0}
+    v = sorted(values)
+
+    def at(q: float) -> float:
+        return round(v[min(len(v) - 1, max(0, int(q * len(v) + 0.999999) - 1))] * 1000, 1)
+
+    return {
+        "n": len(v),
+        "p50": at(0.50),
+        "p90": at(0.90),
+        "p99": at(0.99),
+        "max": round(v[-1] * 1000, 1),
+        "mean": round(statistics.fmean(v) * 1000, 1),
+    }
+
+
+def segments(tracker: Tracker, load: Load, ids: list[str]) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {k: [] for k, _ in SEGMENTS}
+    for corr in ids:
+        post = load.leads[corr].at
+        cap = tracker.captured.get(corr)
+        scored = min((t for t, _ in tracker.scored.get(corr, [])), default=None)
+        nid = tracker.alert_of.get(corr)
+        req = min((t for t, n, _ in tracker.requested.get(corr, []) if n == nid), default=None)
+        sent = tracker.alert_sent_at(corr)
+        if cap is not None:
+            out["post_to_captured"].append(cap - post)
+        if cap is not None and scored is not None:
+            out["captured_to_scored"].append(scored - cap)
+        if scored is not None and req is not None:
+            out["scored_to_requested"].append(req - scored)
+        if req is not None and sent is not None:
+            out["requested_to_sent"].append(sent - req)
+        if sent is not None:
+            out["post_to_sent"].append(sent - post)
+    return out
+
+
+def sustained(tracker: Tracker, load: Load, ids: list[str]) -> dict[str, Any]:
+    """Leads whose rep alert was sent / (last alert sent - first post): the same definition as
+    the raw chain's events / (last arrival - first send)."""
+    done = [tracker.alert_sent_at(c) for c in ids]
+    ends = [t for t in done if t is not None]
+    if not ids or not ends:
+        return {"leads": len(ids), "completed": 0, "seconds": 0.0, "leads_per_s": 0.0}
+    first = min(load.leads[c].at for c in ids)
+    last_post = max(load.leads[c].at for c in ids)
+    seconds = max(ends) - first
+    return {
+        "leads": len(ids),
+        "completed": len(ends),
+        "seconds": round(seconds, 2),
+        "offered_per_s": round(len(ids) / max(last_post - first, 1e-6), 1),
+        "leads_per_s": round(len(ends) / seconds, 1) if seconds > 0 else 0.0,
+    }
+
+
+async def describe_groups(bootstrap: str) -> dict[str, list[dict[str, Any]]]:
+    """Members of each worker's consumer group and the partitions each holds (DescribeGroups)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    out: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for worker, group in GROUPS.items():
+            members: list[dict[str, Any]] = []
+            try:
+                responses = await admin.describe_consumer_groups([group])
+                for resp in responses:
+                    for g in resp.groups:
+                        state = g[2]
+                        for m in g[5]:
+                            member_id, client_id, host, _meta, assignment = m[0], m[1], m[2], m[3], m[4]
+                            parts: dict[str, list[int]] = {}
+                            if assignment:
+                                decoded = MemberAssignment.decode(assignment)
+                                for topic, ps in decoded.assignment:
+                                    parts[topic] = sorted(ps)
+                            members.append(
+                                {"member": member_id[-12:], "client": client_id, "host": host, "state": state}
+                                | {"partitions": parts}
+                            )
+            except Exception as exc:
+                members.append({"error": f"{type(exc).__name__}: {exc}"})
+            out[worker] = members
+    finally:
+        await admin.close()
+    return out
+
+
+def scrape_consumed(stack: Stack) -> dict[str, list[float]]:
+    """Events each replica of each worker read from its input topic (from its /metrics)."""
+    out: dict[str, list[float]] = {}
+    for worker in WORKERS:
+        counts = []
+        for replica in range(len(stack.procs.get(worker, []))):
+            total = 0.0
+            try:
+                text = httpx.get(stack.url(worker, replica) + "/metrics", timeout=5).text
+                for line in text.splitlines():
+                    if line.startswith("leadpipe_events_consumed_total{") and GROUP_TOPICS[worker] in line:
+                        total += float(line.rsplit(" ", 1)[1])
+            except httpx.HTTPError:
+                total = float("nan")
+            counts.append(total)
+        out[worker] = counts
+    return out
+
+
+def infer_partitions(per_partition: dict[int, int], by_replica: list[float], partitions: int) -> list[list[list[int]]]:
+    """Which split of the input partitions explains each replica's count of events read in the
+    same window (DescribeGroups on Tansu returns no assignments): every split that fits exactly."""
+    if len(by_replica) != 2 or any(c != c for c in by_replica):
+        return []
+    fits = []
+    for mask in range(1 << partitions):
+        mine = [p for p in range(partitions) if mask >> p & 1]
+        if (
+            sum(per_partition.get(p, 0) for p in mine) == by_replica[0]
+            and sum(per_partition.get(p, 0) for p in range(partitions) if p not in mine) == by_replica[1]
+        ):
+            fits.append([mine, [p for p in range(partitions) if p not in mine]])
+    return fits
+
+
+def verify(tracker: Tracker, load: Load, outbox: Path) -> dict[str, Any]:
+    """Nothing lost, nothing duplicated, over every lead of every phase."""
+    leads = list(load.leads)
+    not_scored = [c for c in leads if not tracker.scored.get(c)]
+    scored_twice = sum(1 for c in leads if len(tracker.scored.get(c, [])) > 1)
+    alert_leads = [c for c, p in load.leads.items() if p.kind in ("form", "injected")]
+    no_alert = [c for c in alert_leads if tracker.alert_sent_at(c) is None]
+    alerts_per_lead = Counter(
+        len({n for _, n, t in tracker.requested.get(c, []) if t == "rep_alert"}) for c in alert_leads
+    )
+    sent_twice = sorted(n for n, ts in tracker.sent.items() if len(ts) > 1)
+    writes: Counter[str] = Counter()
+    log = outbox / "outbox.jsonl"
+    if log.exists():
+        for line in log.read_bytes().splitlines():
+            if line.strip():
+                writes[orjson.loads(line)["notification_id"]] += 1
+    written_twice = sorted(n for n, c in writes.items() if c > 1)
+    sent_ids = set(tracker.sent)
+    return {
+        "leads": len(leads),
+        "by_kind": dict(Counter(p.kind for p in load.leads.values())),
+        "engagement_webhooks": load.engagements,
+        "lost_not_scored": len(not_scored),
+        "scored_more_than_once": scored_twice,
+        "alert_leads": len(alert_leads),
+        "alert_not_sent": len(no_alert),
+        "rep_alerts_per_lead": {str(k): v for k, v in sorted(alerts_per_lead.items())},
+        "notifications_sent": len(sent_ids),
+        "notification_ids_with_2plus_sent_outcomes": len(sent_twice),
+        "outbox_writes": sum(writes.values()),
+        "notification_ids_written_2plus_times": len(written_twice),
+        "sent_outcome_without_outbox_write": len(sent_ids - set(writes)),
+        "requested_records_repeated": sum(1 for c in tracker.requested_ids.values() if c > 1),
+        "outcomes_by_status": dict(tracker.outcomes),
+        "examples": {"not_scored": not_scored[:5], "no_alert": no_alert[:5], "sent_twice": sent_twice[:5]},
+        "ok": not not_scored and not no_alert and not sent_twice and not written_twice,
+    }
+
+
+# ---- output ---------------------------------------------------------------------------------
+def fmt_row(label: str, p: dict[str, Any]) -> str:
+    if not p.get("n"):
+        return f"  {label:<42} {'-':>7}"
+    return f"  {label:<42} {p['n']:>7} {p['p50']:>8} {p['p90']:>8} {p['p99']:>8} {p['max']:>8}"
+
+
+def print_report(result: dict[str, Any]) -> None:
+    cfg = result["config"]
+    b = result["phases"]["b_at_rate"]
+    print()
+    print(
+        f"Pipeline benchmark ({cfg['mode']}): {cfg['cores']} cores, load avg at start {cfg['loadavg_start']}, "
+        f"{cfg['partitions']} partitions"
+    )
+    print("Throttles lifted for the run: " + "; ".join(result["throttles_lifted"]))
+    print()
+    print(
+        f"(b) latency at {b['rate_forms_per_s']:g} forms/s for {b['seconds']:g} s "
+        f"(+ {b['scan_batches_per_s']:g} scan batches/s x {b['scan_batch_size']}, {b['webhooks_per_s']:g} webhooks/s), ms:"
+    )
+    print(f"  {'segment':<42} {'n':>7} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8}")
+    for key, label in SEGMENTS:
+        print(fmt_row(label, b["latency_ms"][key]))
+    print(fmt_row(f"raw chain at {b['rate_forms_per_s']:g}/s: send -> outcome", result["raw"]["at_rate"]["latency_ms"]))
+    print(
+        f"  forms accepted {b['forms_accepted']}, alerts sent {b['latency_ms']['post_to_sent'].get('n', 0)}, "
+        f"late sends {b['late_sends']}, HTTP errors {b['http_errors'] or 'none'}"
+    )
+    print()
+    print(f"  {'throughput (sustained, completed / (last done - first sent))':<62} {'leads/s':>9} {'vs raw':>7}")
+    for label, key in (
+        ("raw aiokafka chain, 3 hops, as fast as it goes", None),
+        ("pipeline, HTTP forms (closed loop), 1 replica each", "c1_http_1_replica"),
+        ("pipeline, injected captures, 1 replica each", "c2_inject_1_replica"),
+        ("pipeline, injected captures, 2 replicas each", "d3_inject_2_replicas"),
+    ):
+        if key is None:
+            rate = result["raw"]["max"]["events_per_s"]
+            print(f"  {label:<62} {rate:>9.1f} {'1.00':>7}")
+        else:
+            th = result["phases"][key]["throughput"]
+            print(f"  {label:<62} {th['leads_per_s']:>9.1f} {result['ratios'][key]:>7.2f}")
+    d = result["phases"]["d_scale_out"]
+    print()
+    print(
+        f"(d) scale-out: 2nd replica of {', '.join(WORKERS)} started {d['replicas_added_after_s']:.1f} s into "
+        f"{d['rate_forms_per_s']:g} forms/s for {d['seconds']:g} s; p99 post -> sent across it "
+        f"{d['latency_ms']['post_to_sent'].get('p99', '-')} ms, max {d['latency_ms']['post_to_sent'].get('max', '-')} ms"
+    )
+    for worker, members in d["groups"].items():
+        states = sorted({m.get("state", m.get("error", "?")) for m in members})
+        listed = [m["partitions"].get(GROUP_TOPICS[worker]) for m in members if m.get("partitions")]
+        sp = d["split_in_d3"][worker]
+        fits = sp["partition_splits_that_fit"]
+        how = (
+            f"DescribeGroups assignments {listed}"
+            if listed
+            else "partitions (inferred: "
+            + (" or ".join(f"{a} | {b}" for a, b in fits) if fits else "no exact fit")
+            + ")"
+        )
+        print(
+            f"  {worker:<9} group members {len(members)} ({', '.join(states)}); (d3) {GROUP_TOPICS[worker]} "
+            f"events read per replica {[int(x) for x in sp['events_per_replica']]}; {how}"
+        )
+    v = result["verification"]
+    print()
+    print(
+        f"Checks over all {v['leads']} leads ({v['by_kind']}) and {v['engagement_webhooks']} webhooks: "
+        f"not scored {v['lost_not_scored']}, scored twice {v['scored_more_than_once']} (at-least-once), "
+        f"rep alert not sent {v['alert_not_sent']} of {v['alert_leads']}, "
+        f"notification ids sent twice {v['notification_ids_with_2plus_sent_outcomes']}, "
+        f"written to the outbox twice {v['notification_ids_written_2plus_times']} -> {'OK' if v['ok'] else 'FAILED'}"
+    )
+    g = result["goals"]
+    print(
+        f"Goals: p99 form post -> rep alert < 500 ms at {g['rate']:g} leads/s: {g['p99_ms']} ms "
+        f"({'met' if g['latency_met'] else 'NOT met'}); sustained throughput >= 25% of raw: "
+        f"{g['ratio']:.2f} ({'met' if g['throughput_met'] else 'NOT met'}; like-for-like: injected captures)"
+    )
+
+
+def plot(result: dict[str, Any], samples: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5.2))
+    ax = axes[0]
+    for key, label in SEGMENTS:
+        vals = sorted(v * 1000 for v in samples["b"][key] if v > 0)
+        if vals:
+            ax.plot(vals, [(i + 1) / len(vals) for i in range(len(vals))], label=label)
+    raw_vals = sorted(v * 1000 for v in samples["raw"] if v > 0)
+    if raw_vals:
+        ax.plot(
+            raw_vals, [(i + 1) / len(raw_vals) for i in range(len(raw_vals))], "k--", label="raw chain send -> outcome"
+        )
+    ax.axvline(500, color="red", lw=0.8, ls=":")
+    ax.set_xscale("log")
+    ax.set_xlabel("ms (log)")
+    ax.set_ylabel("fraction of leads")
+    b = result["phases"]["b_at_rate"]
+    ax.set_title(f"(b) latency CDF at {b['rate_forms_per_s']:g} forms/s")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+
+    ax = axes[1]
+    labels = ["raw chain\n3 hops", "pipeline\nHTTP, 1x", "pipeline\ninject, 1x", "pipeline\ninject, 2x"]
+    values = [
+        result["raw"]["max"]["events_per_s"],
+        result["phases"]["c1_http_1_replica"]["throughput"]["leads_per_s"],
+        result["phases"]["c2_inject_1_replica"]["throughput"]["leads_per_s"],
+        result["phases"]["d3_inject_2_replicas"]["throughput"]["leads_per_s"],
+    ]
+    bars = ax.bar(labels, values, color=["#555555", "#4c72b0", "#4c72b0", "#55a868"])
+    for bar, v in zip(bars, values, strict=True):
+        ax.text(bar.get_x() + bar.get_width() / 2, v, f"{v:.0f}", ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel("leads/s to rep alert sent (raw: to outcome)")
+    ax.set_title("sustained throughput")
+    ax.grid(axis="y", alpha=0.3)
+
+    ax = axes[2]
+    pts = samples["d"]
+    if pts:
+        xs, ys = zip(*pts, strict=True)
+        ax.scatter(xs, [y * 1000 for y in ys], s=3, alpha=0.5)
+    d = result["phases"]["d_scale_out"]
+    ax.axvline(d["replicas_added_after_s"], color="green", ls="--", label="2nd replicas started")
+    if d.get("replicas_up_after_s") is not None:
+        ax.axvline(d["replicas_up_after_s"], color="green", ls=":", label="2nd replicas listening")
+    ax.set_yscale("log")
+    ax.set_xlabel("s since the phase started (post time)")
+    ax.set_ylabel("form post -> rep alert sent, ms (log)")
+    ax.set_title(f"(d) scale-out under {d['rate_forms_per_s']:g} forms/s")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.suptitle(f"leadpipe pipeline benchmark ({result['config']['mode']}, {result['config']['cores']} cores)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+# ---- the run --------------------------------------------------------------------------------
+async def warm_up(load: Load, tracker: Tracker, n: int = 20) -> None:
+    for _ in range(n):
+        await load.form("warmup")
+    if not await tracker.wait_for(load.ids("warmup"), 120):
+        raise SystemExit("warm-up leads did not get their rep alerts within 120 s; see the stack's logs")
+
+
+async def phase_at_rate(load: Load, args: argparse.Namespace, phase: str, rate: float, seconds: float) -> None:
+    await asyncio.gather(
+        load.at_rate(phase, rate, seconds, lambda: load.form(phase)),
+        load.at_rate(phase, args.scan_rate, seconds, lambda: load.scan_batch(phase, args.scan_size)),
+        load.at_rate(phase, args.webhook_rate, seconds, lambda: load.engagement(phase)),
+    )
+
+
+async def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    work = Path(tempfile.mkdtemp(prefix="pipeline-bench-"))
+    env, notes = bench_config(work)
+    stack = Stack(
+        work / "stack",
+        services=["ingest", *WORKERS],
+        ports="free",
+        env=env,
+        partitions=args.partitions,
+    )
+    result: dict[str, Any] = {
+        "config": {
+            "mode": "full" if args.full else "quick",
+            "command": "python bench/pipeline_bench.py" + (" --full" if args.full else ""),
+            "args": vars(args),
+            "cores": os.cpu_count(),
+            "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+            "python": platform.python_version(),
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "latency_clock": "Kafka record CreateTime (stamped by the producing service) minus the client's wall-clock "
+            "time when the HTTP post started (raw chain: when the capture was sent)",
+            "partitions": args.partitions,
+            "state_dir": str(work),
+        },
+        "throttles_lifted": notes,
+        "phases": {},
+    }
+    samples: dict[str, Any] = {}
+    print(f"state and logs: {work}", flush=True)
+    try:
+        await asyncio.to_thread(stack.start_infra)
+        # (a) raw chain first, on the quiet broker
+        print(f"(a) raw chain at {args.rate:g}/s for {args.seconds:g} s ...", flush=True)
+        raw_rate = await raw_chain.run(stack.bootstrap, int(args.rate * args.seconds), rate=args.rate)
+        print(f"(a) raw chain, {args.raw_n} captures as fast as it goes ...", flush=True)
+        raw_max = await raw_chain.run(stack.bootstrap, args.raw_n)
+        samples["raw"] = raw_rate["latencies_ts_s"]
+        result["raw"] = {
+            "hops": 3,
+            "at_rate": {
+                "rate": args.rate,
+                "events": raw_rate["events"],
+                "sent": raw_rate["sent"],
+                "late_sends": raw_rate["late_sends"],
+                "latency_ms": pcts(raw_rate["latencies_ts_s"]),
+                "latency_ms_arrival": pcts(raw_rate["latencies_s"]),
+            },
+            "max": {
+                "events": raw_max["events"],
+                "sent": raw_max["sent"],
+                "seconds": round(raw_max["seconds"], 2),
+                "events_per_s": round(raw_max["events_per_s"], 1),
+                "latency_ms": pcts(raw_max["latencies_ts_s"]),
+            },
+        }
+        print(f"    raw max {raw_max['events_per_s']:.0f} events/s", flush=True)
+
+        print("starting the services (1 replica each) ...", flush=True)
+        await asyncio.to_thread(stack.start)
+        tracker = Tracker(stack.bootstrap)
+        await tracker.start()
+        async with Load(stack.url("ingest"), stack.bootstrap) as load:
+            await warm_up(load, tracker)
+
+            # (b) set rate
+            print(f"(b) {args.rate:g} forms/s for {args.seconds:g} s + scans + webhooks ...", flush=True)
+            await phase_at_rate(load, args, "b", args.rate, args.seconds)
+            ok = await tracker.wait_for(load.ids("b", "form"), args.drain_s)
+            seg = segments(tracker, load, load.ids("b", "form"))
+            samples["b"] = seg
+            errors_b = dict(load.errors)
+            result["phases"]["b_at_rate"] = {
+                "rate_forms_per_s": args.rate,
+                "seconds": args.seconds,
+                "scan_batches_per_s": args.scan_rate,
+                "scan_batch_size": args.scan_size,
+                "webhooks_per_s": args.webhook_rate,
+                "forms_accepted": len(load.ids("b", "form")),
+                "scans_accepted": len(load.ids("b", "scan")),
+                "late_sends": load.late["b"],
+                "http_errors": errors_b,
+                "all_alerts_sent": ok,
+                "latency_ms": {k: pcts(v) for k, v in seg.items()},
+                "throughput": sustained(tracker, load, load.ids("b", "form")),
+            }
+
+            # (c1) closed loop over HTTP
+            print(f"(c1) closed loop, {args.concurrency} clients for {args.max_seconds:g} s ...", flush=True)
+            await load.closed_loop("c1", args.concurrency, args.max_seconds)
+            await tracker.wait_for(load.ids("c1"), args.drain_s)
+            result["phases"]["c1_http_1_replica"] = {
+                "concurrency": args.concurrency,
+                "seconds": args.max_seconds,
+                "throughput": sustained(tracker, load, load.ids("c1")),
+                "latency_ms": {k: pcts(v) for k, v in segments(tracker, load, load.ids("c1")).items()},
+            }
+            # (c2) injected captures, 1 replica
+            print(f"(c2) {args.inject_n} captures injected, 1 replica each ...", flush=True)
+            await load.inject("c2", args.inject_n)
+            await tracker.wait_for(load.ids("c2"), args.drain_s + args.inject_n / 50)
+            result["phases"]["c2_inject_1_replica"] = {
+                "captures": args.inject_n,
+                "throughput": sustained(tracker, load, load.ids("c2")),
+                "latency_ms": {
+                    k: pcts(v) for k, v in segments(tracker, load, load.ids("c2")).items() if k != "post_to_captured"
+                },
+            }
+
+            # (d) scale-out under load
+            print(
+                f"(d) {args.scale_rate:g} forms/s for {args.scale_seconds:g} s; 2nd replicas join after "
+                f"{args.scale_seconds / 3:.0f} s ...",
+                flush=True,
+            )
+            t_d = time.time()
+            added: dict[str, float] = {}
+
+            async def scale() -> None:
+                await asyncio.sleep(args.scale_seconds / 3)
+                added["start"] = time.time() - t_d
+                await asyncio.gather(*(asyncio.to_thread(stack.add_replica, w) for w in WORKERS))
+                added["up"] = time.time() - t_d
+
+            await asyncio.gather(phase_at_rate(load, args, "d", args.scale_rate, args.scale_seconds), scale())
+            ok_d = await tracker.wait_for(load.ids("d", "form"), args.drain_s)
+            groups = await describe_groups(stack.bootstrap)
+            seg_d = segments(tracker, load, load.ids("d", "form"))
+            samples["d"] = [
+                (load.leads[c].at - t_d, sent - load.leads[c].at)
+                for c in load.ids("d", "form")
+                if (sent := tracker.alert_sent_at(c)) is not None
+            ]
+            # (d3) injected captures, 2 replicas
+            print(f"(d3) {args.inject_n} captures injected, 2 replicas each ...", flush=True)
+            await asyncio.sleep(2)  # the last outcomes of (d) land before the snapshot
+            before, parts_before = scrape_consumed(stack), Counter(tracker.per_partition)
+            await load.inject("d3", args.inject_n)
+            await tracker.wait_for(load.ids("d3"), args.drain_s + args.inject_n / 50)
+            await asyncio.sleep(2)
+            after, parts_after = scrape_consumed(stack), Counter(tracker.per_partition)
+            in_d3 = {w: [a - b for a, b in zip(after[w], before[w], strict=False)] for w in WORKERS}
+            split = {}
+            for w in WORKERS:
+                topic = GROUP_TOPICS[w]
+                per = {p: parts_after[(topic, p)] - parts_before[(topic, p)] for p in range(args.partitions)}
+                split[w] = {
+                    "events_per_partition": per,
+                    "events_per_replica": in_d3[w],
+                    "partition_splits_that_fit": infer_partitions(per, in_d3[w], args.partitions)[:4],
+                }
+            result["phases"]["d_scale_out"] = {
+                "rate_forms_per_s": args.scale_rate,
+                "seconds": args.scale_seconds,
+                "replicas_added_after_s": round(added.get("start", 0.0), 2),
+                "replicas_up_after_s": round(added["up"], 2) if "up" in added else None,
+                "all_alerts_sent": ok_d,
+                "latency_ms": {k: pcts(v) for k, v in seg_d.items()},
+                "groups": groups,
+                "consumed_by_replica": after,
+                "split_in_d3": split,
+            }
+            result["phases"]["d3_inject_2_replicas"] = {
+                "captures": args.inject_n,
+                "throughput": sustained(tracker, load, load.ids("d3")),
+                "latency_ms": {
+                    k: pcts(v) for k, v in segments(tracker, load, load.ids("d3")).items() if k != "post_to_captured"
+                },
+            }
+            # let the last outcomes land, then check everything
+            await tracker.wait_for([c for c, p in load.leads.items() if p.kind in ("form", "injected")], args.drain_s)
+            await tracker.wait_for(list(load.leads), 30, what="scored")
+            await asyncio.sleep(2)
+            result["verification"] = verify(tracker, load, stack.outbox)
+            result["http_errors_total"] = dict(load.errors)
+        await tracker.stop()
+    finally:
+        await asyncio.to_thread(stack.stop)
+
+    raw_rate_max = result["raw"]["max"]["events_per_s"] or float("nan")
+    result["ratios"] = {
+        key: round(result["phases"][key]["throughput"]["leads_per_s"] / raw_rate_max, 3)
+        for key in ("c1_http_1_replica", "c2_inject_1_replica", "d3_inject_2_replicas")
+    }
+    p99 = result["phases"]["b_at_rate"]["latency_ms"]["post_to_sent"].get("p99", float("inf"))
+    result["goals"] = {
+        "rate": args.rate,
+        "p99_ms": p99,
+        "latency_met": bool(p99 < 500 and result["phases"]["b_at_rate"]["all_alerts_sent"]),
+        "ratio": result["ratios"]["c2_inject_1_replica"],
+        "ratio_http": result["ratios"]["c1_http_1_replica"],
+        "throughput_met": result["ratios"]["c2_inject_1_replica"] >= 0.25,
+        "scale_out_speedup": round(
+            result["phases"]["d3_inject_2_replicas"]["throughput"]["leads_per_s"]
+            / max(result["phases"]["c2_inject_1_replica"]["throughput"]["leads_per_s"], 1e-9),
+            2,
+        ),
+    }
+    result["config"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    return result, samples
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--full", action="store_true", help="longer phases (defaults below become the full ones)")
+    p.add_argument("--rate", type=float, default=200.0, help="web-form posts per second in phase (b)")
+    p.add_argument("--seconds", type=float, default=None, help="length of phase (b) [quick 10, full 60]")
+    p.add_argument("--scan-rate", type=float, default=1.0, help="scan batches per second in (b) and (d)")
+    p.add_argument("--scan-size", type=int, default=20, help="scans per batch")
+    p.add_argument("--webhook-rate", type=float, default=10.0, help="engagement webhooks per second in (b) and (d)")
+    p.add_argument("--concurrency", type=int, default=32, help="clients of the closed loop in (c1)")
+    p.add_argument("--max-seconds", type=float, default=None, help="length of (c1) [quick 8, full 30]")
+    p.add_argument(
+        "--inject-n", type=int, default=None, help="captures injected in (c2) and (d3) [quick 1000, full 5000]"
+    )
+    p.add_argument(
+        "--raw-n", type=int, default=None, help="captures through the raw chain at full speed [quick 3000, full 10000]"
+    )
+    p.add_argument(
+        "--scale-rate", type=float, default=None, help="web-form posts per second in (d) [quick 50, full 100]"
+    )
+    p.add_argument("--scale-seconds", type=float, default=None, help="length of (d) [quick 24, full 60]")
+    p.add_argument("--partitions", type=int, default=6)
+    p.add_argument("--drain-s", type=float, default=120.0, help="how long to wait for the last alerts of a phase")
+    p.add_argument("--json", type=Path, default=REPO / "bench/results/pipeline.json")
+    p.add_argument("--plot", type=Path, default=REPO / "docs/img/pipeline_bench.png")
+    args = p.parse_args(argv)
+    full = args.full
+    args.seconds = args.seconds or (60.0 if full else 10.0)
+    args.max_seconds = args.max_seconds or (30.0 if full else 8.0)
+    args.inject_n = args.inject_n or (5_000 if full else 1_000)
+    args.raw_n = args.raw_n or (10_000 if full else 3_000)
+    args.scale_rate = args.scale_rate or (100.0 if full else 50.0)
+    args.scale_seconds = args.scale_seconds or (60.0 if full else 24.0)
+    for name in ("rate", "seconds", "max_seconds", "scale_rate", "scale_seconds"):
+        if getattr(args, name) <= 0:
+            p.error(f"--{name.replace('_', '-')} must be > 0")
+    for name in ("inject_n", "raw_n", "concurrency", "scan_size", "partitions"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    result, samples = asyncio.run(run(args))
+    print_report(result)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    config = result["config"]
+    config["args"] = {k: str(v) if isinstance(v, Path) else v for k, v in config["args"].items()}
+    args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    plot(result, samples, args.plot)
+    print(f"\nJSON: {args.json}\nplot: {args.plot}")
+    return 0 if result["verification"]["ok"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
