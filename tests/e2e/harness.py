@@ -513,7 +513,7 @@ class Journey:
                 total += float(value)
         return total
 
-    def lead_id_for(self, *, email: str | None = None, phone: str | None = None, timeout_s: float = 30.0) -> str:
+    def lead_id_for(self, *, email: str | None = None, phone: str | None = None, timeout_s: float = 60.0) -> str:
         def find() -> str | None:
             for ev in self.tail.events("lead.scored.v1"):
                 p = ev.data.profile
