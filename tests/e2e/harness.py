@@ -168,9 +168,9 @@ def write_playbooks(path: Path, window: Window) -> Path:
             "default_timezone": "UTC",
             "frequency_cap_per_week": 50,
             "give_up_after_touches": 6,
-            # Six touches go out at weeks 0..5; the give-up check at week 6 finds them unanswered
-            # over five weeks (the shipped policy says 8; the compressed cadence keeps the ratio honest).
-            "give_up_after_days": 5 * week,
+            # The shipped policy in compressed weeks: six touches go out at weeks 0..5, none after
+            # the sixth, and the lead is recycled once eight weeks have passed unanswered.
+            "give_up_after_days": 8 * week,
             "renurture_after_days": 90,
             "unassigned_retry_minutes": 15,
             "sla_seconds": 900,  # NURTURE_SLA_SECONDS overrides it

@@ -323,6 +323,8 @@ def test_six_unanswered_touches_recycle_the_lead(journey: Journey):
     offsets = [(r.requested_at - requests[0].requested_at).total_seconds() for r in requests]
     assert all(off >= k * WEEK_S - 0.001 for k, off in enumerate(offsets)), f"a touch went early: {offsets}"
     assert recycled.changed_at > requests[-1].requested_at
+    waited = (recycled.changed_at - requests[0].requested_at).total_seconds()
+    assert waited >= 8 * WEEK_S - 0.001, f"recycled after {waited:.1f}s, before the eight (compressed) weeks"
     state = j.wait("the recycled state", lambda: [s for s in j.tail.states(lead_id) if s["stage"] == "recycled"],
                    lead_id=lead_id)[0]  # fmt: skip
     assert (state["cadence_active"], state["unanswered"], state["touches_sent"]) == (False, 6, 6), state

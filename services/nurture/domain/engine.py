@@ -216,11 +216,13 @@ class Nurture:
         if touch is None or not st.cadence_active or touch.due_at > now:
             return
         p = self.policy
-        if (
-            st.unanswered >= p.give_up_after_touches
-            and st.first_unanswered_at is not None
-            and now - st.first_unanswered_at >= p.give_up_after
-        ):
+        if st.unanswered >= p.give_up_after_touches and st.first_unanswered_at is not None:
+            # The last touch of the effort has gone: send no more, give the lead the rest of the
+            # effort's period (default 6 touches over 8 weeks) to answer, then recycle it.
+            give_up_at = st.first_unanswered_at + p.give_up_after
+            if now < give_up_at:
+                st.next_touch = touch.model_copy(update={"due_at": give_up_at})
+                return
             reason = f"{st.unanswered} touches unanswered over {(now - st.first_unanswered_at).days} days"
             self._stop(d, "gave up: " + reason)
             if self._move(d, S.RECYCLED, "gave up: " + reason, now, None):

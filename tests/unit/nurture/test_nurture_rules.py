@@ -151,10 +151,21 @@ def test_gives_up_after_six_unanswered_touches_over_eight_weeks_and_recycles():
     d = n.on_scored(None, "ev1", scored(grade="B"), MONDAY_10_NY)
     st, decisions = run_until(n, d.state, MONDAY_10_NY + 7 * 8 * DAY + 7 * DAY)
     touches = sent(decisions)
-    assert len(touches) >= 6
+    assert len(touches) == 6  # the sixth unanswered touch is the last one: no spamming until week 8
     assert st.stage is Stage.RECYCLED and (st.cadence_stop_reason or "").startswith("gave up")
     assert touches[-1].notification_id != touches[0].notification_id
     assert st.recycled_at is not None and st.recycled_at - MONDAY_10_NY >= 8 * 7 * DAY
+
+
+def test_after_the_sixth_touch_the_lead_waits_out_the_eight_weeks_before_it_is_recycled():
+    n = engine()
+    d = n.on_scored(None, "ev1", scored(grade="B"), MONDAY_10_NY)
+    st, decisions = run_until(n, d.state, MONDAY_10_NY + 7 * 7 * DAY)
+    assert len(sent(decisions)) == 6 and st.stage is not Stage.RECYCLED
+    assert st.next_touch is not None and st.next_touch.due_at == st.first_unanswered_at + 8 * 7 * DAY
+    # An answer inside the period keeps the lead: the count starts again.
+    d = n.on_scored(st, "ev2", scored(grade="B", kind="email_replied"), MONDAY_10_NY + 7 * 7 * DAY)
+    assert d.state.unanswered == 0 and d.state.stage is not Stage.RECYCLED
 
 
 def test_any_answer_resets_the_unanswered_count():
