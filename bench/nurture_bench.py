@@ -1,0 +1,182 @@
+"""Nurture stage throughput beside a raw aiokafka hop on the same records, in one run on a fresh broker.
+
+    .venv/bin/python bench/nurture_bench.py [--events 3000] [--partitions 6] [--repeat 1]
+                                            [--json bench/results/nurture.json]
+
+One broker (Tansu) and one redis-server on free ports. N ``lead.scored`` grade-A events (one
+new lead each, US, so each one is routed to a rep of a bench sales team with always-open hours
+and no capacity limit) are loaded once into a private topic. Each repeat measures:
+- raw hop: one aiokafka consumer -> decode (pydantic validate) -> encode -> aiokafka producer
+  (``bench/scoring_bench.py``'s baseline, one output per input);
+- nurture: ``python -m services.nurture`` on private topics (its own group, Redis prefix and
+  topic prefix), counted on ``lead.assigned`` (one per lead). Per lead it also publishes the
+  rep alert, the lead reply and the stage change, and appends the state topic.
+
+A rate is outputs / time read by a consumer of the output topic, from the first output read
+once the worker has consumed (its /metrics say so) to the last one. The ratio nurture / raw
+hop is the number to compare across runs (the machine's other load is not controlled).
+``NURTURE_BENCH_PROFILE=/tmp/nurture{r}.prof`` runs the worker under cProfile (written when it stops);
+``NURTURE_BENCH_WRAP`` runs it under a wrapper command, e.g. ``py-spy record -o /tmp/n.txt -f raw --``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.scoring_bench import Stalled, all_consuming, at_once, create, preload, watch  # noqa: E402
+from leadpipe.devstack.processes import ManagedProcess, free_port, start_broker, start_redis, wait_for_port  # noqa: E402
+from schemas.codec import Record, encode  # noqa: E402
+from tests.integration.nurture.harness import INPUTS, OUTPUTS, scored, write_config  # noqa: E402
+
+INPUT = "lead.scored.v1"
+
+
+def make_events(n: int) -> list[Record]:
+    return [encode(scored(f"ld_bench_{i:07d}", grade="A", event_id=f"bench-scored-{i}")) for i in range(n)]
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.work = Path(tempfile.mkdtemp(prefix="nurture-bench-"))
+        self.procs: list[ManagedProcess] = []
+        self.bootstrap = ""
+
+    def stop_all(self) -> None:
+        while self.procs:
+            self.procs.pop().stop()
+
+    async def measure(self, out: str, proc: ManagedProcess, port: int | None) -> dict:
+        self.procs.append(proc)
+        stable = asyncio.ensure_future(all_consuming([port], time.monotonic() + 180) if port else at_once())
+        try:
+            return await watch(self.bootstrap, out, self.args.events, 900, stable)
+        finally:
+            stable.cancel()
+            proc.stop()
+            self.procs.remove(proc)
+
+    async def raw(self, r: int, src: str) -> dict:
+        out = f"out.raw.{r}"
+        await create(self.bootstrap, [out], self.args.partitions)
+        code = "import sys, asyncio; from bench.scoring_bench import raw_hop; asyncio.run(raw_hop(*sys.argv[1:]))"
+        cmd = [sys.executable, "-c", code, self.bootstrap, src, out, f"bench-raw-{r}"]
+        proc = ManagedProcess(f"raw-{r}", cmd, self.work / f"raw-{r}.log", cwd=REPO).start()
+        return await self.measure(out, proc, None)
+
+    async def nurture(self, redis_url: str, r: int, prefix: str, books: Path, directory: Path) -> dict:
+        port = free_port()
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "REDIS_URL": redis_url,
+            "LEADPIPE_STATE_DIR": str(self.work / f"nurture-{r}"), "OPS_PORT": str(port),
+            "NURTURE_GROUP_ID": f"bench-nurture-{r}", "NURTURE_REDIS_PREFIX": f"bench:{r}:",
+            "NURTURE_TOPIC_PREFIX": prefix, "NURTURE_STATE_TOPIC": f"nurture.state.{r}",
+            "NURTURE_PLAYBOOKS_PATH": str(books), "NURTURE_DIRECTORY_PATH": str(directory),
+            "KAFKA_PARTITIONS": str(self.args.partitions), "LOG_LEVEL": "WARNING",
+        }  # fmt: skip
+        wrap = os.environ.get("NURTURE_BENCH_WRAP", "").format(r=r).split()
+        profile = os.environ.get("NURTURE_BENCH_PROFILE", "").format(r=r)
+        cprofile = ["-m", "cProfile", "-o", profile] if profile else []
+        cmd = [*wrap, sys.executable, *cprofile, "-m", "services.nurture"]
+        proc = ManagedProcess(f"nurture-{r}", cmd, self.work / f"nurture-{r}.log", env=env, cwd=REPO).start()
+        return await self.measure(f"{prefix}lead.assigned.v1", proc, port)
+
+    async def run(self) -> dict:
+        a = self.args
+        bport, rport = free_port(), free_port()
+        self.procs.append(start_broker(bport, self.work / "broker.log"))
+        self.procs.append(start_redis(rport, self.work / "redis", self.work / "redis.log", appendonly=False))
+        wait_for_port(bport, timeout_s=30)
+        self.bootstrap, redis_url = f"127.0.0.1:{bport}", f"redis://127.0.0.1:{rport}/0"
+        books, directory = write_config(self.work, capacity=10**9, reps=4)
+        records = make_events(a.events)
+        runs: list[dict] = []
+        for r in range(a.repeat):
+            # Fresh topics per repeat: every worker starts from an empty state (new leads only).
+            prefix = f"b{r}."
+            names = [prefix + n for n in (*INPUTS, *OUTPUTS)] + [prefix + n + ".dlq" for n in INPUTS]
+            await create(self.bootstrap, names, a.partitions)
+            load_rate = await preload(self.bootstrap, prefix + INPUT, records)
+            print(f"[{r + 1}/{a.repeat}] preloaded {a.events} lead.scored on {a.partitions} partitions "
+                  f"({load_rate:,.0f}/s)", flush=True)  # fmt: skip
+            raw = await self.raw(r, prefix + INPUT)
+            print(f"[{r + 1}/{a.repeat}] raw hop: {raw['rate']:,.0f}/s", flush=True)
+            try:
+                res = await self.nurture(redis_url, r, prefix, books, directory)
+            except Stalled as exc:
+                print(f"[{r + 1}/{a.repeat}] nurture: STALLED ({exc})", flush=True)
+                runs.append({"repeat": r, "raw": raw, "stalled": str(exc)})
+                continue
+            ratio = res["rate"] / raw["rate"]
+            runs.append({"repeat": r, "raw": raw, "nurture": res, "ratio": ratio})
+            print(f"[{r + 1}/{a.repeat}] nurture: {res['rate']:,.0f} leads/s, ratio {ratio:.3f} "
+                  f"(window {res['window']:.0%} of outputs)", flush=True)  # fmt: skip
+        return {"runs": runs}
+
+
+def summarise(args: argparse.Namespace, result: dict, load: str) -> dict:
+    runs = result["runs"]
+    ok = [r for r in runs if "stalled" not in r]
+    summary: dict = {
+        "command": "bench/nurture_bench.py " + " ".join(sys.argv[1:]),
+        "events": args.events,
+        "partitions": args.partitions,
+        "repeat": args.repeat,
+        "raw_median": statistics.median(r["raw"]["rate"] for r in runs) if runs else None,
+        "stalled": len(runs) - len(ok),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_before": load},
+        "runs": runs,
+    }
+    if ok:
+        summary |= {
+            "nurture_median": statistics.median(r["nurture"]["rate"] for r in ok),
+            "ratio_median": statistics.median(r["ratio"] for r in ok),
+        }
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=3000)
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "nurture.json")
+    args = parser.parse_args()
+    if args.events < 1 or args.repeat < 1 or args.partitions < 1:
+        parser.error("--events, --repeat and --partitions must be at least 1")
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    bench = Bench(args)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        result = asyncio.run(bench.run())
+    finally:
+        bench.stop_all()
+    s = summarise(args, result, load)
+    print()
+    print(f"raw aiokafka hop (median of {len(result['runs'])}): {s['raw_median']:,.0f} events/s")
+    if "nurture_median" in s:
+        print(f"nurture, 1 worker, {args.partitions} part.: {s['nurture_median']:,.1f} leads/s, "
+              f"ratio to raw {s['ratio_median']:.3f}")  # fmt: skip
+    if s["stalled"]:
+        print(f"{s['stalled']} nurture run(s) stalled (left out)")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(s, indent=2) + "\n")
+    print(f"\nwritten {args.json}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()
