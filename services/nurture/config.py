@@ -23,6 +23,11 @@ class NurtureSettings(ServiceSettings):
     #: A claimed due entry comes back after this long if its worker died before finishing it.
     nurture_claim_lease_s: float = 30.0
     nurture_claim_batch: int = 200
+    #: Records the agent takes at once (or what came within ``nurture_batch_within_s``), and how
+    #: many leads of a batch are handled concurrently (a lead's own events always in order).
+    nurture_batch_max: int = 200
+    nurture_batch_within_s: float = 0.02
+    nurture_batch_concurrency: int = 32
     #: Prepended to every topic name (private topics for tests; empty in production).
     nurture_topic_prefix: str = ""
     nurture_state_topic: str = "nurture.state.v1"

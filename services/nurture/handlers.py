@@ -8,6 +8,7 @@ publish the outputs (deterministic event and notification ids), then compare-and
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -45,7 +46,28 @@ class Publisher(Protocol):
 
 
 class StateAppender(Protocol):
-    async def append(self, state: LeadState) -> None: ...
+    async def append(self, state: LeadState) -> None:
+        """Sends the state; it may be acknowledged only by the next ``flush``."""
+
+    async def flush(self) -> None:
+        """Returns once every state appended so far is acknowledged."""
+
+
+class Known:
+    """The state this worker last read or wrote for one lead, so the lead's next event in a batch
+    skips the Redis read. Used once: a stale state loses the compare-and-set and is read again."""
+
+    __slots__ = ("state", "valid")
+
+    def __init__(self, state: LeadState | None = None, valid: bool = False):
+        self.state, self.valid = state, valid
+
+    def take(self) -> tuple[bool, LeadState | None]:
+        valid, self.valid = self.valid, False
+        return valid, self.state
+
+    def keep(self, state: LeadState | None) -> None:
+        self.state, self.valid = state, True
 
 
 class Links:
@@ -76,22 +98,30 @@ class NurtureHandler:
         self.metrics = metrics
         self.links = links
         self.clock = clock
+        # Routing reads the reps' loads, then reserves: one lead at a time in this worker, so
+        # leads handled concurrently are spread over the reps as they would be one by one.
+        self._routing = asyncio.Lock()
 
     # -- entry points ---------------------------------------------------------------------------
-    async def handle(self, event: Envelope[Any]) -> list[Envelope[Any]]:
-        """The ``EventProcessor`` handler: publishes itself (before the state write), returns []."""
+    async def handle(self, event: Envelope[Any], known: Known | None = None) -> list[Envelope[Any]]:
+        """The ``EventProcessor`` handler: publishes itself (before the state write), returns [].
+        The state-topic append is acknowledged by ``state_log.flush()`` (the batch calls it).
+
+        ``known``: the lead's state as last read or written by this worker (see ``Known``)."""
         data = event.data
         now = self.clock()
         if isinstance(data, LeadScored):
             await self._apply(
                 data.lead_id,
                 lambda st: self.engine.on_scored(st, event.id, data, now, synthetic=event.synthetic),
-                now, event, create=True,
+                now, event, create=True, known=known,
             )  # fmt: skip
         elif isinstance(data, NotificationOutcome):
-            await self._apply(data.lead_id, lambda st: self.engine.on_outcome(st, event.id, data, now), now, event)  # type: ignore[arg-type]
+            await self._apply(data.lead_id, lambda st: self.engine.on_outcome(st, event.id, data, now), now, event,  # type: ignore[arg-type]
+                              known=known)  # fmt: skip
         elif isinstance(data, AssignmentResponse):
-            await self._apply(data.lead_id, lambda st: self.engine.on_response(st, event.id, data, now), now, event)  # type: ignore[arg-type]
+            await self._apply(data.lead_id, lambda st: self.engine.on_response(st, event.id, data, now), now, event,  # type: ignore[arg-type]
+                              known=known)  # fmt: skip
         else:
             raise HandlerError(f"data: nurture does not handle {type(data).__name__}", field="data")
         return []
@@ -102,6 +132,8 @@ class NurtureHandler:
         ids = await self.store.claim_due(now.timestamp(), lease_s, limit)
         for lead_id in ids:
             await self._apply(lead_id, lambda st: self.engine.on_tick(st, now), now, None)  # type: ignore[arg-type]
+        if ids:
+            await self.state_log.flush()
         return len(ids)
 
     # -- the read-decide-publish-write loop -------------------------------------------------------
@@ -113,9 +145,12 @@ class NurtureHandler:
         cause: Envelope[Any] | None,
         *,
         create: bool = False,
+        known: Known | None = None,
     ) -> None:
         for _ in range(MAX_RACES):
-            state = await self.store.load(lead_id)
+            cached, state = known.take() if known is not None else (False, None)
+            if not cached or (state is None and not create):
+                state = await self.store.load(lead_id)
             if state is None and not create:
                 if cause is None:  # a due entry for a lead that no longer exists
                     await self.store.redis.zrem(self.store.due_key, lead_id)
@@ -124,6 +159,8 @@ class NurtureHandler:
             version = state.version if state else 0
             d = decide(state)
             if d.duplicate:
+                if known is not None:
+                    known.keep(state)
                 return
             await self._settle(d, now)
             if state is not None and d.state == state and not (d.stage_changes or d.assigned or d.notifications):
@@ -134,6 +171,8 @@ class NurtureHandler:
             await self.publisher.publish(outputs)
             if await self.store.save(d.state, version, self.engine.next_due(d.state)):
                 await self.state_log.append(d.state)
+                if known is not None:
+                    known.keep(d.state)
                 await self._after(d, now, cause)
                 return
             self.metrics.conflicts.inc()
@@ -160,6 +199,10 @@ class NurtureHandler:
                 return
 
     async def _reserve(self, d: Decision) -> tuple[Candidate | None, str | None]:
+        async with self._routing:
+            return await self._reserve_now(d)
+
+    async def _reserve_now(self, d: Decision) -> tuple[Candidate | None, str | None]:
         st, req = d.state, d.route
         assert req is not None
         directory = self.engine.directory

@@ -2,7 +2,10 @@
 assignment.response, plus the scheduler loop that fires due touches and SLA timers.
 
 Records of one lead share a partition (keyed by lead id), so one agent instance sees a lead's
-events in order; the scheduler runs in every replica and claims due leads atomically in Redis.
+events in order. The agent takes records in batches (``stream.take_events``): a lead's events in
+order, different leads concurrently (``batch.py``); offsets are acknowledged after the batch body
+returns (outputs and state appends acked). The scheduler runs in every replica and claims due
+leads atomically in Redis.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from schemas.notification_outcome.v1 import NotificationOutcome
 from services.nurture.adapters.metrics import NurtureMetrics
 from services.nurture.adapters.redis_store import RedisNurtureStore
 from services.nurture.adapters.state_log import StateLog, ensure_state_topic, rebuild
+from services.nurture.batch import BatchProcessor
 from services.nurture.config import NurtureSettings
 from services.nurture.domain.engine import Nurture
 from services.nurture.domain.playbooks import PlaybookSet, parse_playbooks
@@ -83,6 +87,7 @@ class Wiring:
         self.producer: Any = None
         self.handler: NurtureHandler | None = None
         self.processor: EventProcessor | None = None
+        self.batches: BatchProcessor | None = None
         self.started = asyncio.Event()
         self._lock = asyncio.Lock()
 
@@ -111,6 +116,9 @@ class Wiring:
                                           self.metrics, links)  # fmt: skip
             self.processor = EventProcessor(service="nurture", metrics=self.metrics.stage, sink=publisher,
                                             max_record_bytes=s.kafka_max_record_bytes)  # fmt: skip
+            expected = {s.topic(p.topic()): p for p in INPUTS}
+            self.batches = BatchProcessor(self.handler, self.processor, expected,
+                                          concurrency=s.nurture_batch_concurrency)  # fmt: skip
             log.info("nurture started: playbooks %s, directory %s (%d reps)", engine.playbooks.version,
                      engine.directory.version, len(engine.directory.reps))  # fmt: skip
             self.started.set()
@@ -139,13 +147,13 @@ def build_app(settings: NurtureSettings, registry: CollectorRegistry | None = No
 
     @app.agent(source, name="nurture")
     async def nurture(stream: faust.StreamT[bytes]) -> None:
-        handler = await wiring.start()
-        assert wiring.processor is not None
-        processor = wiring.processor
+        await wiring.start()
+        assert wiring.batches is not None
+        batches = wiring.batches
         try:
-            async for event in stream.events():
-                msg = RawMessage.from_kafka(event.message)
-                await processor.process(msg, expected.get(msg.topic), handler.handle)
+            take = stream.take_events  # type: ignore[attr-defined]
+            async for events in take(settings.nurture_batch_max, within=settings.nurture_batch_within_s):
+                await batches.process([RawMessage.from_kafka(e.message) for e in events])
         finally:
             await wiring.stop()
 

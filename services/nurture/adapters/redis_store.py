@@ -85,6 +85,26 @@ class RedisNurtureStore:
         raw = await self.redis.hget(self._lead(lead_id), "s")
         return None if raw is None else LeadState.model_validate_json(raw)
 
+    async def load_many(self, lead_ids: Iterable[str]) -> dict[str, LeadState | None]:
+        """Several leads' states in one round trip; a lead whose stored state does not parse is
+        left out (its own ``load`` then raises, for that event alone)."""
+        ids = list(dict.fromkeys(lead_ids))
+        if not ids:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for lead_id in ids:
+            pipe.hget(self._lead(lead_id), "s")
+        out: dict[str, LeadState | None] = {}
+        for lead_id, raw in zip(ids, await pipe.execute(), strict=True):
+            if raw is None:
+                out[lead_id] = None
+                continue
+            try:
+                out[lead_id] = LeadState.model_validate_json(raw)
+            except ValueError:
+                continue
+        return out
+
     async def save(self, state: LeadState, expected_version: int, due: datetime | None) -> bool:
         """Writes ``state`` (its version must be ``expected_version + 1``) if nobody wrote since."""
         score = "" if due is None else repr(due.timestamp())

@@ -7,6 +7,7 @@ states, the due index, stage counts): a lost Redis loses no lead and no schedule
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -28,12 +29,51 @@ def state_topic_spec(name: str, partitions: int) -> TopicSpec:
 
 
 class StateLog:
-    def __init__(self, producer: Any, topic: str):
+    """Appends are sent at once and acknowledged together by ``flush`` (the batch awaits it before
+    its offsets are committed); a failed append is sent again until the broker takes it."""
+
+    def __init__(self, producer: Any, topic: str, retry_base_s: float = 0.2, retry_max_s: float = 5.0):
         self.producer = producer
         self.topic = topic
+        self.retry_base_s, self.retry_max_s = retry_base_s, retry_max_s
+        self._pending: list[tuple[bytes, bytes, Any]] = []
 
     async def append(self, state: LeadState) -> None:
-        await self.producer.send_and_wait(self.topic, state.model_dump_json().encode(), key=state.lead_id.encode())
+        key, value = state.lead_id.encode(), state.model_dump_json().encode()
+        await self._send(key, value)
+
+    async def _send(self, key: bytes, value: bytes) -> None:
+        try:
+            ack = await self.producer.send(self.topic, value, key=key)
+        except Exception as exc:  # kept, and sent again by ``flush``
+            ack = _failed(exc)
+        self._pending.append((key, value, ack))
+
+    async def flush(self) -> None:
+        delay = self.retry_base_s
+        while self._pending:
+            taken, self._pending = self._pending, []
+            failed: dict[bytes, bytes] = {}
+            for key, value, ack in taken:
+                failed.pop(key, None)  # a lead's newer state supersedes an older failed one
+                try:
+                    await ack
+                except Exception as exc:  # the send is repeated: a state is never dropped here
+                    log.warning("state append to %s failed, sending it again: %s", self.topic, exc)
+                    failed[key] = value
+            if failed:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max_s)
+                newer = {key for key, _, _ in self._pending}
+                for key, value in failed.items():
+                    if key not in newer:  # else a newer state of that lead is on its way already
+                        await self._send(key, value)
+
+
+def _failed(exc: BaseException) -> asyncio.Future[Any]:
+    fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    fut.set_exception(exc)
+    return fut
 
 
 async def ensure_state_topic(settings: ServiceSettings, name: str) -> None:

@@ -44,6 +44,9 @@ class ListLog:
     async def append(self, state: LeadState) -> None:
         self.states.append(state)
 
+    async def flush(self) -> None:
+        return None
+
 
 def handler(redis: Redis, prefix: str, tmp: Path, capacity: int = 5) -> tuple[NurtureHandler, ListPublisher, ListLog]:
     books, directory = write_config(tmp, capacity=capacity, reps=2)
