@@ -1,0 +1,127 @@
+"""The batch processor against a real Redis, with list-backed publisher, state log and dead-letter
+sink: per-event error policy inside a batch, and a lead's events applied in their order."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+
+from leadpipe.runtime.stream import EventProcessor, RawMessage
+from schemas.codec import Record, encode
+from schemas.envelope import Envelope, new_event
+from schemas.lead_scored.v1 import LeadScored
+from schemas.notification_outcome.v1 import NotificationOutcome
+from services.nurture.batch import BatchProcessor
+from tests.integration.nurture.harness import scored
+from tests.integration.nurture.test_store import handler
+
+SCORED, OUTCOME = "lead.scored.v1", "notification.outcome.v1"
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.records: list[tuple[str, Record]] = []
+
+    async def send(self, topic: str, record: Record) -> None:
+        self.records.append((topic, record))
+
+
+def raw(topic: str, event: Envelope[Any], offset: int, value: bytes | None = None) -> RawMessage:
+    rec = encode(event)
+    return RawMessage(topic, 0, offset, rec.key, value if value is not None else rec.value, list(rec.headers))
+
+
+def batch(redis: Redis, tmp: Path) -> tuple[BatchProcessor, Any, Any, ListSink]:
+    h, pub, log = handler(redis, f"nurture:{uuid.uuid4().hex[:8]}:", tmp)
+    sink = ListSink()
+    processor = EventProcessor(service="nurture", metrics=h.metrics.stage, sink=sink, retry_base_s=0.01)
+    return (
+        BatchProcessor(h, processor, {SCORED: LeadScored, OUTCOME: NotificationOutcome}, concurrency=4),
+        pub,
+        log,
+        sink,
+    )
+
+
+def _lead() -> str:
+    return "ld_" + uuid.uuid4().hex[:10]
+
+
+async def test_one_invalid_and_one_refused_event_are_dead_lettered_alone_and_their_batch_mates_processed(
+    redis_url: str, tmp_path: Path
+):
+    redis = Redis.from_url(redis_url)
+    b, pub, log, sink = batch(redis, tmp_path)
+    a, c = _lead(), _lead()
+    bad = scored(_lead(), grade="B")
+    ghost = NotificationOutcome(notification_id="touch:x", lead_id="ld_ghost", status="sent", channel="email",
+                                audience="lead", attempts=1, completed_at=datetime.now(UTC))  # fmt: skip
+    messages = [
+        raw(SCORED, scored(a, grade="A"), 0),
+        raw(SCORED, bad, 1, encode(bad).value.replace(b'"grade":"B"', b'"grade":"Z"')),
+        raw(OUTCOME, new_event(ghost, source="/t", subject="ld_ghost"), 2),
+        raw(SCORED, scored(c, grade="A"), 3),
+    ]
+    handled = await b.process(messages)
+    states = {lead: await b.handler.store.load(lead) for lead in (a, c)}
+    await redis.aclose()
+    assert handled == 2
+    assert [t for t, _ in sink.records] == ["lead.scored.v1.dlq", "notification.outcome.v1.dlq"]
+    (_, invalid), (_, refused) = sink.records
+    assert any(b"data.grade" in v for _, v in invalid.headers) and invalid.value == messages[1].value
+    assert any(b"data.lead_id" in v and b"ld_ghost" in v for _, v in refused.headers)
+    assigned = {e.data.lead_id for e in pub.events if e.type.endswith("lead.assigned")}
+    assert assigned == {a, c}
+    assert all(s is not None and s.version == 1 and s.attempts == 1 for s in states.values())
+    assert sorted(s.lead_id for s in log.states) == sorted([a, c])
+
+
+async def test_two_events_of_one_lead_in_a_batch_are_applied_in_their_order(redis_url: str, tmp_path: Path):
+    redis = Redis.from_url(redis_url)
+    b, pub, log, sink = batch(redis, tmp_path)
+    lead, other = _lead(), _lead()
+    messages = [
+        raw(SCORED, scored(lead, grade="B", event_id="ev-1"), 0),
+        raw(SCORED, scored(other, grade="B"), 1),
+        raw(SCORED, scored(lead, grade="B", kind="email_replied", event_id="ev-2"), 2),
+    ]
+    assert await b.process(messages) == 3
+    state = await b.handler.store.load(lead)
+    await redis.aclose()
+    moves = [(e.data.from_stage, e.data.to_stage) for e in pub.events
+             if e.type.endswith("lead.stage_changed") and e.data.lead_id == lead]  # fmt: skip
+    assert moves == [(None, "captured"), ("captured", "engaged"), ("engaged", "sales_qualified")]
+    assert state is not None and state.version == 2 and {"ev-1", "ev-2"} <= set(state.seen)
+    assert [s.version for s in log.states if s.lead_id == lead] == [1, 2] and sink.records == []
+
+
+async def test_a_transient_failure_is_retried_for_its_event_and_a_replayed_batch_changes_nothing(
+    redis_url: str, tmp_path: Path
+):
+    redis = Redis.from_url(redis_url)
+    b, pub, log, sink = batch(redis, tmp_path)
+    failing, fine = _lead(), _lead()
+    calls = {"n": 0}
+    original = pub.publish
+
+    async def flaky(events: Any) -> None:
+        if any(e.data.lead_id == failing for e in events) and calls["n"] == 0:
+            calls["n"] += 1
+            raise ConnectionError("broker gone for a moment")
+        await original(events)
+
+    pub.publish = flaky
+    messages = [raw(SCORED, scored(failing, grade="A"), 0), raw(SCORED, scored(fine, grade="A"), 1)]
+    assert await b.process(messages) == 2
+    published = len(pub.events)
+    # The same records again (a crash before the offsets were committed): duplicates, no new output.
+    assert await b.process(messages) == 2
+    states = {lead: await b.handler.store.load(lead) for lead in (failing, fine)}
+    await redis.aclose()
+    assert calls["n"] == 1 and sink.records == [] and len(pub.events) == published and len(log.states) == 2
+    assert {e.data.lead_id for e in pub.events if e.type.endswith("lead.assigned")} == {failing, fine}
+    assert all(s is not None and s.version == 1 for s in states.values())
