@@ -208,8 +208,8 @@ class NurtureHandler:
         directory = self.engine.directory
         now = self.clock()
         days = {r.id: r.local_day(now) for r in directory.reps}
-        loads = await self.store.loads(days.items())
-        owner = await self.store.owner(st.lead.company_domain.lower()) if st.lead.company_domain else None
+        domain = st.lead.company_domain.lower() if st.lead.company_domain else None
+        loads, owner = await self.store.routing_facts(days.items(), domain)
         ranked = rank(self.engine.lead_facts(st), directory, loads, exclude=req.exclude, dynamic_owner=owner,
                       ignore_capacity=st.synthetic)  # fmt: skip
         attempt = st.attempts + 1
@@ -273,8 +273,8 @@ class NurtureHandler:
     async def _after(self, d: Decision, now: datetime, cause: Envelope[Any] | None) -> None:
         """Side effects that may only follow a committed decision: owners, counts, metrics."""
         st, m = d.state, self.metrics
-        if d.owner_claim is not None:
-            await self.store.claim_owner(*d.owner_claim)
+        moves = [] if st.synthetic else [(c.from_stage, c.to_stage) for c in d.stage_changes]
+        await self.store.committed(d.owner_claim, moves)
         for n in d.notifications:
             m.sent.labels(n.audience).inc()
         if d.illegal:
@@ -282,8 +282,6 @@ class NurtureHandler:
                 log.warning("rejected %s", exc, extra={"lead_id": st.lead_id})
         if st.synthetic:
             return
-        if d.stage_changes:
-            await self.store.count_stages((c.from_stage, c.to_stage) for c in d.stage_changes)
         for c in d.stage_changes:
             m.transitions.labels(c.from_stage.value if c.from_stage else "none", c.to_stage.value).inc()
         m.illegal.inc(len(d.illegal))

@@ -159,6 +159,34 @@ class RedisNurtureStore:
         last = await self.redis.hmget(f"{self.prefix}last_assigned", [r for r, _ in pairs])
         return {r: Load(int(u or 0), float(t or 0.0)) for (r, _), u, t in zip(pairs, used, last, strict=True)}
 
+    async def routing_facts(
+        self, reps: Iterable[tuple[str, str]], domain: str | None
+    ) -> tuple[dict[str, Load], str | None]:
+        """``loads`` and ``owner`` in one round trip (what routing reads before it reserves)."""
+        pairs = list(reps)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.mget([self._cap(r, d) for r, d in pairs] or [self._cap("", "")])
+        pipe.hmget(f"{self.prefix}last_assigned", [r for r, _ in pairs] or [""])
+        if domain is not None:
+            pipe.hget(f"{self.prefix}owners", domain)
+        used, last, *owner = await pipe.execute()
+        loads = {r: Load(int(u or 0), float(t or 0.0)) for (r, _), u, t in zip(pairs, used, last, strict=False)}
+        return loads, (owner[0].decode() if owner and owner[0] is not None else None)
+
+    async def committed(self, owner_claim: tuple[str, str] | None, moves: Iterable[tuple[str | None, str]]) -> None:
+        """``claim_owner`` and ``count_stages`` in one round trip (the stage counts atomically)."""
+        pipe = self.redis.pipeline(transaction=True)
+        if owner_claim is not None:
+            pipe.hsetnx(f"{self.prefix}owners", *owner_claim)
+        key, n = f"{self.prefix}stages", 0
+        for old, new in moves:
+            if old is not None:
+                pipe.hincrby(key, old, -1)
+            pipe.hincrby(key, new, 1)
+            n += 1
+        if owner_claim is not None or n:
+            await pipe.execute()
+
     async def owner(self, domain: str) -> str | None:
         raw = await self.redis.hget(f"{self.prefix}owners", domain)
         return None if raw is None else raw.decode()
