@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -32,6 +33,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -59,15 +62,16 @@ class Bench:
         while self.procs:
             self.procs.pop().stop()
 
-    async def measure(self, out: str, proc: ManagedProcess, port: int | None) -> dict:
+    async def measure(self, out: str, proc: ManagedProcess, port: int | None, keep: bool = False) -> dict:
         self.procs.append(proc)
         stable = asyncio.ensure_future(all_consuming([port], time.monotonic() + 180) if port else at_once())
         try:
             return await watch(self.bootstrap, out, self.args.events, 900, stable)
         finally:
             stable.cancel()
-            proc.stop()
-            self.procs.remove(proc)
+            if not keep:
+                proc.stop()
+                self.procs.remove(proc)
 
     async def raw(self, r: int, src: str) -> dict:
         out = f"out.raw.{r}"
@@ -85,14 +89,27 @@ class Bench:
             "NURTURE_GROUP_ID": f"bench-nurture-{r}", "NURTURE_REDIS_PREFIX": f"bench:{r}:",
             "NURTURE_TOPIC_PREFIX": prefix, "NURTURE_STATE_TOPIC": f"nurture.state.{r}",
             "NURTURE_PLAYBOOKS_PATH": str(books), "NURTURE_DIRECTORY_PATH": str(directory),
-            "KAFKA_PARTITIONS": str(self.args.partitions), "LOG_LEVEL": "WARNING",
+            "KAFKA_PARTITIONS": str(self.args.partitions), "LOG_LEVEL": os.environ.get("NURTURE_BENCH_LOG_LEVEL", "WARNING"),
         }  # fmt: skip
         wrap = os.environ.get("NURTURE_BENCH_WRAP", "").format(r=r).split()
         profile = os.environ.get("NURTURE_BENCH_PROFILE", "").format(r=r)
         cprofile = ["-m", "cProfile", "-o", profile] if profile else []
         cmd = [*wrap, sys.executable, *cprofile, "-m", "services.nurture"]
         proc = ManagedProcess(f"nurture-{r}", cmd, self.work / f"nurture-{r}.log", env=env, cwd=REPO).start()
-        return await self.measure(f"{prefix}lead.assigned.v1", proc, port)
+        try:
+            return await self.measure(f"{prefix}lead.assigned.v1", proc, port, keep=True)
+        except Stalled:
+            # What the worker says about itself when it stopped producing (consumed, retries, ...).
+            metrics = self.work / f"nurture-{r}.metrics.txt"
+            with contextlib.suppress(httpx.HTTPError):
+                async with httpx.AsyncClient(timeout=5) as client:
+                    metrics.write_text((await client.get(f"http://127.0.0.1:{port}/metrics")).text)
+            print(f"stalled worker's metrics: {metrics}", flush=True)
+            raise
+        finally:
+            proc.stop()
+            if proc in self.procs:
+                self.procs.remove(proc)
 
     async def run(self) -> dict:
         a = self.args
