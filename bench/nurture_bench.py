@@ -107,7 +107,10 @@ class Bench:
             print(f"stalled worker's metrics: {metrics}", flush=True)
             raise
         finally:
+            stopping = time.monotonic()
             proc.stop()
+            code = proc.proc.returncode if proc.proc is not None else None
+            print(f"nurture worker stopped in {time.monotonic() - stopping:.1f}s (exit {code})", flush=True)
             if proc in self.procs:
                 self.procs.remove(proc)
 
@@ -137,7 +140,7 @@ class Bench:
                 print(f"[{r + 1}/{a.repeat}] nurture: STALLED ({exc})", flush=True)
                 runs.append({"repeat": r, "raw": raw, "stalled": str(exc)})
                 continue
-            ratio = res["rate"] / raw["rate"]
+            ratio = res["rate"] / raw["rate"] if raw["rate"] else float("nan")
             runs.append({"repeat": r, "raw": raw, "nurture": res, "ratio": ratio})
             print(f"[{r + 1}/{a.repeat}] nurture: {res['rate']:,.0f} leads/s, ratio {ratio:.3f} "
                   f"(window {res['window']:.0%} of outputs)", flush=True)  # fmt: skip
