@@ -76,6 +76,7 @@ ENGAGEMENT = "lead.engagement.v1"
 SCORED = "lead.scored.v1"
 REQUESTED = "notification.requested.v1"
 OUTCOME = "notification.outcome.v1"
+RETRY = "notification.retry.v1"
 PIPELINE_TOPICS = (CAPTURED, ENGAGEMENT, SCORED, REQUESTED, OUTCOME)
 OUTBOX_FILE = "outbox.jsonl"
 
@@ -90,6 +91,7 @@ class Rec:
     event: Envelope[Any] | None
     error: str | None = None
     dlq_topic: str | None = None  # for dead letters: the topic the record failed on
+    dlq_error: str | None = None  # and why
 
 
 @dataclass
@@ -208,7 +210,10 @@ def _check_dead_letters(seen: Observed, report: Report) -> None:
         for r in recs:
             dead += 1
             if r.event is not None:  # it decodes: a valid event was dead-lettered
-                report.add("dead_lettered", f"{topic}[{r.partition}]@{r.offset}: valid {r.event.type} {r.event.id}")
+                report.add(
+                    "dead_lettered",
+                    f"{topic}[{r.partition}]@{r.offset}: valid {r.event.type} {r.event.id} ({r.dlq_error})",
+                )
     report.stats["dead_letters"] = dead
 
 
@@ -355,11 +360,12 @@ def _check_notifications(seen: Observed, report: Report, now: datetime | None) -
 
 def decode_rec(topic: str, partition: int, offset: int, value: bytes | None, headers: Sequence[Any]) -> Rec:
     hdrs = [(k, bytes(v)) for k, v in headers]
-    dlq_topic = next((v.decode() for k, v in hdrs if k == "dlq_topic"), None)
+    dlq = {k: v.decode(errors="replace") for k, v in hdrs if k in ("dlq_topic", "dlq_error")}
+    where = {"dlq_topic": dlq.get("dlq_topic"), "dlq_error": dlq.get("dlq_error")}
     try:
-        return Rec(topic, partition, offset, decode(value, hdrs), dlq_topic=dlq_topic)
+        return Rec(topic, partition, offset, decode(value, hdrs), **where)
     except DecodeError as exc:
-        return Rec(topic, partition, offset, None, str(exc), dlq_topic=dlq_topic)
+        return Rec(topic, partition, offset, None, str(exc), **where)
 
 
 async def read_topics(bootstrap: str, topics: Sequence[str], timeout_s: float = 60.0) -> dict[str, list[Rec]]:
@@ -416,7 +422,9 @@ async def read_observed(bootstrap: str, outbox_dir: Path) -> Observed:
     dlqs = sorted(name for name, spec in registry().items() if spec.dead_letter_of)
     # Sends first: every send read then has its request on the topic by the time topics are read.
     sends = read_sends(outbox_dir)
-    records = await read_topics(bootstrap, [*PIPELINE_TOPICS, *dlqs])
+    # The notifier's retry topic is not audited (its requests are on REQUESTED too) but read
+    # so that a dump shows what waits there.
+    records = await read_topics(bootstrap, [*PIPELINE_TOPICS, RETRY, *dlqs])
     return Observed(records, sends)
 
 
@@ -436,6 +444,6 @@ def dump(accepted: Accepted, seen: Observed, directory: Path) -> None:
             else:
                 row["error"] = r.error
             if r.dlq_topic:
-                row["dlq_topic"] = r.dlq_topic
+                row |= {"dlq_topic": r.dlq_topic, "dlq_error": r.dlq_error}
             rows.append(orjson.dumps(row))
         (directory / f"{topic}.jsonl").write_bytes(b"".join(line + b"\n" for line in rows))

@@ -8,7 +8,7 @@ CI runs the short version (each fault once, about 2 minutes). The long version r
 ``LEADPIPE_CHAOS_ROUNDS`` rounds (default 3 with ``LEADPIPE_CHAOS_LONG=1``, as ``make chaos``
 does) of the same faults in a random order (``LEADPIPE_CHAOS_SEED``), with Redis wiped
 (``LEADPIPE_CHAOS_WIPE=0`` keeps its data); ``python -m tests.chaos run --help`` is the same
-outside pytest.
+outside pytest. ``LEADPIPE_CHAOS_STATE_DIR`` keeps each run's logs and audit dump.
 """
 
 from __future__ import annotations
@@ -32,10 +32,16 @@ pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 def test_every_promise_holds_through_kill_9s_a_frozen_broker_and_a_redis_restart(tmp_path: Path):
     plan = long_plan(ROUNDS, SEED, wipe=WIPE) if ROUNDS else short_plan()
     print(f"chaos plan (seed {SEED}): " + ", ".join(map(str, plan)))
-    outcome = run(tmp_path / "stack", plan, seed=SEED, settle_s=90.0 + 30.0 * ROUNDS)
+    # LEADPIPE_CHAOS_STATE_DIR keeps logs and the audit dump where pytest will not rotate them away.
+    state = (
+        Path(os.environ["LEADPIPE_CHAOS_STATE_DIR"]) / f"run-{SEED}"
+        if os.environ.get("LEADPIPE_CHAOS_STATE_DIR")
+        else tmp_path
+    )
+    outcome = run(state / "stack", plan, seed=SEED, settle_s=90.0 + 30.0 * ROUNDS)
     print(f"timings: { {k: round(v, 1) for k, v in outcome.timings.items()} }")
     report = outcome.report
-    assert report.ok, report.summary(limit=10) + f"\nstack state and logs: {tmp_path / 'stack'}"
+    assert report.ok, report.summary(limit=10) + f"\nstack state and logs: {state / 'stack'}"
     # The faults really happened mid-stream: leads kept coming, ingest spooled while the broker
     # was frozen and refused connections while it was dead, and the pipeline ran to the end.
     assert report.stats["accepted_captures"] >= 100
