@@ -125,3 +125,15 @@ async def test_a_transient_failure_is_retried_for_its_event_and_a_replayed_batch
     assert calls["n"] == 1 and sink.records == [] and len(pub.events) == published and len(log.states) == 2
     assert {e.data.lead_id for e in pub.events if e.type.endswith("lead.assigned")} == {failing, fine}
     assert all(s is not None and s.version == 1 for s in states.values())
+
+
+async def test_leads_handled_concurrently_are_spread_over_the_reps_as_one_by_one(redis_url: str, tmp_path: Path):
+    redis = Redis.from_url(redis_url)
+    b, pub, _, _ = batch(redis, tmp_path)
+    leads = [_lead() for _ in range(6)]
+    assert await b.process([raw(SCORED, scored(lead, grade="A"), n) for n, lead in enumerate(leads)]) == 6
+    await redis.aclose()
+    reps = [e.data.rep_id for e in pub.events if e.type.endswith("lead.assigned")]
+    # Rotation by remaining capacity, as one by one: the reps' counts never differ by more than one.
+    assert all(abs(reps[:n].count("rep-0") - reps[:n].count("rep-1")) <= 1 for n in range(1, 7)), reps
+    assert sorted(reps) == ["rep-0"] * 3 + ["rep-1"] * 3, reps
