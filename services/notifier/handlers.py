@@ -4,6 +4,10 @@ One ``notification.requested`` ends in exactly one ``notification.outcome``: the
 holds the terminal state and the outcome record, and the outcome is (re)published until the
 ledger says it was. Transient failures, ``not_before`` and per-recipient limits go to the
 retry topic with a due time, so the source partition never waits on a provider.
+
+Redis is rebuilt from Kafka when its keyspace is empty (``rebuild``, given by the worker): at
+start, and whenever a request finds the built marker gone (Redis wiped under the worker). No
+request is decided while a rebuild runs, and a claim fails atomically without the marker.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -82,6 +87,7 @@ class Notifier:
         clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
         max_record_bytes: int = 1_000_000,
+        rebuild: Callable[[], Awaitable[object]] | None = None,
     ):
         self.renderer = renderer
         self.channels = channels
@@ -99,6 +105,25 @@ class Notifier:
         self.clock = clock
         self.jitter = jitter
         self.max_record_bytes = max_record_bytes
+        self.rebuild = rebuild
+        self._rebuilding = asyncio.Lock()
+        #: Ids this worker is between claiming and recording (guards a send whose lease a wipe lost).
+        self._sending: set[str] = set()
+
+    # -- the keyspace -----------------------------------------------------------------------
+    async def ensure_built(self) -> None:
+        """Rebuilds Redis from the topics unless it carries the built marker. Concurrent callers
+        wait for one rebuild; a wipe during the rebuild makes it run again."""
+        if self.rebuild is None:
+            return
+        async with self._rebuilding:
+            while not await self.ledger.is_built():
+                token = uuid.uuid4().hex
+                log.warning("notifier state is missing from Redis; rebuilding it from Kafka before sending")
+                await self.ledger.begin_rebuild(token)
+                await self.rebuild()
+                self.metrics.rebuilds.inc()
+                await self.ledger.mark_built(token)
 
     # -- engagement: the suppression list -------------------------------------------------
     async def on_engagement(self, event: Envelope[Any]) -> list[Envelope[Any]]:
@@ -126,10 +151,13 @@ class Notifier:
         req: NotificationRequested = event.data
         nid = req.notification_id
         entry = await self.ledger.get(nid)
+        if not entry.built:
+            await self.ensure_built()
+            entry = await self.ledger.get(nid)
         if entry.terminal:
             self.metrics.duplicates.inc()
             if not entry.published and entry.outcome is not None:
-                await self._publish_outcome(nid, entry.outcome)
+                await self._publish_outcome(nid, entry.state or "", entry.outcome)
             log.info("request already %s, not sent again", entry.state, extra={"event_id": event.id})
             return []
 
@@ -170,6 +198,10 @@ class Notifier:
             return []
 
         claim = await self.ledger.claim(nid, now=now, lease_s=self.lease_s)
+        if claim.status == "unbuilt":
+            # Wiped since the read above: rebuild, then decide again from the rebuilt ledger.
+            await self.ensure_built()
+            return await self.on_request(event, msg)
         if claim.status == "busy":
             # Another delivery is mid-send; look again when its lease runs out.
             await self._defer(event, msg, claim.lease_until + 0.1, "in flight elsewhere")
@@ -186,20 +218,29 @@ class Notifier:
             self.metrics.resent_after_crash.labels(channel).inc()
             log.warning("resending after an interrupted send", extra={"event_id": event.id})
 
-        gate = self.gates.get(channel)
-        if gate is not None:
-            await gate.acquire()
-        started = time.perf_counter()
-        try:
-            result = await asyncio.wait_for(sender.send(message), timeout=self.lease_s * 0.8)
-        except TimeoutError:
-            result = SendResult("transient", f"no answer within {self.lease_s * 0.8:.1f}s", "timeout")
-        self.metrics.send_duration.labels(channel).observe(time.perf_counter() - started)
-
-        if result.ok:
-            # Recorded first, before anything else can fail: this write closes the window.
-            await self._record_sent(event, claim.attempts, result.response)
+        if nid in self._sending:
+            # This worker is sending it now and Redis lost its lease (wiped): wait for that send.
+            await self.ledger.release(nid)
+            await self._defer(event, msg, now + 1.0, "in flight in this worker")
             return []
+        self._sending.add(nid)
+        try:
+            gate = self.gates.get(channel)
+            if gate is not None:
+                await gate.acquire()
+            started = time.perf_counter()
+            try:
+                result = await asyncio.wait_for(sender.send(message), timeout=self.lease_s * 0.8)
+            except TimeoutError:
+                result = SendResult("transient", f"no answer within {self.lease_s * 0.8:.1f}s", "timeout")
+            self.metrics.send_duration.labels(channel).observe(time.perf_counter() - started)
+
+            if result.ok:
+                # Recorded first, before anything else can fail: this write closes the window.
+                await self._record_sent(event, claim.attempts, result.response)
+                return []
+        finally:
+            self._sending.discard(nid)
         self.metrics.provider_errors.labels(channel, result.error_kind or "unknown").inc()
         nxt = after_failure(
             result,
@@ -302,19 +343,19 @@ class Notifier:
             entry = await self.ledger.get(req.notification_id)
             if entry.published or entry.outcome is None:
                 return
-            record = entry.outcome
+            record, status = entry.outcome, entry.state or status
         elif not event.synthetic:
             self.metrics.sends.labels(req.channel.value, status).inc()
             if status == "sent" and req.template == "rep_alert" and req.lead_captured_at is not None:
                 self.metrics.capture_to_rep_alert.observe(
                     max(0.0, completed.timestamp() - req.lead_captured_at.timestamp())
                 )
-        await self._publish_outcome(req.notification_id, record)
+        await self._publish_outcome(req.notification_id, status, record)
         log.info("notification %s", status, extra={"event_id": event.id, "lead_id": req.lead_id})
 
-    async def _publish_outcome(self, notification_id: str, record: Record) -> None:
+    async def _publish_outcome(self, notification_id: str, state: str, record: Record) -> None:
         await self._send(self.topics.outcome, record)
-        await self.ledger.mark_published(notification_id)
+        await self.ledger.mark_published(notification_id, state, record)
 
     async def _send(self, topic: str, record: Record) -> None:
         await self.sink.send(topic, record)

@@ -12,6 +12,7 @@ from services.notifier.adapters.channel import ChannelSender
 from services.notifier.adapters.http_channels import HttpSms, SignedWebhook, SlackWebhook
 from services.notifier.adapters.metrics import NotifierMetrics
 from services.notifier.adapters.outbox import FileOutbox
+from services.notifier.adapters.rebuild import rebuild
 from services.notifier.adapters.redis_ledger import RedisLedger
 from services.notifier.adapters.redis_state import RedisRecipientLimiter, RedisRetryBacklog, RedisSuppressionList
 from services.notifier.adapters.smtp_sender import SmtpSender
@@ -77,16 +78,26 @@ def build_notifier(
     registry: CollectorRegistry,
     stage: StageMetrics,
     channels: dict[str, ChannelSender] | None = None,
+    rebuildable: bool = False,
 ) -> Notifier:
+    """``rebuildable``: Redis is rebuilt from the broker when its keyspace is empty, and a claim
+    without the built marker fails (the worker; benchmarks and handler tests leave it off)."""
     s = settings
     prefix = s.notifier_redis_prefix
+    ledger = RedisLedger(redis, prefix=prefix, ttl_s=s.notifier_ledger_ttl_s, guarded=rebuildable)
+    suppression = RedisSuppressionList(redis, prefix=prefix)
+
+    async def rebuild_state() -> object:
+        return await rebuild(s, ledger, suppression, outcome_topic=s.notifier_outcome_topic,
+                             engagement_topic=s.notifier_engagement_topic)  # fmt: skip
+
     return Notifier(
         renderer=TemplateRenderer(
             s.notifier_templates_dir, link_secret=s.leadpipe_link_secret, public_url=s.leadpipe_public_url
         ),
         channels=channels if channels is not None else build_channels(s),
-        ledger=RedisLedger(redis, prefix=prefix, ttl_s=s.notifier_ledger_ttl_s),
-        suppression=RedisSuppressionList(redis, prefix=prefix),
+        ledger=ledger,
+        suppression=suppression,
         limiter=RedisRecipientLimiter(
             redis, limit=s.notifier_recipient_limit, window_s=s.notifier_recipient_window_s, prefix=prefix
         ),
@@ -104,4 +115,5 @@ def build_notifier(
         channel_rates=s.notifier_channel_rate_per_s,
         lease_s=s.notifier_send_lease_s,
         max_record_bytes=s.kafka_max_record_bytes,
+        rebuild=rebuild_state if rebuildable else None,
     )

@@ -20,7 +20,7 @@ from leadpipe.runtime.faust_app import make_app
 from leadpipe.runtime.health import redis_reachable
 from leadpipe.runtime.logs import setup_logging
 from leadpipe.runtime.metrics import StageMetrics, serve_ops
-from leadpipe.runtime.stream import EventProcessor, RawMessage
+from leadpipe.runtime.stream import TRANSIENT, EventProcessor, RawMessage
 from schemas.codec import Record
 from schemas.lead_engagement.v1 import LeadEngagement
 from schemas.notification_requested.v1 import NotificationRequested
@@ -62,7 +62,19 @@ class Runtime:
                 handler.setStream(sys.__stderr__)
         self.redis = Redis.from_url(s.redis_url, socket_timeout=5, socket_connect_timeout=5)
         sink = FaustSink(self.app)
-        self.notifier = build_notifier(s, redis=self.redis, sink=sink, registry=self.registry, stage=self.stage)
+        self.notifier = build_notifier(
+            s, redis=self.redis, sink=sink, registry=self.registry, stage=self.stage, rebuildable=True
+        )
+        # Redis is an index of the topics: an empty keyspace is rebuilt before anything is sent.
+        delay = 0.5
+        while True:
+            try:
+                await self.notifier.ensure_built()
+                break
+            except TRANSIENT as exc:
+                log.warning("rebuild check failed, retrying in %.1fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
         self.processor = EventProcessor(
             service=SERVICE, metrics=self.stage, sink=sink, max_record_bytes=s.kafka_max_record_bytes
         )

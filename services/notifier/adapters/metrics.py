@@ -58,3 +58,8 @@ class NotifierMetrics:
             ["reason"],
             registry=registry,
         )
+        self.rebuilds = Counter(
+            "leadpipe_notifier_rebuilds_total",
+            "Times the Redis keyspace was found empty and rebuilt from the outcome and engagement topics",
+            registry=registry,
+        )

@@ -5,10 +5,16 @@ holds a lease and is talking to the provider) -> ``sent`` | ``failed`` | ``suppr
 ``expired`` (terminal; the outcome record is stored with it, and ``published`` says whether
 it reached the outcome topic). Transitions are Lua scripts, so two deliveries of one request
 (a redelivery racing a rebalance) cannot both claim it.
+
+Redis is an index: ``notification.outcome`` holds every terminal state, and an empty keyspace
+is rebuilt from it (``adapters/rebuild.py``). ``<prefix>meta:built`` says it was; a guarded
+ledger reads it with every ``get`` and refuses every ``claim`` without it (atomically, in the
+claim script), so nothing is sent from a wiped ledger.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -19,6 +25,9 @@ from schemas.codec import Record
 TERMINAL = ("sent", "failed", "suppressed", "expired")
 
 _CLAIM = """
+if ARGV[4] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then
+  return {'unbuilt', '0', ''}
+end
 local st = redis.call('HGET', KEYS[1], 'state')
 if st == 'sent' or st == 'failed' or st == 'suppressed' or st == 'expired' then
   return {st, redis.call('HGET', KEYS[1], 'attempts') or '0', ''}
@@ -52,12 +61,51 @@ return 1
 """
 
 
+# Rebuild: a terminal state from the outcome topic, unless Redis already holds one.
+_RESTORE = """
+local st = redis.call('HGET', KEYS[1], 'state')
+if st == 'sent' or st == 'failed' or st == 'suppressed' or st == 'expired' then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'outcome', ARGV[2], 'published', '1', 'attempts', ARGV[3])
+redis.call('HDEL', KEYS[1], 'lease_until')
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+# The outcome reached the topic. The entry is made terminal too if a wipe took it meanwhile (it
+# was recorded before the wipe and published after it), so a later delivery finds it.
+_PUBLISHED = """
+local st = redis.call('HGET', KEYS[1], 'state')
+if not (st == 'sent' or st == 'failed' or st == 'suppressed' or st == 'expired') then
+  redis.call('HSET', KEYS[1], 'state', ARGV[1], 'outcome', ARGV[2])
+  redis.call('HDEL', KEYS[1], 'lease_until')
+end
+redis.call('HSET', KEYS[1], 'published', '1')
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+# KEYS: marker, rebuild token. Marks the keyspace built only if it was not wiped (again) since
+# the rebuild began: the token set at its start is still there.
+_MARK_BUILT = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[1], '1')
+redis.call('DEL', KEYS[2])
+return 1
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
     state: str | None
     attempts: int
     outcome: Record | None
     published: bool
+    #: False when the keyspace has no built marker (a guarded ledger after a wipe).
+    built: bool = True
 
     @property
     def terminal(self) -> bool:
@@ -94,27 +142,48 @@ def _record_from_json(raw: bytes) -> Record:
 
 
 class RedisLedger:
-    def __init__(self, redis: Redis[bytes], *, prefix: str = "notifier:", ttl_s: int = 30 * 24 * 3600):
+    """``guarded``: the keyspace must carry the built marker (a worker that can rebuild it);
+    unguarded (benchmarks, handler tests without a broker) it is never looked at."""
+
+    def __init__(
+        self, redis: Redis[bytes], *, prefix: str = "notifier:", ttl_s: int = 30 * 24 * 3600, guarded: bool = False
+    ):
         self.redis = redis
         self.prefix = prefix
         self.ttl_s = ttl_s
+        self.guarded = guarded
+        self.marker = f"{prefix}meta:built"
+        self.token_key = f"{prefix}meta:rebuilding"
         self._claim = redis.register_script(_CLAIM)
         self._finish = redis.register_script(_FINISH)
         self._release = redis.register_script(_RELEASE)
+        self._restore = redis.register_script(_RESTORE)
+        self._published = redis.register_script(_PUBLISHED)
+        self._mark_built = redis.register_script(_MARK_BUILT)
 
     def key(self, notification_id: str) -> str:
         return f"{self.prefix}n:{notification_id}"
 
     async def get(self, notification_id: str) -> LedgerEntry:
-        data = await self.redis.hgetall(self.key(notification_id))
+        """The entry, and (guarded) whether the keyspace is built, in one round trip."""
+        built = True
+        if self.guarded:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hgetall(self.key(notification_id))
+            pipe.exists(self.marker)
+            data, exists = await pipe.execute()
+            built = bool(exists)
+        else:
+            data = await self.redis.hgetall(self.key(notification_id))
         if not data:
-            return LedgerEntry(None, 0, None, False)
+            return LedgerEntry(None, 0, None, False, built)
         outcome = data.get(b"outcome")
         return LedgerEntry(
             state=data.get(b"state", b"").decode() or None,
             attempts=int(data.get(b"attempts", b"0")),
             outcome=_record_from_json(outcome) if outcome else None,
             published=data.get(b"published") == b"1",
+            built=built,
         )
 
     async def mark_requested(self, notification_id: str) -> None:
@@ -124,7 +193,10 @@ class RedisLedger:
         await self.redis.expire(key, self.ttl_s)
 
     async def claim(self, notification_id: str, *, now: float, lease_s: float) -> Claim:
-        status, attempts, extra = await self._claim(keys=[self.key(notification_id)], args=[now, lease_s, self.ttl_s])
+        """``unbuilt`` (guarded, the keyspace was wiped: rebuild first) or see ``Claim``."""
+        keys = [self.key(notification_id), self.marker]
+        args = [now, lease_s, self.ttl_s, "1" if self.guarded else "0"]
+        status, attempts, extra = await self._claim(keys=keys, args=args)
         status, extra = status.decode(), extra.decode()
         if status == "busy":
             return Claim(status, int(attempts), lease_until=float(extra))
@@ -140,5 +212,32 @@ class RedisLedger:
         done = await self._finish(keys=[self.key(notification_id)], args=[state, _record_to_json(outcome), self.ttl_s])
         return bool(done)
 
-    async def mark_published(self, notification_id: str) -> None:
-        await self.redis.hset(self.key(notification_id), "published", "1")
+    async def mark_published(self, notification_id: str, state: str, outcome: Record) -> None:
+        """``outcome`` (ending in ``state``) is on the topic."""
+        assert state in TERMINAL
+        args: list[bytes | str | int] = [state, _record_to_json(outcome), self.ttl_s]
+        await self._published(keys=[self.key(notification_id)], args=args)
+
+    # -- rebuild ----------------------------------------------------------------------------
+    async def is_built(self) -> bool:
+        return bool(await self.redis.exists(self.marker))
+
+    async def begin_rebuild(self, token: str) -> None:
+        await self.redis.set(self.token_key, token)
+
+    async def mark_built(self, token: str) -> bool:
+        """Sets the marker; False if the keyspace was wiped again since ``begin_rebuild``."""
+        return bool(await self._mark_built(keys=[self.marker, self.token_key], args=[token]))
+
+    async def restore_many(self, outcomes: Sequence[tuple[str, str, int, Record]]) -> int:
+        """(notification id, terminal state, attempts, outcome record) from the outcome topic,
+        in one round trip; an id already terminal in Redis keeps its entry. Returns how many
+        entries were written."""
+        if not outcomes:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        for nid, state, attempts, record in outcomes:
+            assert state in TERMINAL
+            args: list[bytes | str | int] = [state, _record_to_json(record), str(attempts), self.ttl_s]
+            await self._restore(keys=[self.key(nid)], args=args, client=pipe)
+        return sum(int(n) for n in await pipe.execute())

@@ -163,7 +163,7 @@ async def make_harness(
 ) -> AsyncIterator[Any]:
     made: list[Notifier] = []
 
-    def make(**overrides: Any) -> Harness:
+    def make(rebuildable: bool = False, **overrides: Any) -> Harness:
         options: dict[str, Any] = {
             "kafka_bootstrap_servers": "unused:9092",
             "redis_url": redis_url,
@@ -192,6 +192,7 @@ async def make_harness(
             registry=registry,
             stage=StageMetrics("notifier", registry),
             channels=build_channels(settings),
+            rebuildable=rebuildable,
         )
         made.append(notifier)
         return Harness(notifier, sink, registry, settings, redis)
