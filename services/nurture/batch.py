@@ -5,7 +5,9 @@ different leads run concurrently (at most ``concurrency`` at a time). Each event
 handler's own order (read -> decide -> reserve -> publish and await the acks -> compare-and-set
 -> state-topic append), so a crash anywhere repeats only with the same ids. The states of the
 batch's leads are read in one round trip up front; a lead's later events reuse the state its
-previous event wrote (a stale one loses the compare-and-set and is read again).
+previous event wrote (a stale one loses the compare-and-set and is read again). That read also
+checks the keyspace's built marker: if Redis was wiped under the worker, the batch waits for the
+rebuild from the state topic (``ensure_built``) before it decides anything.
 
 ``process`` returns after every output and every state-topic append of the batch is
 acknowledged by the broker; only then are the batch's offsets acknowledged (the agent loop).
@@ -22,7 +24,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from leadpipe.runtime.stream import TRANSIENT, EventProcessor, HandlerError, RawMessage
@@ -42,11 +44,13 @@ class BatchProcessor:
         expected: dict[str, type[Any]],
         *,
         concurrency: int = 32,
+        ensure_built: Callable[[], Awaitable[None]] | None = None,
     ):
         self.handler = handler
         self.processor = processor
         self.expected = expected
         self.concurrency = max(1, concurrency)
+        self.ensure_built = ensure_built
         self.stage = processor.metrics
         self.service = processor.service
 
@@ -85,8 +89,15 @@ class BatchProcessor:
     async def _prefetch(self, lead_ids: list[str]) -> dict[str, Known]:
         if not lead_ids:
             return {}
+        store = self.handler.store
         try:
-            states = await self.handler.store.load_many(lead_ids)
+            if self.ensure_built is None:
+                states = await store.load_many(lead_ids)
+            else:
+                states, built = await store.load_many_checked(lead_ids)
+                if not built:  # Redis was wiped: nothing is decided before it is rebuilt
+                    await self.ensure_built()
+                    states, _ = await store.load_many_checked(lead_ids)
         except TRANSIENT as exc:  # each event reads its lead itself (and retries) instead
             log.warning("batch read of %d lead states failed: %s", len(lead_ids), exc)
             return {}

@@ -26,7 +26,7 @@ from leadpipe.runtime.health import redis_reachable
 from leadpipe.runtime.kafka import make_producer, send_record
 from leadpipe.runtime.logs import setup_logging
 from leadpipe.runtime.metrics import serve_ops
-from leadpipe.runtime.stream import EventProcessor, RawMessage
+from leadpipe.runtime.stream import TRANSIENT, EventProcessor, RawMessage
 from schemas.assignment_response.v1 import AssignmentResponse
 from schemas.codec import Record, encode
 from schemas.envelope import Envelope
@@ -90,6 +90,31 @@ class Wiring:
         self.batches: BatchProcessor | None = None
         self.started = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._rebuilding = asyncio.Lock()
+        self.store: RedisNurtureStore | None = None
+        self.state_topic = ""
+        self.engine: Nurture | None = None
+
+    async def ensure_built(self) -> None:
+        """Rebuilds Redis from the state topic unless it carries the built marker (at start, and
+        when a batch or the scheduler finds it gone: Redis wiped under the worker). Concurrent
+        callers wait for one rebuild; Redis or the broker being away is waited out."""
+        assert self.store is not None and self.engine is not None
+        store, engine = self.store, self.engine
+        async with self._rebuilding:
+            delay = 0.5
+            while True:
+                try:
+                    if await store.is_built():
+                        return
+                    log.warning("nurture state is missing from Redis; rebuilding it from %s", self.state_topic)
+                    await rebuild(self.settings, self.state_topic, store, engine.next_due)
+                    await store.mark_built()
+                    self.metrics.rebuilds.inc()
+                except TRANSIENT as exc:
+                    log.warning("rebuild failed, retrying in %.1fs: %s", delay, exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
 
     async def start(self) -> NurtureHandler:
         async with self._lock:
@@ -107,9 +132,8 @@ class Wiring:
             store = RedisNurtureStore(self.redis, s.nurture_redis_prefix)
             state_topic = s.topic(s.nurture_state_topic)
             await ensure_state_topic(s, state_topic)
-            if not await store.is_built():
-                await rebuild(s, state_topic, store, engine.next_due)
-                await store.mark_built()
+            self.store, self.state_topic, self.engine = store, state_topic, engine
+            await self.ensure_built()
             publisher = _Publisher(self.producer, s, self.metrics)
             links = Links(s.leadpipe_link_secret, s.leadpipe_public_url, s.link_ttl_s)
             self.handler = NurtureHandler(engine, store, publisher, StateLog(self.producer, state_topic),
@@ -118,7 +142,8 @@ class Wiring:
                                             max_record_bytes=s.kafka_max_record_bytes)  # fmt: skip
             expected = {s.topic(p.topic()): p for p in INPUTS}
             self.batches = BatchProcessor(self.handler, self.processor, expected,
-                                          concurrency=s.nurture_batch_concurrency)  # fmt: skip
+                                          concurrency=s.nurture_batch_concurrency,
+                                          ensure_built=self.ensure_built)  # fmt: skip
             log.info("nurture started: playbooks %s, directory %s (%d reps)", engine.playbooks.version,
                      engine.directory.version, len(engine.directory.reps))  # fmt: skip
             self.started.set()
@@ -171,6 +196,7 @@ def build_app(settings: NurtureSettings, registry: CollectorRegistry | None = No
                 handled = await handler.tick(settings.nurture_claim_lease_s, settings.nurture_claim_batch)
                 beat += 1
                 if beat % max(1, int(1 / settings.nurture_tick_interval_s)) == 0:
+                    await wiring.ensure_built()  # about once a second: a wipe with no events coming
                     await handler.refresh_gauges()
             except Exception:
                 log.exception("scheduler tick failed; retrying")

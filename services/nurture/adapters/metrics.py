@@ -58,3 +58,8 @@ class NurtureMetrics:
         self.conflicts = Counter(
             "leadpipe_nurture_state_conflicts_total", "Optimistic state writes retried", registry=registry
         )
+        self.rebuilds = Counter(
+            "leadpipe_nurture_rebuilds_total",
+            "Times the Redis keyspace was found empty and rebuilt from the state topic",
+            registry=registry,
+        )

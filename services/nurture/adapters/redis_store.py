@@ -88,14 +88,27 @@ class RedisNurtureStore:
     async def load_many(self, lead_ids: Iterable[str]) -> dict[str, LeadState | None]:
         """Several leads' states in one round trip; a lead whose stored state does not parse is
         left out (its own ``load`` then raises, for that event alone)."""
+        states, _ = await self._load_many(lead_ids, marker=False)
+        return states
+
+    async def load_many_checked(self, lead_ids: Iterable[str]) -> tuple[dict[str, LeadState | None], bool]:
+        """``load_many`` and whether the keyspace is built (``meta:built``), in the same round
+        trip: a Redis wiped under the worker is seen before the batch decides anything."""
+        return await self._load_many(lead_ids, marker=True)
+
+    async def _load_many(self, lead_ids: Iterable[str], *, marker: bool) -> tuple[dict[str, LeadState | None], bool]:
         ids = list(dict.fromkeys(lead_ids))
-        if not ids:
-            return {}
+        if not ids and not marker:
+            return {}, True
         pipe = self.redis.pipeline(transaction=False)
         for lead_id in ids:
             pipe.hget(self._lead(lead_id), "s")
+        if marker:
+            pipe.exists(f"{self.prefix}meta:built")
+        raws = await pipe.execute()
+        built = bool(raws.pop()) if marker else True
         out: dict[str, LeadState | None] = {}
-        for lead_id, raw in zip(ids, await pipe.execute(), strict=True):
+        for lead_id, raw in zip(ids, raws, strict=True):
             if raw is None:
                 out[lead_id] = None
                 continue
@@ -103,7 +116,7 @@ class RedisNurtureStore:
                 out[lead_id] = LeadState.model_validate_json(raw)
             except ValueError:
                 continue
-        return out
+        return out, built
 
     async def save(self, state: LeadState, expected_version: int, due: datetime | None) -> bool:
         """Writes ``state`` (its version must be ``expected_version + 1``) if nobody wrote since."""
