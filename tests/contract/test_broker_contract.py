@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from leadpipe.devstack.processes import ManagedProcess
-from leadpipe.runtime.kafka import make_consumer, make_producer, publish
+from leadpipe.runtime.kafka import make_consumer, make_producer, publish, read_to_end
 from leadpipe.runtime.settings import ServiceSettings
 from schemas import RecordTooLarge, decode
 from tests.samples import events, payloads
@@ -158,6 +158,31 @@ async def test_our_publisher_refuses_an_oversized_record_with_a_clear_error(kafk
             await publish(producer, new_event(big, source="/t", subject="k"), max_bytes=1_000_000)
     finally:
         await producer.stop()
+
+
+async def test_read_to_end_returns_every_record_even_when_the_last_batch_holds_many(kafka_bootstrap: str, unique: str):
+    # Rebuilds depend on it. Tansu reports a partition's end as its last batch's first offset + 1.
+    topic = f"contract-rebuild-{unique}"
+    await _create(kafka_bootstrap, topic, 2)
+    producer = make_producer(_settings(kafka_bootstrap), linger_ms=50)
+    await producer.start()
+    try:
+        sent = [await producer.send(topic, f"v{i}".encode(), partition=i % 2) for i in range(40)]
+        await asyncio.gather(*sent)  # sent without awaiting each: several records per batch
+    finally:
+        await producer.stop()
+    consumer = make_consumer(_settings(kafka_bootstrap), group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    got: list[bytes] = []
+
+    async def keep(records: list) -> None:  # type: ignore[type-arg]
+        got.extend(r.value for r in records)
+
+    try:
+        await read_to_end(consumer, [TopicPartition(topic, 0), TopicPartition(topic, 1)], keep)
+    finally:
+        await consumer.stop()
+    assert sorted(got) == sorted(f"v{i}".encode() for i in range(40))
 
 
 async def _read_counts(

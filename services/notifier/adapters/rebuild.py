@@ -13,13 +13,12 @@ logged): the live agent dead-lettered it when it first came.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from leadpipe.runtime.kafka import make_consumer
+from leadpipe.runtime.kafka import make_consumer, read_to_end
 from leadpipe.runtime.settings import ServiceSettings
 from schemas.codec import Record, decode
 from schemas.errors import DecodeError
@@ -50,28 +49,6 @@ async def partitions(consumer: AIOKafkaConsumer, *topics: str) -> dict[str, list
     if any(consumer.partitions_for_topic(t) is None for t in topics):
         await consumer.topics()
     return {t: [TopicPartition(t, p) for p in sorted(consumer.partitions_for_topic(t) or ())] for t in topics}
-
-
-async def read_to_end(
-    consumer: AIOKafkaConsumer,
-    tps: list[TopicPartition],
-    on_batch: Callable[[list[ConsumerRecord[Any, Any]]], Awaitable[None]],
-) -> None:
-    """Every record of these partitions from their start to their end offsets now, batch by batch."""
-    if not tps:
-        return
-    consumer.assign(tps)
-    await consumer.seek_to_beginning(*tps)
-    end = await consumer.end_offsets(tps)
-    pending = {tp for tp in tps if end[tp] > 0}
-    while pending:
-        batch = await consumer.getmany(*pending, timeout_ms=500)
-        for tp, records in batch.items():
-            taken = [r for r in records if r.offset < end[tp]]
-            if taken:
-                await on_batch(taken)
-            if records and records[-1].offset + 1 >= end[tp]:
-                pending.discard(tp)
 
 
 async def rebuild(

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from leadpipe.runtime.kafka import ensure_topics, make_consumer
+from leadpipe.runtime.kafka import ensure_topics, make_consumer, read_to_end
 from leadpipe.runtime.settings import ServiceSettings
 from schemas.topics import TopicSpec
 from services.nurture.adapters.redis_store import RedisNurtureStore
@@ -96,18 +96,13 @@ async def rebuild(
         tps = [TopicPartition(topic, p) for p in parts]
         if not tps:
             return 0
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        end = await consumer.end_offsets(tps)
-        pending = {tp for tp in tps if end[tp] > 0}
-        while pending:
-            batch = await consumer.getmany(*pending, timeout_ms=500)
-            for tp, records in batch.items():
-                for r in records:
-                    if r.key is not None and r.value is not None:
-                        latest[r.key] = r.value
-                    if r.offset + 1 >= end[tp]:
-                        pending.discard(tp)
+
+        async def keep_latest(records: list[ConsumerRecord[Any, Any]]) -> None:
+            for r in records:
+                if r.key is not None and r.value is not None:
+                    latest[r.key] = r.value
+
+        await read_to_end(consumer, tps, keep_latest)
     finally:
         await consumer.stop()
     restored = 0
