@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -68,6 +68,12 @@ class RawMessage:
         headers = message.headers
         items = list(headers.items()) if isinstance(headers, Mapping) else list(headers or [])
         return cls(message.topic, message.partition, message.offset, message.key, message.value, items)
+
+
+async def raw_batches(stream: Any, max_records: int, within_s: float) -> AsyncIterator[list[RawMessage]]:
+    """A Faust stream's records in batches: up to ``max_records``, or what arrived within ``within_s``."""
+    async for events in stream.take_events(max_records, within=within_s):
+        yield [RawMessage.from_kafka(e.message) for e in events]
 
 
 class RecordSink(Protocol):

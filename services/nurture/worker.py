@@ -26,7 +26,7 @@ from leadpipe.runtime.health import redis_reachable
 from leadpipe.runtime.kafka import make_producer, send_record
 from leadpipe.runtime.logs import setup_logging
 from leadpipe.runtime.metrics import serve_ops
-from leadpipe.runtime.stream import TRANSIENT, EventProcessor, RawMessage
+from leadpipe.runtime.stream import TRANSIENT, EventProcessor, raw_batches
 from schemas.assignment_response.v1 import AssignmentResponse
 from schemas.codec import Record, encode
 from schemas.envelope import Envelope
@@ -176,9 +176,8 @@ def build_app(settings: NurtureSettings, registry: CollectorRegistry | None = No
         assert wiring.batches is not None
         batches = wiring.batches
         try:
-            take = stream.take_events  # type: ignore[attr-defined]
-            async for events in take(settings.nurture_batch_max, within=settings.nurture_batch_within_s):
-                await batches.process([RawMessage.from_kafka(e.message) for e in events])
+            async for records in raw_batches(stream, settings.nurture_batch_max, settings.nurture_batch_within_s):
+                await batches.process(records)
         finally:
             await wiring.stop()
 

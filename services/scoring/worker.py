@@ -20,7 +20,7 @@ from leadpipe.runtime.health import redis_reachable
 from leadpipe.runtime.kafka import make_producer, send_record
 from leadpipe.runtime.logs import setup_logging
 from leadpipe.runtime.metrics import serve_ops
-from leadpipe.runtime.stream import EventProcessor, RawMessage
+from leadpipe.runtime.stream import EventProcessor, raw_batches
 from schemas.codec import Record
 from services.scoring.adapters.metrics import ScoringMetrics
 from services.scoring.adapters.redis_store import RedisLeadStore
@@ -130,9 +130,8 @@ def build_app(settings: ScoringSettings, registry: CollectorRegistry | None = No
     async def score(stream: faust.StreamT[bytes]) -> None:
         batches = await wiring.start()
         try:
-            batches_of = stream.take_events  # type: ignore[attr-defined]
-            async for events in batches_of(settings.scoring_batch_max, within=settings.scoring_batch_within_s):
-                await batches.process([RawMessage.from_kafka(e.message) for e in events])
+            async for records in raw_batches(stream, settings.scoring_batch_max, settings.scoring_batch_within_s):
+                await batches.process(records)
         finally:
             await wiring.stop()
 
