@@ -13,8 +13,9 @@ from typing import Any
 
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 
+from leadpipe.runtime.kafka import new_topic
 from leadpipe.runtime.settings import ServiceSettings
 from schemas import LeadCaptured, LeadScored, NotificationOutcome, NotificationRequested, decode, encode, new_event
 from schemas.identity import identity_key
@@ -125,7 +126,7 @@ async def _create_topics(bootstrap: str, names: list[str], partitions: int) -> N
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        new = [NewTopic(n, partitions, 1) for n in names if n not in existing]
+        new = [new_topic(n, partitions) for n in names if n not in existing]
         if new:
             await admin.create_topics(new)
     finally:

@@ -36,7 +36,9 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
+
+from leadpipe.runtime.kafka import new_topic
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -72,7 +74,7 @@ async def create(bootstrap: str, names: list[str], partitions: int) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(n, partitions if not n.endswith(".dlq") else 1, 1) for n in names])
+        await admin.create_topics([new_topic(n, partitions if not n.endswith(".dlq") else 1) for n in names])
     finally:
         await admin.close()
 

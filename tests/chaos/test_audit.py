@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 
+from leadpipe.runtime.kafka import new_topic
 from schemas.codec import encode
 from schemas.envelope import Envelope, new_event
 from schemas.lead_captured.v1 import LeadCaptured
@@ -303,7 +304,7 @@ async def test_the_reader_gets_every_record_of_a_multi_record_batch(kafka_bootst
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(topic, 1, 1)])
+        await admin.create_topics([new_topic(topic, 1)])
     finally:
         await admin.close()
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=50)

@@ -1,4 +1,5 @@
-"""Broker contract: our clients work on the broker we ship (Tansu) and, pointed at it with
+"""Broker contract: our clients work on the broker we ship (Apache Kafka, one node or
+LEADPIPE_TEST_BROKERS=3 nodes) and, pointed at it with
 LEADPIPE_TEST_KAFKA, on any Kafka. Every test uses its own topics and groups."""
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 
 from leadpipe.devstack.processes import ManagedProcess
-from leadpipe.runtime.kafka import make_consumer, make_producer, publish, read_to_end
+from leadpipe.runtime.kafka import make_consumer, make_producer, new_topic, publish, read_to_end
 from leadpipe.runtime.settings import ServiceSettings
 from schemas import RecordTooLarge, decode
 from tests.samples import events, payloads
@@ -32,7 +33,7 @@ async def _create(bootstrap: str, name: str, partitions: int) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(name, partitions, 1)])
+        await admin.create_topics([new_topic(name, partitions)])
     finally:
         await admin.close()
 
@@ -147,7 +148,7 @@ async def test_ce_headers_round_trip_through_the_broker(kafka_bootstrap: str, un
 
 
 async def test_our_publisher_refuses_an_oversized_record_with_a_clear_error(kafka_bootstrap: str, unique: str):
-    # The embedded broker does not enforce max.message.bytes, so the limit lives in our codec.
+    # The limit lives in our codec too: a clear error naming the limit before the broker's refusal.
     from schemas import new_event
 
     big = payloads()[0].model_copy(update={"notes": tuple("x" * 5000 for _ in range(250))})
@@ -161,7 +162,7 @@ async def test_our_publisher_refuses_an_oversized_record_with_a_clear_error(kafk
 
 
 async def test_read_to_end_returns_every_record_even_when_the_last_batch_holds_many(kafka_bootstrap: str, unique: str):
-    # Rebuilds depend on it. Tansu reports a partition's end as its last batch's first offset + 1.
+    # Rebuilds depend on it: every record up to the end offsets, whatever the batching.
     topic = f"contract-rebuild-{unique}"
     await _create(kafka_bootstrap, topic, 2)
     producer = make_producer(_settings(kafka_bootstrap), linger_ms=50)
@@ -218,12 +219,6 @@ def _worker(bootstrap: str, prefix: str, log: Path) -> ManagedProcess:
     return proc.start()
 
 
-@pytest.mark.skipif(
-    not os.environ.get("LEADPIPE_TEST_KAFKA"),
-    reason="Faust table recovery after kill -9 is unreliable on the embedded Tansu broker (in some runs a key "
-    "counts from scratch or its partition is not resumed within 90 s); no service keeps state in a Faust table, "
-    "so this runs against a real Kafka only (LEADPIPE_TEST_KAFKA)",
-)
 async def test_a_faust_table_recovers_its_state_from_the_changelog_after_a_crash(
     kafka_bootstrap: str, unique: str, tmp_path: Path
 ):

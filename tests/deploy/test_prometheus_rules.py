@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 
 import pytest
 import yaml
 
 from tests.deploy.known_metrics import ROOT, known_metrics, metrics_in
+from tests.support.tools import require_tool
 
 PROM = ROOT / "deploy" / "prometheus"
 RULE_FILES = sorted(PROM.glob("*.rules.yml"))
-PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (Debian: prometheus)")
+
+
+@pytest.fixture
+def promtool() -> str:
+    return require_tool("promtool", "prometheus")
 
 
 def _rules() -> list[dict[str, object]]:
@@ -29,25 +32,22 @@ def _alerts() -> list[dict[str, object]]:
     return [r for r in _rules() if "alert" in r]
 
 
-@needs_promtool
-def test_promtool_accepts_the_rule_files() -> None:
-    result = subprocess.run([PROMTOOL, "check", "rules", *map(str, RULE_FILES)], capture_output=True, text=True)
+def test_promtool_accepts_the_rule_files(promtool: str) -> None:
+    result = subprocess.run([promtool, "check", "rules", *map(str, RULE_FILES)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@needs_promtool
 @pytest.mark.parametrize("config", ["prometheus.yml"])
-def test_promtool_accepts_the_scrape_config(config: str) -> None:
-    result = subprocess.run([PROMTOOL, "check", "config", str(PROM / config)], capture_output=True, text=True)
+def test_promtool_accepts_the_scrape_config(config: str, promtool: str) -> None:
+    result = subprocess.run([promtool, "check", "config", str(PROM / config)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@needs_promtool
-def test_promtool_rule_unit_tests_pass() -> None:
+def test_promtool_rule_unit_tests_pass(promtool: str) -> None:
     tests = sorted((PROM / "tests").glob("*.yml"))
     assert tests
     result = subprocess.run(
-        [PROMTOOL, "test", "rules", *(str(t.relative_to(PROM)) for t in tests)],
+        [promtool, "test", "rules", *(str(t.relative_to(PROM)) for t in tests)],
         capture_output=True,
         text=True,
         cwd=PROM,

@@ -39,11 +39,11 @@ async def test_an_app_with_a_changelog_table_keeps_fausts_fetch_wait(tmp_path: P
     thread.thread_loop.close()
 
 
-async def test_the_default_fetch_wait_is_short_and_plain_consumers_use_it_too(tmp_path: Path):
+async def test_the_default_fetch_wait_is_kafkas_and_plain_consumers_use_it_too(tmp_path: Path):
     settings = _settings(tmp_path)
-    assert settings.kafka_fetch_max_wait_ms == 100
+    assert settings.kafka_fetch_max_wait_ms == 500
     consumer = make_consumer(settings, "t", group_id=None)
-    assert consumer._fetch_max_wait_ms == 100
+    assert consumer._fetch_max_wait_ms == 500
     await consumer.stop()
 
 

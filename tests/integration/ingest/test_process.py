@@ -4,7 +4,6 @@ on the thank-you page, and the capture is on the topic."""
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import uuid
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import pytest
 
 from leadpipe.devstack.processes import ManagedProcess, free_port, wait_for_port
 from tests.integration.ingest.conftest import read_all
+from tests.support.tools import require_tool
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[3]
@@ -55,14 +55,13 @@ async def test_the_process_serves_ops_endpoints_and_accepts_a_form(ingest_proces
 
 @pytest.mark.browser
 async def test_a_browser_fills_the_demo_form_and_the_capture_is_on_the_topic(ingest_process: str, registry_topics: str):
-    if not shutil.which(CHROMIUM):
-        pytest.skip("chromium is not installed (Debian package chromium)")
+    chromium = require_tool("chromium", "chromium")
     from playwright.async_api import async_playwright
 
     email = f"browser-{uuid.uuid4().hex[:8]}@example.com"
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
-            executable_path=CHROMIUM,
+            executable_path=chromium,
             args=[
                 "--no-sandbox",
                 "--disable-gpu",

@@ -14,7 +14,8 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from leadpipe.devstack.processes import ManagedProcess, free_port, tansu_binary, wait_for_port
+from leadpipe.devstack.kafka import KafkaCluster
+from leadpipe.devstack.processes import free_port
 from leadpipe.runtime.kafka import ensure_topics
 from schemas.topics import registry
 from services.ingest.app import build_deps, create_app
@@ -33,27 +34,13 @@ rate_limits: {per_ip_per_minute: 1000000, per_form_per_minute: 1000000}
 
 @pytest.fixture
 def proxied_broker(tmp_path: Path) -> Iterator[tuple[int, int]]:
-    """A dedicated Tansu listening on one port and advertising another (where the proxy will be)."""
-    broker_port, proxy_port = free_port(), free_port()
-    proc = ManagedProcess(
-        "broker",
-        [
-            tansu_binary(),
-            "broker",
-            "--listener-url",
-            f"tcp://127.0.0.1:{broker_port}",
-            "--advertised-listener-url",
-            f"tcp://127.0.0.1:{proxy_port}",
-            "--storage-engine",
-            "memory://tansu/",
-        ],
-        tmp_path / "broker.log",
-    ).start()
+    """A dedicated Kafka node listening on one port and advertising another (where the proxy will be)."""
+    proxy_port = free_port()
+    cluster = KafkaCluster(tmp_path / "kafka", tmp_path, advertise={1: proxy_port}).start()
     try:
-        wait_for_port(broker_port, proc=proc.proc)
-        yield broker_port, proxy_port
+        yield cluster.node(1).port, proxy_port
     finally:
-        proc.stop()
+        cluster.stop()
 
 
 @pytest.mark.chaos

@@ -15,9 +15,10 @@ from typing import Any
 import httpx
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 
 from leadpipe.devstack.processes import ManagedProcess, free_port, wait_for_port
+from leadpipe.runtime.kafka import new_topic
 from schemas.codec import decode, encode
 from schemas.envelope import Envelope, new_event
 from schemas.lead_scored.v1 import LeadScored
@@ -75,7 +76,7 @@ async def create_topics(bootstrap: str, setup: Setup, partitions: int = 6) -> No
     await admin.start()
     try:
         names = [setup.t(n) for n in (*INPUTS, *OUTPUTS)] + [setup.t(n) + ".dlq" for n in INPUTS]
-        await admin.create_topics([NewTopic(n, 1 if n.endswith(".dlq") else partitions, 1) for n in names])
+        await admin.create_topics([new_topic(n, 1 if n.endswith(".dlq") else partitions) for n in names])
     finally:
         await admin.close()
 

@@ -7,7 +7,6 @@ scoring's consumed counter rise, every target up and the exporter's lag series p
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -19,9 +18,9 @@ import yaml
 
 from leadpipe.devstack.processes import ManagedProcess, free_port, wait_for_port
 from leadpipe.devstack.up import available_services
+from tests.support.tools import require_tool
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
-PROMETHEUS = shutil.which("prometheus")
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -47,8 +46,8 @@ def _eventually(prom: str, expr: str, check: Any, timeout_s: float = 45.0) -> fl
     raise AssertionError(f"{expr} never satisfied the check; last value {last}")
 
 
-@pytest.mark.skipif(PROMETHEUS is None, reason="prometheus not installed (Debian: prometheus)")
 def test_prometheus_scrapes_the_stack_and_the_pipeline_series_move(tmp_path: Path) -> None:
+    prometheus = require_tool("prometheus", "prometheus")
     services = [s.name for s in available_services()]
     ports = {name: free_port() for name in services}
     state = tmp_path / "stack"
@@ -77,7 +76,7 @@ def test_prometheus_scrapes_the_stack_and_the_pipeline_series_move(tmp_path: Pat
     prom = ManagedProcess(
         "prometheus",
         [
-            str(PROMETHEUS),
+            prometheus,
             f"--config.file={tmp_path / 'prometheus.yml'}",
             f"--storage.tsdb.path={tmp_path / 'tsdb'}",
             f"--web.listen-address=127.0.0.1:{prom_port}",

@@ -13,9 +13,10 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 
 from leadpipe.devstack.processes import ManagedProcess, free_port, wait_for_port
+from leadpipe.runtime.kafka import new_topic
 from schemas.codec import Record, decode, encode
 from schemas.envelope import Envelope, new_event
 from schemas.lead_captured.v1 import LeadCaptured
@@ -40,7 +41,7 @@ async def create_topics(bootstrap: str, names: list[str], partitions: int = 3) -
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        new = [NewTopic(n, partitions if not n.endswith(".dlq") else 1, 1) for n in names if n not in existing]
+        new = [new_topic(n, partitions if not n.endswith(".dlq") else 1) for n in names if n not in existing]
         if new:
             await admin.create_topics(new)
     finally:
