@@ -23,12 +23,13 @@ $(UV):
 	$(UV) sync --frozen --all-groups
 	@touch $@
 
-install: .venv/.synced ## install locked dependencies (uv.lock) and Debian packages
+install: .venv/.synced ## install locked dependencies (uv.lock), Debian packages and the pinned Kafka
 	@./scripts/system-deps.sh
+	@$(PY) -m leadpipe.devstack.kafka fetch >/dev/null
 
-run: .venv/.synced ## run broker, Redis and every service locally (Ctrl-C stops all)
+run: .venv/.synced ## run Kafka, Redis and every service locally (Ctrl-C stops all)
 	@./scripts/system-deps.sh --run-only
-	$(PY) -m leadpipe.cli dev up
+	$(PY) -m leadpipe.cli dev up $(ARGS)
 
 test: install ## run the whole suite: lint, types, import contracts, all tests
 	$(MAKE) --no-print-directory lint typecheck contracts

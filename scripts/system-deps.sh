@@ -1,23 +1,34 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the stack and the tests use, when missing and when we can.
-# redis-server runs the embedded Redis; kcat, prometheus (promtool) and chromium serve tests.
+# Installs the Debian packages the stack and the tests use, when missing.
+#   java + mvn:   the embedded Apache Kafka (fetched with Maven, run on Java 17+)
+#   redis-server: the embedded Redis
+#   kcat, prometheus (promtool), chromium: tools the tests drive
+# --run-only: just what `make run` needs. Under CI=true a package that cannot be installed is an
+# error (CI must not go green by skipping the tests that need it); elsewhere a warning.
 set -euo pipefail
 want=()
-command -v redis-server >/dev/null || want+=(redis-server)
-command -v kcat >/dev/null || want+=(kcat)
-command -v promtool >/dev/null || want+=(prometheus)
-command -v chromium >/dev/null || want+=(chromium)
-[ ${#want[@]} -eq 0 ] && exit 0
-if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null; then
-  echo "system-deps: please install: ${want[*]} (tests that need them will skip or fail)" >&2
-  exit 0
+need() { command -v "$1" >/dev/null || want+=("$2"); }
+need java openjdk-17-jre-headless
+need mvn maven
+need redis-server redis-server
+if [ "${1:-}" != "--run-only" ]; then
+  need kcat kcat
+  need promtool prometheus
+  need chromium chromium
 fi
-SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-if [ "${1:-}" = "--run-only" ]; then
-  # make run needs only redis-server.
-  want=(); command -v redis-server >/dev/null || want+=(redis-server)
-  [ ${#want[@]} -eq 0 ] && exit 0
+[ ${#want[@]} -eq 0 ] && exit 0
+ci=false; case "${CI:-}" in 1|true|TRUE|yes) ci=true ;; esac
+fail() {
+  if $ci; then echo "system-deps: ERROR: $*" >&2; exit 1; fi
+  echo "system-deps: WARNING: $* (tests that need them will skip)" >&2; exit 0
+}
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || fail "please install: ${want[*]} (no root, no sudo)"
+  SUDO="sudo"
 fi
 echo "system-deps: installing ${want[*]}" >&2
 $SUDO apt-get update -q >/dev/null 2>&1 || true
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${want[@]}" >/dev/null
+if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${want[@]}" >/dev/null; then
+  fail "apt-get could not install: ${want[*]}"
+fi

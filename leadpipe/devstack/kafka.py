@@ -12,6 +12,7 @@ offset and consumer group.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import hashlib
@@ -85,7 +86,11 @@ def ensure_jars(*, quiet: bool = False) -> Path:
         if not mvn:
             raise KafkaSetupError("Maven (mvn) not found: it fetches the broker (Debian: apt-get install maven)")
         if not quiet:
-            print(f"leadpipe: fetching Apache Kafka {kafka_version()} with Maven into {home} ...", flush=True)
+            print(
+                f"leadpipe: fetching Apache Kafka {kafka_version()} with Maven into {home} ...",
+                file=sys.stderr,
+                flush=True,
+            )
         t0 = time.monotonic()
         partial = home / "libs.partial"
         shutil.rmtree(partial, ignore_errors=True)
@@ -105,7 +110,11 @@ def ensure_jars(*, quiet: bool = False) -> Path:
         partial.rename(libs)
         (home / ".complete").write_text(kafka_version())
         if not quiet:
-            print(f"leadpipe: fetched Apache Kafka {kafka_version()} in {time.monotonic() - t0:.1f}s", flush=True)
+            print(
+                f"leadpipe: fetched Apache Kafka {kafka_version()} in {time.monotonic() - t0:.1f}s",
+                file=sys.stderr,
+                flush=True,
+            )
     return libs
 
 
@@ -222,10 +231,12 @@ class KafkaCluster:
     def _format(self, libs: Path) -> None:
         id_file = self.state_dir / "cluster.id"
         if not id_file.exists():
-            # A KRaft cluster id: 16 random bytes, base64url without padding (22 characters).
-            import base64
-
-            id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+            # A KRaft cluster id: 16 random bytes, base64url without padding (22 characters); not
+            # one starting with "-", which the format tool's argument parser takes for an option.
+            cluster_id = "-"
+            while cluster_id.startswith("-"):
+                cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            id_file.write_text(cluster_id)
         cluster_id = id_file.read_text().strip()
         todo = [n for n in self.node_list if not (n.data_dir / "log" / "meta.properties").exists()]
         procs = []

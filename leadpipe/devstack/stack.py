@@ -269,6 +269,36 @@ class Stack:
             shutil.rmtree(self.state_dir / "redis", ignore_errors=True)
         self.redis = start_redis(self._redis_port, self.state_dir / "redis", self.logs / "redis.log")
 
+    def wait_ready(self, names: Sequence[str] | None = None, timeout_s: float = 90.0) -> None:
+        """Until every service answers ``/readyz`` 200: its Redis reachable and, for a worker, its
+        partitions assigned. Raises with each laggard's last answer (or a dead process's log)."""
+        import httpx
+
+        pending = set(names if names is not None else self.procs)
+        deadline = time.monotonic() + timeout_s
+        last: dict[str, str] = {}
+        with httpx.Client(timeout=2.0) as http:
+            while pending and time.monotonic() < deadline:
+                dead = self.first_dead()
+                if dead is not None:
+                    raise RuntimeError(f"{dead.name} exited while the stack was starting; log: {dead.log_path}")
+                for name in sorted(pending):
+                    try:
+                        resp = http.get(self.url(name) + "/readyz")
+                    except httpx.HTTPError as exc:
+                        last[name] = repr(exc)
+                        continue
+                    if resp.status_code == 200:
+                        pending.discard(name)
+                    else:
+                        last[name] = resp.text
+                if pending:
+                    time.sleep(0.2)
+        if pending:
+            raise TimeoutError(
+                f"not ready after {timeout_s}s: {', '.join(f'{n}: {last.get(n)}' for n in sorted(pending))}"
+            )
+
     def first_dead(self) -> ManagedProcess | None:
         for proc in self.all_processes():
             if not proc.alive():

@@ -14,7 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from leadpipe.ops.reader import plain_consumer
 from leadpipe.ops.settings import OpsSettings
-from leadpipe.runtime.kafka import client_options
+from leadpipe.runtime.kafka import client_options, topic_partitions
 from schemas.topics import TOPICS
 
 
@@ -74,12 +74,8 @@ class Offsets:
 
     async def topic_partitions(self, topics: list[str]) -> list[TopicPartition]:
         """Partitions of the topics that exist on the broker (others are left out)."""
-        await self.consumer.topics()  # refreshes metadata for every topic
-        out: list[TopicPartition] = []
-        for topic in topics:
-            for p in sorted(self.consumer.partitions_for_topic(topic) or ()):
-                out.append(TopicPartition(topic, p))
-        return out
+        found = await topic_partitions(self.consumer, topics)
+        return [tp for topic in topics for tp in found[topic]]
 
     async def _member(self, group: str) -> AIOKafkaConsumer:
         # Never subscribes, so it never joins (or disturbs) the group; it only reads commits.

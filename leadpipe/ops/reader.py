@@ -11,7 +11,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from leadpipe.ops import OpsError, UnknownTopic
-from leadpipe.runtime.kafka import make_consumer
+from leadpipe.runtime.kafka import make_consumer, topic_partitions
 from leadpipe.runtime.settings import ServiceSettings
 from schemas.codec import Record, decode_record
 from schemas.errors import DecodeError
@@ -35,13 +35,10 @@ def plain_consumer(settings: ServiceSettings, group_id: str | None = None) -> AI
 
 async def partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
     """The topic's partitions; ``UnknownTopic`` if the broker does not have it."""
-    found = consumer.partitions_for_topic(topic)
-    if not found:
-        await consumer.topics()  # refreshes metadata for every topic
-        found = consumer.partitions_for_topic(topic)
+    found = (await topic_partitions(consumer, [topic]))[topic]
     if not found:
         raise UnknownTopic(f"topic {topic!r}: not found on the broker (try `leadpipe topics apply`)")
-    return [TopicPartition(topic, p) for p in sorted(found)]
+    return found
 
 
 async def read(

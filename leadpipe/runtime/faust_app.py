@@ -12,6 +12,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
+from leadpipe.runtime.metrics import ReadyCheck
 from leadpipe.runtime.settings import ServiceSettings
 
 
@@ -67,6 +68,26 @@ class App(faust.App):
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
+
+
+def consumer_ready(app: faust.App) -> bool:
+    """True once the worker's consumer has partitions assigned and no rebalance is under way:
+    a worker still waiting for its group is alive but not ready."""
+    if app.rebalancing:
+        return False
+    try:
+        return bool(app.consumer.assignment())
+    except Exception:  # consumer not started yet
+        return False
+
+
+def with_assignment(app: faust.App, ready: ReadyCheck) -> ReadyCheck:
+    """``ready`` plus ``kafka_assigned``: the check a worker's ``/readyz`` answers."""
+
+    async def check() -> dict[str, bool]:
+        return await ready() | {"kafka_assigned": consumer_ready(app)}
+
+    return check
 
 
 def make_app(app_id: str, settings: ServiceSettings, **overrides: Any) -> App:

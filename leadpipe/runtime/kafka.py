@@ -105,9 +105,29 @@ async def ensure_topics(
                 created.append(spec.name)
             except TopicAlreadyExistsError:
                 pass
+        await _until_led(admin, [s.name for s in topic_specs], timeout_s)
         return created
     finally:
         await admin.close()
+
+
+async def _until_led(admin: AIOKafkaAdminClient, topics: list[str], timeout_s: float) -> None:
+    """Until every partition of ``topics`` has a leader in the metadata brokers serve: KRaft
+    acknowledges a CreateTopics before every broker has the topic, and a client that asks too
+    early is told it does not exist."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        described = await admin.describe_topics(topics)
+        waiting = [
+            t["topic"]
+            for t in described
+            if t["error_code"] != 0 or not t["partitions"] or any(p["leader"] < 0 for p in t["partitions"])
+        ]
+        if not waiting:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"topics without a leader after {timeout_s}s: {', '.join(waiting)}")
+        await asyncio.sleep(0.1)
 
 
 async def wait_for_broker(bootstrap_servers: str, timeout_s: float = 30.0, *, brokers: int = 1) -> None:
@@ -130,6 +150,16 @@ async def wait_for_broker(bootstrap_servers: str, timeout_s: float = 30.0, *, br
         finally:
             await admin.close()
     raise TimeoutError(f"broker at {bootstrap_servers} not reachable after {timeout_s}s: {last}")
+
+
+async def topic_partitions(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> dict[str, list[TopicPartition]]:
+    """Each topic's partitions, asked of the cluster (an empty list for a topic it does not have).
+
+    Not ``consumer.partitions_for_topic``: a consumer's metadata covers only the topics it has
+    subscribed to or been assigned, so for any other topic it answers None, and a rebuild that
+    trusted it would read nothing and report success."""
+    cluster = await consumer._client.fetch_all_metadata()
+    return {t: [TopicPartition(t, p) for p in sorted(cluster.partitions_for_topic(t) or ())] for t in topics}
 
 
 async def read_to_end(

@@ -37,7 +37,9 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"mess
 
 
 def setup_logging(service: str, *, level: str = "INFO", json_logs: bool = True) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    # The real stderr: inside a Faust worker sys.stderr is Faust's proxy that writes into logging,
+    # and a handler writing there loses (or loops) every record.
+    handler = logging.StreamHandler(sys.__stderr__ if sys.__stderr__ is not None else sys.stderr)
     if json_logs:
         handler.setFormatter(
             JsonFormatter(

@@ -16,7 +16,7 @@ import faust
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from leadpipe.runtime.faust_app import make_app
+from leadpipe.runtime.faust_app import make_app, with_assignment
 from leadpipe.runtime.health import redis_reachable
 from leadpipe.runtime.logs import setup_logging
 from leadpipe.runtime.metrics import StageMetrics, serve_ops
@@ -78,7 +78,7 @@ class Runtime:
         self.processor = EventProcessor(
             service=SERVICE, metrics=self.stage, sink=sink, max_record_bytes=s.kafka_max_record_bytes
         )
-        await serve_ops(self.registry, self.checks, s.ops_host, s.ops_port)
+        await serve_ops(self.registry, with_assignment(self.app, self.checks), s.ops_host, s.ops_port)
         self.ready.set()
         log.info("notifier ready", extra={"topic": s.notifier_requested_topic})
 

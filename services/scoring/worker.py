@@ -15,7 +15,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from leadpipe.runtime.faust_app import make_app
+from leadpipe.runtime.faust_app import make_app, with_assignment
 from leadpipe.runtime.health import redis_reachable
 from leadpipe.runtime.kafka import make_producer, send_record
 from leadpipe.runtime.logs import setup_logging
@@ -137,6 +137,6 @@ def build_app(settings: ScoringSettings, registry: CollectorRegistry | None = No
 
     @app.task  # type: ignore[untyped-decorator]
     async def serve() -> None:
-        ops.append(await serve_ops(registry, wiring.ready, settings.ops_host, settings.ops_port))
+        ops.append(await serve_ops(registry, with_assignment(app, wiring.ready), settings.ops_host, settings.ops_port))
 
     return app

@@ -376,7 +376,9 @@ async def read_topics(bootstrap: str, topics: Sequence[str], timeout_s: float = 
     records, so reading stops only once the end offsets are passed and one more fetch of
     every partition came back empty.
     """
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
+
+    from leadpipe.runtime.kafka import topic_partitions
 
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
@@ -384,10 +386,12 @@ async def read_topics(bootstrap: str, topics: Sequence[str], timeout_s: float = 
     await consumer.start()
     out: dict[str, list[Rec]] = {t: [] for t in topics}
     try:
-        await consumer._client.force_metadata_update()
-        tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
-        if not tps:
-            return out
+        found = await topic_partitions(consumer, topics)
+        missing = [t for t in topics if not found[t]]
+        if missing:
+            # An audit that read nothing would pass: a topic it cannot find is an error.
+            raise LookupError(f"the audit cannot read {missing}: not on the broker")
+        tps = [tp for t in topics for tp in found[t]]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)

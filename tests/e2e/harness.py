@@ -34,12 +34,12 @@ import httpx
 import orjson
 import phonenumbers
 import yaml
-from aiokafka import TopicPartition
 from aiosmtpd.controller import Controller
 from phonenumbers import timezone as phone_timezone
 
 from leadpipe.devstack.stack import Stack
 from leadpipe.ops.reader import plain_consumer
+from leadpipe.runtime.kafka import topic_partitions
 from leadpipe.runtime.settings import ServiceSettings
 from schemas.codec import Record, decode_record
 from schemas.envelope import Envelope
@@ -409,14 +409,14 @@ class TopicTail:
             # nurture creates its state topic when it starts: assign once every topic exists.
             deadline = time.monotonic() + 60
             while True:
-                await consumer.topics()
-                missing = [t for t in self.topics if not consumer.partitions_for_topic(t)]
+                found = await topic_partitions(consumer, self.topics)
+                missing = [t for t in self.topics if not found[t]]
                 if not missing:
                     break
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"topics never appeared: {missing}")
                 await asyncio.sleep(0.3)
-            tps = [TopicPartition(t, p) for t in self.topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+            tps = [tp for t in self.topics for tp in found[t]]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             self._ready.set()
@@ -579,23 +579,7 @@ class Journey:
 
 def wait_ready(stack: Stack, http: httpx.Client, services: Iterable[str], timeout_s: float = 90.0) -> None:
     """Every service answers /readyz 200 (its agents started and its Redis and Kafka reachable)."""
-    pending = set(services)
-    deadline = time.monotonic() + timeout_s
-    last: dict[str, str] = {}
-    while pending and time.monotonic() < deadline:
-        for name in sorted(pending):
-            try:
-                resp = http.get(stack.url(name) + "/readyz", timeout=2)
-            except httpx.HTTPError as exc:
-                last[name] = repr(exc)
-                continue
-            if resp.status_code == 200:
-                pending.discard(name)
-            else:
-                last[name] = resp.text
-        time.sleep(0.3)
-    if pending:
-        raise TimeoutError(f"not ready after {timeout_s}s: {', '.join(f'{n}: {last.get(n)}' for n in pending)}")
+    stack.wait_ready(list(services), timeout_s)
 
 
 def scan_logs_for(logs: Path, needles: Iterable[str]) -> dict[str, list[str]]:

@@ -18,9 +18,10 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from leadpipe.runtime.kafka import topic_partitions
 from schemas.codec import Record
 from services.ingest.adapters.metrics import IngestMetrics
 from services.ingest.adapters.spool import SpooledRecord, SqliteSpool
@@ -181,7 +182,7 @@ class Publisher:
         consumer = self.consumer_factory()
         await consumer.start()
         try:
-            tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+            tps = [tp for found in (await topic_partitions(consumer, topics)).values() for tp in found]
             if not tps:
                 return found
             consumer.assign(tps)

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from leadpipe.runtime.kafka import make_consumer, read_to_end
+from leadpipe.runtime.kafka import make_consumer, read_to_end, topic_partitions
 from leadpipe.runtime.settings import ServiceSettings
 from schemas.codec import Record, decode
 from schemas.errors import DecodeError
@@ -46,9 +46,7 @@ def _record(r: ConsumerRecord[Any, Any]) -> Record:
 async def partitions(consumer: AIOKafkaConsumer, *topics: str) -> dict[str, list[TopicPartition]]:
     """Each topic's partitions, asked before any ``assign`` (which narrows the metadata kept to
     the assigned topics)."""
-    if any(consumer.partitions_for_topic(t) is None for t in topics):
-        await consumer.topics()
-    return {t: [TopicPartition(t, p) for p in sorted(consumer.partitions_for_topic(t) or ())] for t in topics}
+    return await topic_partitions(consumer, topics)
 
 
 async def rebuild(

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
-from leadpipe.runtime.kafka import ensure_topics, make_consumer, read_to_end
+from leadpipe.runtime.kafka import ensure_topics, make_consumer, read_to_end, topic_partitions
 from leadpipe.runtime.settings import ServiceSettings
 from schemas.topics import TopicSpec
 from services.nurture.adapters.redis_store import RedisNurtureStore
@@ -92,8 +92,7 @@ async def rebuild(
     await consumer.start()
     latest: dict[bytes, bytes] = {}
     try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in parts]
+        tps = (await topic_partitions(consumer, [topic]))[topic]
         if not tps:
             return 0
 

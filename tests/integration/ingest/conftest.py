@@ -10,10 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
-from leadpipe.runtime.kafka import make_consumer
+from leadpipe.runtime.kafka import make_consumer, topic_partitions
 from schemas.codec import decode
 from services.ingest.app import build_deps, create_app
 from services.ingest.config import IngestSettings
@@ -65,10 +64,7 @@ async def read_events(bootstrap: str, topic: str, event_ids: set[str] | None, ti
     await consumer.start()
     found: list[Any] = []
     try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not tps:
-            await consumer._client.force_metadata_update()
-            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        tps = (await topic_partitions(consumer, [topic]))[topic]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         deadline = time.monotonic() + timeout_s

@@ -7,12 +7,12 @@ import json
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from leadpipe.cli import main
 from leadpipe.ops.reader import plain_consumer, read
 from leadpipe.ops.settings import OpsSettings
-from leadpipe.runtime.kafka import ensure_topics, send_record
+from leadpipe.runtime.kafka import ensure_topics, send_record, topic_partitions
 from schemas.codec import Record
 from schemas.topics import TopicSpec
 
@@ -43,10 +43,7 @@ def read_all(bootstrap: str, topic: str) -> list[Record]:
         consumer = plain_consumer(OpsSettings(kafka_bootstrap_servers=bootstrap))
         await consumer.start()
         try:
-            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-            if not tps:
-                await consumer.topics()
-                tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+            tps = (await topic_partitions(consumer, [topic]))[topic]
             starts = await consumer.beginning_offsets(tps)
             return [item.record async for item in read(consumer, dict(starts))]
         finally:
