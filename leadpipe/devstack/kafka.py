@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from leadpipe.devstack.processes import ManagedProcess, free_port, port_is_free, wait_for_port
 
@@ -297,6 +298,38 @@ class KafkaCluster:
                 return n
         raise ValueError(f"no Kafka node {node_id}; nodes: {[n.node_id for n in self.node_list]}")
 
+    def busiest_leader(self, topics: Sequence[str]) -> int:
+        """The node leading the most partitions of ``topics`` (the one whose loss hurts most)."""
+        import asyncio
+        from collections import Counter
+
+        described = asyncio.run(_describe(self.bootstrap, list(topics)))
+        leaders = Counter(p["leader"] for t in described for p in t["partitions"] if p["leader"] >= 0)
+        return int(leaders.most_common(1)[0][0])
+
+    def wait_in_sync(self, timeout_s: float = 90.0) -> None:
+        """Until every partition of every topic has all its replicas in sync again (after a node
+        came back), so the next fault does not take away the only up-to-date copy."""
+        import asyncio
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                described = asyncio.run(_describe(self.bootstrap, None))
+                behind = [
+                    f"{t['topic']}-{p['partition']}"
+                    for t in described
+                    for p in t["partitions"]
+                    if p["leader"] < 0 or len(p["isr"]) < len(p["replicas"])
+                ]
+            except Exception as exc:  # a node still starting: ask again
+                behind = [repr(exc)]
+            if not behind:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"partitions not back in sync after {timeout_s}s: {behind[:10]}")
+            time.sleep(0.5)
+
     def kill9(self, node_id: int) -> None:
         """SIGKILL one node (a crash: no controlled shutdown, its log recovered at the next start)."""
         proc = self.node(node_id).process
@@ -326,6 +359,17 @@ class KafkaCluster:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+async def _describe(bootstrap: str, topics: list[str] | None) -> list[dict[str, Any]]:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    await admin.start()
+    try:
+        return list(await admin.describe_topics(topics))
+    finally:
+        await admin.close()
 
 
 def stop_all(procs: Sequence[ManagedProcess], timeout_s: float) -> None:

@@ -260,6 +260,29 @@ class Stack:
     def restart_broker(self, node_id: int = 1) -> None:
         self._kafka().restart(node_id)
 
+    # -- the whole stack down and up again ---------------------------------------------------------
+    def crash(self) -> None:
+        """Everything SIGKILLed at once, as when the host loses power: no process gets to flush,
+        commit or leave its group."""
+        for proc in self.all_processes():
+            proc.kill9()
+
+    def shutdown(self, timeout_s: float = 8.0) -> None:
+        """Everything stopped with SIGTERM (services first, as ``make run``'s Ctrl-C does)."""
+        self.stop(timeout_s)
+
+    def start_again(self, *, timeout_s: float = 120.0) -> None:
+        """After ``crash`` or ``shutdown``: brokers, Redis (with its append-only file) and every
+        service start again on the same ports and state dirs, as a second ``make run`` would."""
+        if self.kafka is not None:
+            self.kafka.start()
+        if self.redis is not None:
+            self.redis = start_redis(self._redis_port, self.state_dir / "redis", self.logs / "redis.log")
+        asyncio.run(wait_for_broker(self.bootstrap, brokers=self.brokers, timeout_s=timeout_s))
+        for spec in self.specs:
+            self.procs[spec.name] = [self._spawn(spec, i) for i in range(self.replicas[spec.name])]
+        self.wait_ready(timeout_s=timeout_s)
+
     def restart_redis(self, *, wipe: bool = False) -> None:
         """Restart the private redis-server on the same port; ``wipe=True`` starts it empty."""
         if self.redis is None:

@@ -60,7 +60,12 @@ def build_deps(settings: IngestSettings, registry: CollectorRegistry | None = No
     publisher = Publisher(
         # request_timeout bounds how long a batch may wait for the broker before it fails and
         # is spooled: aiokafka never sends an expired batch later, so it is spooled only once.
-        make_producer(settings, request_timeout_ms=timeout_ms, metadata_max_age_ms=30_000),
+        # Not idempotent: aiokafka's idempotent producer keeps retrying a batch it has started
+        # instead of failing it at the timeout (measured: with the broker cut, 2 requests in 3 s
+        # instead of ~130, nothing spooled), and a 202 must not wait on the broker. Exactly-once
+        # on the topic comes from the spool instead: a failed send is marked maybe-sent and
+        # looked up on the topic before it is replayed.
+        make_producer(settings, request_timeout_ms=timeout_ms, metadata_max_age_ms=30_000, enable_idempotence=False),
         SqliteSpool(settings.spool_path),
         metrics,
         consumer_factory=lambda: make_consumer(settings, group_id=None, enable_auto_commit=False),

@@ -2,6 +2,7 @@
 
     python -m tests.chaos run                       # the short (CI) plan
     python -m tests.chaos run --rounds 5 --seed 7   # 5 rounds in a random order, Redis wiped
+    python -m tests.chaos run --brokers 3           # the cluster plan on three brokers
     python -m tests.chaos audit --bootstrap 127.0.0.1:9092 --outbox .leadpipe/outbox \\
         --accepted accepted.jsonl                   # audit a running stack
 
@@ -20,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.chaos.audit import Accepted, audit, read_observed
-from tests.chaos.scenario import long_plan, run, short_plan
+from tests.chaos.scenario import cluster_plan, long_plan, run, short_plan
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run", help="start a stack, load it, make faults, audit")
     r.add_argument("--rounds", type=int, default=0, help="rounds of faults in a random order (0: the short plan)")
     r.add_argument("--seed", type=int, default=None, help="seed for the fault order and the load")
+    r.add_argument(
+        "--brokers", type=int, default=1, choices=(1, 3), help="3: the cluster plan (or rounds) on 3 brokers"
+    )
     r.add_argument("--rate", type=float, default=8.0, help="posts per second to ingest")
     r.add_argument("--between", type=int, default=15, help="captures accepted between two faults")
     r.add_argument("--keep-redis", action="store_true", help="restart Redis with its data (default: wipe it)")
@@ -47,7 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if report.ok else 1
 
     seed = args.seed if args.seed is not None else random.randrange(1_000_000)
-    plan = long_plan(args.rounds, seed, wipe=not args.keep_redis) if args.rounds else short_plan()
+    if args.rounds:
+        plan = long_plan(args.rounds, seed, wipe=not args.keep_redis)
+    else:
+        plan = cluster_plan() if args.brokers == 3 else short_plan()
     state = args.state_dir or Path(tempfile.mkdtemp(prefix="leadpipe-chaos-"))
     settle = args.settle if args.settle is not None else 90.0 + 30.0 * args.rounds
 
@@ -55,7 +62,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
     say(f"state dir {state}; seed {seed}; plan: " + ", ".join(map(str, plan)))
-    outcome = run(state, plan, rate_per_s=args.rate, between=args.between, seed=seed, settle_s=settle, say=say)
+    outcome = run(
+        state,
+        plan,
+        rate_per_s=args.rate,
+        between=args.between,
+        seed=seed,
+        settle_s=settle,
+        say=say,
+        brokers=args.brokers,
+    )
     say("timings: " + ", ".join(f"{k}={v:.1f}" for k, v in outcome.timings.items()))
     return 0 if outcome.report.ok else 1
 

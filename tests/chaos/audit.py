@@ -34,6 +34,18 @@ What is checked (each failure is a ``Problem`` with a kind and the ids involved)
     A record that decodes under its topic's schema (so it was valid) sits in a ``.dlq`` topic.
 ``undecodable``
     A record on a pipeline topic that does not decode.
+``unrouted_sales_ready``
+    A lead whose current ``lead.scored`` is grade A (sales-ready) has no nurture state with an
+    assignment or a place in the queue (``wants_rep``): nurture lost the event, or dropped the
+    lead between ``lead.scored`` and ``notification.requested``.
+``missing_rep_alert``
+    A nurture state holds an assignment, but no ``notification.requested`` to a rep (or, for an
+    overflow, to a manager) names that assignment.
+``overdue_touch``
+    A lead's active cadence has a touch due more than ``TOUCH_SLACK`` ago that was never
+    requested (the scheduler lost it).
+
+Nurture's view is its compacted state topic (``nurture.state.v1``, the latest state per lead).
 
 **"Exactly one current lead.scored" per accepted capture, precisely.** Let ``T(c)`` be the
 ``lead.scored`` records whose ``trigger.event_id`` is capture ``c``'s event id. Records with
@@ -57,7 +69,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +91,10 @@ OUTCOME = "notification.outcome.v1"
 RETRY = "notification.retry.v1"
 PIPELINE_TOPICS = (CAPTURED, ENGAGEMENT, SCORED, REQUESTED, OUTCOME)
 OUTBOX_FILE = "outbox.jsonl"
+NURTURE_STATE = "nurture.state.v1"
+#: How late a due touch may be before it counts as lost (the scheduler ticks every second; a
+#: restarted nurture takes a few seconds to rebuild).
+TOUCH_SLACK = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -100,6 +116,8 @@ class Observed:
 
     records: dict[str, list[Rec]] = field(default_factory=dict)
     sends: list[dict[str, Any]] = field(default_factory=list)  # outbox.jsonl lines
+    #: nurture's latest state per lead id (JSON objects from nurture.state.v1); None: not read
+    nurture_states: dict[str, dict[str, Any]] | None = None
 
     def topic(self, name: str) -> list[Rec]:
         return self.records.get(name, [])
@@ -192,6 +210,8 @@ def audit(accepted: Accepted, seen: Observed, *, now: datetime | None = None) ->
         report.add("lost_engagement", f"engagement event {eid} was accepted (202) but is not on {ENGAGEMENT}")
     _check_scored(accepted, captured, seen, report)
     _check_notifications(seen, report, now)
+    if seen.nurture_states is not None:
+        _check_nurture(seen, report, now)
     return report
 
 
@@ -355,6 +375,50 @@ def _check_notifications(seen: Observed, report: Report, now: datetime | None) -
         report.add("missing_outcome", f"notification {nid} ({req.template}) has no outcome")
 
 
+def _survivors(scored: Iterable[Rec]) -> dict[str, LeadScored]:
+    """The current lead.scored of every lead still standing (merged-away leads left out)."""
+    current: dict[str, LeadScored] = {}
+    merged: set[str] = set()
+    for r in scored:
+        if r.event is None or r.event.synthetic or not isinstance(r.event.data, LeadScored):
+            continue
+        current[str(r.event.data.lead_id)] = r.event.data
+        merged.update(str(m) for m in r.event.data.merged_lead_ids)
+    return {lead: sc for lead, sc in current.items() if lead not in merged}
+
+
+def _check_nurture(seen: Observed, report: Report, now: datetime | None) -> None:
+    states = seen.nurture_states or {}
+    alerts: dict[str, list[str]] = defaultdict(list)
+    for r in seen.topic(REQUESTED):
+        if r.event is not None and isinstance(r.event.data, NotificationRequested):
+            req = r.event.data
+            if req.audience in ("rep", "manager"):
+                alerts[str(req.lead_id)].append(req.notification_id)
+    sales_ready = [lead for lead, sc in _survivors(seen.topic(SCORED)).items() if sc.grade == "A"]
+    report.stats["sales_ready_leads"] = len(sales_ready)
+    for lead in sorted(sales_ready):
+        st = states.get(lead)
+        if st is None or (st.get("assignment") is None and not st.get("wants_rep")):
+            what = "no nurture state" if st is None else f"stage {st.get('stage')}, neither assigned nor queued"
+            report.add("unrouted_sales_ready", f"grade-A lead {lead}: {what}")
+    for lead, st in sorted(states.items()):
+        if st.get("synthetic"):
+            continue
+        assignment = st.get("assignment")
+        if assignment is not None:
+            aid = str(assignment.get("assignment_id"))
+            if not any(nid.endswith(aid) for nid in alerts.get(lead, [])):
+                report.add("missing_rep_alert", f"lead {lead}: assignment {aid} has no rep alert requested")
+        touch = st.get("next_touch")
+        if now is not None and st.get("cadence_active") and touch is not None:
+            due = datetime.fromisoformat(str(touch["due_at"]))
+            if due < now - TOUCH_SLACK:
+                report.add(
+                    "overdue_touch", f"lead {lead}: touch {touch.get('touch_id')} due {due.isoformat()} never requested"
+                )
+
+
 # -- reading a live stack ---------------------------------------------------------------------
 
 
@@ -429,7 +493,36 @@ async def read_observed(bootstrap: str, outbox_dir: Path) -> Observed:
     # The notifier's retry topic is not audited (its requests are on REQUESTED too) but read
     # so that a dump shows what waits there.
     records = await read_topics(bootstrap, [*PIPELINE_TOPICS, RETRY, *dlqs])
-    return Observed(records, sends)
+    states = await read_latest_json(bootstrap, NURTURE_STATE)
+    return Observed(records, sends, states)
+
+
+async def read_latest_json(bootstrap: str, topic: str, timeout_s: float = 60.0) -> dict[str, dict[str, Any]]:
+    """The last JSON value per key of a (compacted) state topic; tombstones remove the key."""
+    from aiokafka import AIOKafkaConsumer
+
+    from leadpipe.runtime.kafka import read_to_end, topic_partitions
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    latest: dict[str, dict[str, Any]] = {}
+
+    async def keep(records: list[Any]) -> None:
+        for r in records:
+            key = r.key.decode()
+            if r.value is None:
+                latest.pop(key, None)
+            else:
+                latest[key] = orjson.loads(r.value)
+
+    try:
+        tps = (await topic_partitions(consumer, [topic]))[topic]
+        if not tps:
+            raise LookupError(f"the audit cannot read {topic}: not on the broker")
+        await asyncio.wait_for(read_to_end(consumer, tps, keep), timeout_s)
+    finally:
+        await consumer.stop()
+    return latest
 
 
 def dump(accepted: Accepted, seen: Observed, directory: Path) -> None:

@@ -3,10 +3,17 @@
 Faults (``Fault.kind``):
 - ``kill9``: SIGKILL a service's process group mid-stream, leave it dead for a moment while
   the load goes on, start it again (same port, same state dir) and wait until it is ready;
-- ``broker_freeze``: SIGSTOP the broker for ``seconds`` (10 by default), then SIGCONT. Tansu
-  keeps its data in memory, so a real stop would lose every topic: a frozen broker is what a
-  down-and-back broker looks like to its clients (connections hang, requests time out, ingest
-  spools, workers retry and reconnect) without losing the log;
+- ``broker_freeze``: SIGSTOP a broker for ``seconds`` (10 by default), then SIGCONT: a broker
+  that hangs (connections stall, requests time out, ingest spools, workers retry);
+- ``broker_restart``: stop a broker with SIGTERM (a controlled shutdown), leave it down for
+  ``seconds``, start it again on its data; ``broker_kill9``: the same with SIGKILL (a crash; its
+  log is recovered at start). ``target="leader"`` picks the node leading the most pipeline
+  partitions. On a cluster the next fault waits until every partition is in sync again;
+- ``rolling_restart``: every broker in turn stopped with SIGTERM and started again, each back
+  in sync before the next (a rolling upgrade);
+- ``stack_restart``: the whole stack (services, brokers, Redis) stopped with SIGTERM and started
+  again, as Ctrl-C and a second ``make run`` do; ``stack_crash``: everything SIGKILLed at once
+  (the host loses power), then started again;
 - ``redis_restart``: SIGKILL redis-server and start it again on the same port, either with
   its append-only file (state survives as far as it was written) or wiped (empty: services
   must rebuild from the topics).
@@ -28,7 +35,7 @@ from pathlib import Path
 import httpx
 
 from leadpipe.devstack.stack import PIPELINE, Stack
-from tests.chaos.audit import Report, audit, dump, read_observed
+from tests.chaos.audit import PIPELINE_TOPICS, Report, audit, dump, read_observed
 from tests.chaos.driver import FORMS_DIR, DriverStats, LoadDriver
 
 WORKERS = ("scoring", "nurture", "notifier")
@@ -36,8 +43,9 @@ WORKERS = ("scoring", "nurture", "notifier")
 
 @dataclass(frozen=True)
 class Fault:
-    kind: str  # kill9 | broker_freeze | redis_restart
-    target: str = ""  # the service for kill9
+    kind: str  # kill9 | broker_freeze | broker_restart | broker_kill9 | rolling_restart | redis_restart
+    #            | stack_restart | stack_crash
+    target: str = ""  # the service for kill9; a node id or "leader" for broker faults
     seconds: float = 10.0  # broker_freeze: how long; kill9: how long the service stays dead
     wipe: bool = False  # redis_restart
 
@@ -46,16 +54,35 @@ class Fault:
             return f"kill -9 {self.target}"
         if self.kind == "broker_freeze":
             return f"broker frozen {self.seconds:g}s"
+        if self.kind in ("broker_restart", "broker_kill9"):
+            how = "SIGTERM" if self.kind == "broker_restart" else "kill -9"
+            return f"{how} broker {self.target or '1'}, down {self.seconds:g}s"
+        if self.kind == "rolling_restart":
+            return "rolling restart of every broker"
+        if self.kind == "stack_restart":
+            return f"whole stack stopped (SIGTERM) and started again after {self.seconds:g}s"
+        if self.kind == "stack_crash":
+            return f"whole stack killed (SIGKILL) and started again after {self.seconds:g}s"
         return f"redis restart ({'wiped' if self.wipe else 'AOF kept'})"
 
 
 def short_plan() -> list[Fault]:
-    """CI: every service killed once, the broker frozen 10 s, Redis restarted with its data."""
+    """CI, one broker: every service killed once, the broker stopped and started again, Redis
+    restarted with its data, the whole stack stopped with SIGTERM and started again, then
+    killed at once with SIGKILL (a host reboot) and started again."""
     return [
         *(Fault("kill9", name, seconds=1.0) for name in ("scoring", "nurture", "notifier", "ingest")),
-        Fault("broker_freeze", seconds=10.0),
+        Fault("broker_restart", "1", seconds=5.0),
         Fault("redis_restart", wipe=False),
+        Fault("stack_restart", seconds=1.0),
+        Fault("stack_crash", seconds=1.0),
     ]
+
+
+def cluster_plan() -> list[Fault]:
+    """CI, three brokers: the busiest leader killed with SIGKILL under load and restarted 10 s
+    later, then a rolling restart of all three."""
+    return [Fault("broker_kill9", "leader", seconds=10.0), Fault("rolling_restart")]
 
 
 def long_plan(rounds: int, seed: int, *, wipe: bool = True) -> list[Fault]:
@@ -69,7 +96,9 @@ def long_plan(rounds: int, seed: int, *, wipe: bool = True) -> list[Fault]:
                 for name in ("scoring", "nurture", "notifier", "ingest")
             ),
             Fault("broker_freeze", seconds=10.0),
+            Fault("broker_kill9", "1", seconds=rng.uniform(1.0, 10.0)),
             Fault("redis_restart", wipe=wipe),
+            Fault("stack_crash", seconds=1.0),
         ]
         rng.shuffle(faults)
         plan.extend(faults)
@@ -106,17 +135,46 @@ def wait_ready(stack: Stack, name: str, timeout_s: float = 90.0) -> None:
     stack.wait_until(ready, timeout_s=timeout_s, interval_s=0.3)
 
 
-def apply(stack: Stack, fault: Fault) -> None:
+def _node(stack: Stack, target: str) -> int:
+    assert stack.kafka is not None, "broker faults need the stack's own brokers"
+    if target == "leader":
+        return stack.kafka.busiest_leader(PIPELINE_TOPICS)
+    return int(target or "1")
+
+
+def apply(stack: Stack, fault: Fault, say: Callable[[str], None] = print) -> None:
     if fault.kind == "kill9":
         stack.kill9(fault.target)
         time.sleep(fault.seconds)
         stack.restart(fault.target)
         wait_ready(stack, fault.target)
     elif fault.kind == "broker_freeze":
-        with stack.broker_paused():
+        with stack.broker_paused(_node(stack, fault.target)):
             time.sleep(fault.seconds)
+    elif fault.kind in ("broker_restart", "broker_kill9"):
+        node = _node(stack, fault.target)
+        say(f"  broker {node} goes down")
+        (stack.kill9_broker if fault.kind == "broker_kill9" else stack.stop_broker)(node)
+        time.sleep(fault.seconds)
+        stack.restart_broker(node)
+        assert stack.kafka is not None
+        stack.kafka.wait_in_sync()
+    elif fault.kind == "rolling_restart":
+        assert stack.kafka is not None
+        for node in [n.node_id for n in stack.kafka.node_list]:
+            stack.stop_broker(node)
+            stack.restart_broker(node)
+            stack.kafka.wait_in_sync()
+            say(f"  broker {node} restarted and back in sync")
     elif fault.kind == "redis_restart":
         stack.restart_redis(wipe=fault.wipe)
+    elif fault.kind in ("stack_restart", "stack_crash"):
+        if fault.kind == "stack_crash":
+            stack.crash()
+        else:
+            stack.shutdown()
+        time.sleep(fault.seconds)
+        stack.start_again()
     else:
         raise ValueError(f"unknown fault kind {fault.kind!r}")
 
@@ -149,6 +207,7 @@ def run(
     seed: int = 0,
     settle_s: float = 120.0,
     say: Callable[[str], None] = print,
+    brokers: int = 1,
 ) -> Outcome:
     """Start a stack, load it, make ``faults`` one after another (``between`` accepted captures
     apart, so each fault happens mid-stream), stop the load and audit."""
@@ -160,7 +219,7 @@ def run(
         say(msg)
 
     t0 = time.monotonic()
-    with Stack(state_dir, services=PIPELINE, env=stack_env()) as stack:
+    with Stack(state_dir, services=PIPELINE, env=stack_env(), brokers=brokers) as stack:
         for name in PIPELINE:
             wait_ready(stack, name)
         timings["stack_up_s"] = time.monotonic() - t0
@@ -169,7 +228,7 @@ def run(
             driver.wait_accepted(between)
             for fault in faults:
                 started = time.monotonic()
-                apply(stack, fault)
+                apply(stack, fault, note)
                 note(f"{fault}: {time.monotonic() - started:.1f}s, {driver.accepted_count()} captures accepted so far")
                 driver.wait_accepted(between, timeout_s=90.0)
         finally:

@@ -51,7 +51,7 @@ def capture(email: str | None, t: float, *, phone: str | None = None) -> Envelop
 
 def scored(
     lead: str, trigger: Envelope[Any], first: float, last: float, *, email: str | None = None,
-    phone: str | None = None, merged: tuple[str, ...] = (), id: str | None = None,
+    phone: str | None = None, merged: tuple[str, ...] = (), id: str | None = None, grade: str = "C",
 ) -> Envelope[Any]:  # fmt: skip
     data = LeadScored.model_validate(
         {
@@ -61,7 +61,7 @@ def scored(
             "fit_score": 10,
             "engagement_score": 0,
             "score": 10,
-            "grade": "C",
+            "grade": grade,
             "profile": {"email": email, "phone": phone},
             "capture": {"source_kind": "web_form", "first_captured_at": at(first), "last_captured_at": at(last)},
             "trigger": {"event_id": trigger.id, "event_type": trigger.type},
@@ -318,3 +318,71 @@ async def test_the_reader_gets_every_record_of_a_multi_record_batch(kafka_bootst
         await producer.stop()
     got = (await read_topics(kafka_bootstrap, [topic]))[topic]
     assert [r.event.id for r in got if r.event is not None] == [e.id for e in events]
+
+
+# -- nurture: every sales-ready lead routed and alerted, every due touch requested ---------------
+
+
+def _rep_alert(nid: str, lead: str) -> Envelope[Any]:
+    data = NotificationRequested.model_validate(
+        {
+            "notification_id": nid, "lead_id": lead, "audience": "rep", "channel": "email",
+            "recipient": {"address": "rep@example.com"}, "template": "rep_alert", "requested_at": T0,
+        }
+    )  # fmt: skip
+    return new_event(data, source="/tests", subject=lead)
+
+
+def with_nurture() -> World:
+    """``healthy()`` plus grade-A ``ld_h``, assigned with its alert requested, and nurture's states."""
+    w = healthy()
+    h = capture("hot@example.com", 3)
+    w.accept(h)
+    w.put(SCORED, scored("ld_h", h, 3, 3, email="hot@example.com", grade="A"))
+    w.put(REQUESTED, _rep_alert("alert:ld_h.a1", "ld_h"))
+    w.put(OUTCOME, outcome("alert:ld_h.a1"))
+    w.send("alert:ld_h.a1")
+    w.seen.nurture_states = {
+        "ld_h": {"lead_id": "ld_h", "assignment": {"assignment_id": "ld_h.a1"}, "cadence_active": False},
+        "ld_a": {"lead_id": "ld_a", "cadence_active": True,
+                 "next_touch": {"touch_id": "touch:ld_a:1", "due_at": at(3600 + 3600).isoformat()}},
+    }  # fmt: skip
+    return w
+
+
+def test_a_healthy_nurture_passes_the_audit():
+    report = with_nurture().report()
+    assert report.ok, report.summary()
+    assert report.stats["sales_ready_leads"] == 1
+
+
+def test_a_sales_ready_lead_that_nurture_never_routed_is_reported():
+    w = with_nurture()
+    assert w.seen.nurture_states is not None
+    del w.seen.nurture_states["ld_h"]  # lead.scored consumed, nothing decided: lost in between
+    report = w.report()
+    assert report.kinds() == {"unrouted_sales_ready": 1}
+    assert "ld_h" in report.problems[0].detail
+
+
+def test_a_queued_sales_ready_lead_is_routed():
+    w = with_nurture()
+    assert w.seen.nurture_states is not None
+    w.seen.nurture_states["ld_h"] = {"lead_id": "ld_h", "assignment": None, "wants_rep": True}
+    assert w.report().ok
+
+
+def test_an_assignment_without_its_rep_alert_is_reported():
+    w = with_nurture()
+    assert w.seen.nurture_states is not None
+    w.seen.nurture_states["ld_h"]["assignment"] = {"assignment_id": "ld_h.a2"}  # reassigned, never alerted
+    assert w.report().kinds() == {"missing_rep_alert": 1}
+
+
+def test_a_touch_long_past_due_is_reported_overdue():
+    w = with_nurture()
+    assert w.seen.nurture_states is not None
+    w.seen.nurture_states["ld_a"]["next_touch"]["due_at"] = at(3600 - 120).isoformat()
+    report = w.report()
+    assert report.kinds() == {"overdue_touch": 1}
+    assert "touch:ld_a:1" in report.problems[0].detail
