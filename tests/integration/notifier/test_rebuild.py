@@ -145,7 +145,9 @@ async def test_a_wipe_during_the_rebuild_makes_it_run_again(
 async def test_a_send_in_flight_when_redis_is_wiped_is_not_sent_again_by_this_worker(
     make_harness: Any, provider: Any, kafka_bootstrap: str, topics: dict[str, str]
 ):
-    h = make_harness(**_settings(kafka_bootstrap, topics), rebuildable=True)
+    # The first send must still hang when the second delivery arrives, however long the rebuild
+    # in between takes (a rebuild reads two topics: about a second on a busy machine).
+    h = make_harness(**_settings(kafka_bootstrap, topics), rebuildable=True, notifier_http_timeout_s=15.0)
     await h.notifier.ensure_built()
     provider.script("/hooks/slow", "hang")
     event, msg = request(channel="webhook", address=f"{provider.url}/hooks/slow", nid="n-slow")

@@ -31,8 +31,9 @@ async def test_kill_9_with_touches_pending_loses_none_and_repeats_none(
     setup = Setup(f"k{unique}.", books, directory)
     await create_topics(kafka_bootstrap, setup)
     leads = [f"ld_{unique}_{n}" for n in range(LEADS)]
-    # Short group timeouts: the restarted worker need not wait long for the killed member to expire.
-    env = {"NURTURE_CLAIM_LEASE_S": "2", "KAFKA_SESSION_TIMEOUT_S": "3", "KAFKA_REBALANCE_TIMEOUT_S": "3"}
+    # Short group timeouts (6 s: Kafka's group.min.session.timeout.ms): the restarted worker need not
+    # wait long for the killed member to expire.
+    env = {"NURTURE_CLAIM_LEASE_S": "2", "KAFKA_SESSION_TIMEOUT_S": "6", "KAFKA_REBALANCE_TIMEOUT_S": "6"}
     proc, port = start_worker(kafka_bootstrap, redis_url, unique, setup, tmp_path, **env)
     try:
         await wait_ready(port)

@@ -38,7 +38,7 @@ async def test_a_lost_redis_is_rebuilt_from_the_state_topic_and_no_touch_is_lost
     setup = Setup(f"b{unique}.", books, directory)
     await create_topics(kafka_bootstrap, setup)
     leads = [f"ld_{unique}_{n}" for n in range(LEADS)]
-    env = {"KAFKA_SESSION_TIMEOUT_S": "3", "KAFKA_REBALANCE_TIMEOUT_S": "3"}
+    env = {"KAFKA_SESSION_TIMEOUT_S": "6", "KAFKA_REBALANCE_TIMEOUT_S": "6"}
     proc, port = start_worker(kafka_bootstrap, redis_url, unique, setup, tmp_path, **env)
     redis = Redis.from_url(redis_url)
     try:

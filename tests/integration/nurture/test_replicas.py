@@ -36,7 +36,7 @@ async def test_two_replicas_never_assign_a_lead_twice_or_exceed_a_capacity(
     # Every lead is scored twice (a re-score), so both replicas may see the same lead around the rebalance.
     events = [(setup.t("lead.scored.v1"), scored(lead, grade="A")) for lead in leads]
     events += [(setup.t("lead.scored.v1"), scored(lead, grade="A")) for lead in leads]
-    env = {"KAFKA_SESSION_TIMEOUT_S": "3", "KAFKA_REBALANCE_TIMEOUT_S": "3"}
+    env = {"KAFKA_SESSION_TIMEOUT_S": "6", "KAFKA_REBALANCE_TIMEOUT_S": "6"}
     a, a_port = start_worker(kafka_bootstrap, redis_url, unique, setup, tmp_path, name="a", **env)
     b = None
     try:
