@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from services.ingest.domain.booth import header_row
+
 #: Tried in order. GB18030 is a superset of GBK/GB2312, which Chinese scanner apps and Excel on
 #: a Chinese Windows write; it decodes almost any byte string, so it comes last.
 ENCODINGS = ("utf-8-sig", "gb18030")
@@ -102,7 +104,7 @@ def _read_xlsx(path: Path) -> ExportTable:
 
 
 def _table(lines: list[list[Any]], path: Path, *, encoding: str | None = None, sheet: str | None = None) -> ExportTable:
-    header_at = next((i for i, row in enumerate(lines) if any(_filled(c) for c in row)), None)
+    header_at = header_row(lines)
     if header_at is None:
         raise UnreadableExport(f"{path.name}: no header row (the file is empty)")
     columns = [str(c).strip() if c is not None else "" for c in lines[header_at]]
@@ -112,7 +114,3 @@ def _table(lines: list[list[Any]], path: Path, *, encoding: str | None = None, s
         {col: (row[i] if i < len(row) else None) for i, col in enumerate(columns)} for row in lines[header_at + 1 :]
     ]
     return ExportTable(columns, rows, header_at + 2, encoding, sheet)
-
-
-def _filled(cell: Any) -> bool:
-    return cell is not None and str(cell).strip() != ""

@@ -77,6 +77,15 @@ def normalise_header(name: str) -> str:
 _BY_HEADER: dict[str, str] = {normalise_header(n): f for f, names in VOCABULARY.items() for n in names}
 
 
+def header_row(lines: Sequence[Sequence[object]], look_at: int = 20) -> int | None:
+    """Which line holds the column names: the first with two recognised names (exports often put
+    a title or the export date above the header), else the first line that is not blank."""
+    for i, line in enumerate(lines[:look_at]):
+        if sum(1 for cell in line if cell is not None and normalise_header(str(cell)) in _BY_HEADER) >= 2:
+            return i
+    return next((i for i, line in enumerate(lines) if any(c is not None and str(c).strip() for c in line)), None)
+
+
 @dataclass(frozen=True)
 class HeaderMapping:
     """How each column of one export is used."""

@@ -14,6 +14,7 @@ from services.ingest.domain.booth import (
     batch_key,
     detect_mapping,
     group_problems,
+    header_row,
     load_zone,
     normalise_header,
     normalise_rating,
@@ -60,6 +61,12 @@ def test_other_vendors_words_for_the_same_fields_are_recognised():
         ["Registration Code", "Organisation", "Position", "E-mail", "Mobile", "Temperature", "Timestamp"]
     )
     assert list(m.fields.values()) == ["badge_id", "company", "job_title", "email", "phone", "rating", "scanned_at"]
+
+
+def test_a_title_line_above_the_header_is_skipped():
+    lines = [["Exported by BoothScan Pro", None], [], ["Registration Code", "Surname", "Timestamp"], ["R1", "Li", "x"]]
+    assert header_row(lines) == 2
+    assert header_row([[], ["Foo", "Bar"], ["1", "2"]]) == 1  # nothing recognised: the first line with text
 
 
 def test_an_unrecognised_column_is_kept_as_an_answer_and_reported():
