@@ -170,12 +170,15 @@ def _print_plan(args: argparse.Namespace, loaded: Loaded, consent: Any, zone: An
     m = loaded.mapping
     if m is not None:
         print("columns:")
+        first_time = next((c for c, t in m.fields.items() if t == "scanned_at"), None)
         for column, target in m.fields.items():
             how = (
                 "recognised"
                 if column in m.recognised
                 else ("--map" if column not in m.unrecognised else "not recognised, kept as an answer")
             )
+            if target == "scanned_at" and column != first_time:
+                how += f"; the time of day when {first_time!r} holds only a date"
             print(f"  {column!r:<24} -> {target:<22} ({how})")  # fmt: skip
         for column, why in m.ignored.items():
             print(f"  {column!r:<24} -> ignored ({why})")

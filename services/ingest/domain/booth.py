@@ -17,7 +17,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -116,7 +116,8 @@ def detect_mapping(columns: Sequence[str], overrides: Mapping[str, str] | None =
     """Map each column: ``overrides`` (``--map``) first, then the vocabulary, else an answer.
 
     A second column matching a field already taken is ignored (the first one wins), so a
-    "Date" next to a "Scan Time" never overwrites it. Raises ``InvalidInput`` naming ``--map``
+    "Date" next to a "Scan Time" never overwrites it; the one exception is a second time column,
+    kept so that a "Scan Date" holding only dates gets its time of day from "Scan Time". Raises ``InvalidInput`` naming ``--map``
     for a column not in the file or a target that is not a scan field.
     """
     overrides = dict(overrides or {})
@@ -161,7 +162,9 @@ def detect_mapping(columns: Sequence[str], overrides: Mapping[str, str] | None =
         if target == IGNORE:
             ignored[column] = "--map says ignore"
             continue
-        if target in taken and column not in chosen:
+        if target == "scanned_at" and target in taken and sum(t == target for t in fields.values()) == 1:
+            pass
+        elif target in taken and column not in chosen:
             ignored[column] = f"{target} already comes from {taken[target]!r}"
             recognised.discard(column)
             continue
@@ -460,7 +463,8 @@ def prepare_scans(
     a rating that is not on any known scale is kept as an answer and the scan goes without it.
     Raises ``InvalidInput`` naming ``--timezone`` when a time has no offset and ``zone`` is None.
     """
-    times = [r.get(c) for r in rows for c, t in mapping.fields.items() if t == "scanned_at"]
+    time_columns = [c for c, t in mapping.fields.items() if t == "scanned_at"]
+    times = [r.get(c) for r in rows for c in time_columns]
     order = date_order or date_order_of(times)
     guessed = order is None and any(isinstance(v, str) and _NUMERIC_DATE.match(v.strip()) for v in times)
     out: list[PreparedScan] = []
@@ -470,25 +474,27 @@ def prepare_scans(
         scan: dict[str, Any] = {}
         answers: dict[str, str] = {}
         row_problems: list[RowProblem] = []
+        cells = [(c, row.get(c)) for c in time_columns if _filled(row.get(c))]
+        if cells:
+            column, value = cells[0]
+            try:
+                when = parse_scan_time(_with_time_of_day(value, [v for _, v in cells[1:]]), zone, order or "dmy")
+                scan["scanned_at"] = when.isoformat()
+            except NaiveTime:
+                raise InvalidInput(
+                    [
+                        FieldProblem(
+                            "--timezone",
+                            f"row {number}, column {column!r}: {value!r} has no UTC offset; give the show's "
+                            "time zone with --timezone (e.g. --timezone Europe/Lisbon) or configure the show",
+                        )
+                    ]
+                ) from None
+            except ValueError:
+                row_problems.append(RowProblem(number, "scanned_at", "not a date and time", sent=False))
         for column, target in mapping.fields.items():
             value = row.get(column)
-            if value is None or (isinstance(value, str) and not value.strip()):
-                continue
-            if target == "scanned_at":
-                try:
-                    scan["scanned_at"] = parse_scan_time(value, zone, order or "dmy").isoformat()
-                except NaiveTime:
-                    raise InvalidInput(
-                        [
-                            FieldProblem(
-                                "--timezone",
-                                f"row {number}, column {column!r}: {value!r} has no UTC offset; give the show's "
-                                "time zone with --timezone (e.g. --timezone Europe/Lisbon) or configure the show",
-                            )
-                        ]
-                    ) from None
-                except ValueError:
-                    row_problems.append(RowProblem(number, "scanned_at", "not a date and time", sent=False))
+            if not _filled(value) or target == "scanned_at":
                 continue
             text = _cell_text(value)
             if target == "rating":
@@ -521,6 +527,45 @@ def prepare_scans(
         if all(p.sent for p in row_problems):
             out.append(PreparedScan(number, scan))
     return Prepared(out, problems, guessed)
+
+
+def _filled(value: object) -> bool:
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
+_TIME_OF_DAY = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?\s*([AaPp][Mm])?$")
+
+
+def _with_time_of_day(value: object, others: Sequence[object]) -> object:
+    """A date-only cell completed by a time-of-day cell from a second time column (exports with
+    "Scan Date" and "Scan Time" apart); anything else is returned as it is."""
+    if not others:
+        return value
+    other = others[0]
+    if isinstance(other, time):
+        hms = (other.hour, other.minute, other.second)
+    elif isinstance(other, str) and (m := _TIME_OF_DAY.match(other.strip())):
+        h = int(m.group(1))
+        if m.group(4):
+            h = h % 12 + (12 if m.group(4).lower() == "pm" else 0)
+        hms = (h, int(m.group(2)), int(m.group(3) or 0))
+    else:
+        return value
+    if isinstance(value, datetime):
+        if value.time() != time(0):
+            return value
+        day: date = value.date()
+    elif isinstance(value, date):
+        day = value
+    elif isinstance(value, str) and (
+        re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip())
+        or ((m2 := _NUMERIC_DATE.match(value.strip())) and m2.group(4) is None)
+        or ((m3 := _YEAR_FIRST.match(value.strip())) and m3.group(4) is None)
+    ):
+        return f"{value.strip()} {hms[0]:02d}:{hms[1]:02d}:{hms[2]:02d}"
+    else:
+        return value
+    return datetime.combine(day, time(*hms))
 
 
 def _s(value: object) -> str | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -76,9 +76,25 @@ def test_an_unrecognised_column_is_kept_as_an_answer_and_reported():
 
 
 def test_a_second_column_for_a_field_already_taken_is_ignored_not_overwriting_the_first():
-    m = detect_mapping(["Scan Time", "Date", "Badge"])
-    assert m.fields == {"Scan Time": "scanned_at", "Badge": "badge_id"}
-    assert m.ignored == {"Date": "scanned_at already comes from 'Scan Time'"}
+    m = detect_mapping(["Email", "E-mail Address", "Badge"])
+    assert m.fields == {"Email": "email", "Badge": "badge_id"}
+    assert m.ignored == {"E-mail Address": "email already comes from 'Email'"}
+
+
+def test_a_scan_date_and_a_scan_time_in_two_columns_make_one_scan_time():
+    m = detect_mapping(["Badge", "Scan Date", "Scan Time", "Created"])
+    assert m.fields == {"Badge": "badge_id", "Scan Date": "scanned_at", "Scan Time": "scanned_at"}
+    assert m.ignored == {"Created": "scanned_at already comes from 'Scan Date'"}
+    rows = [
+        {"Badge": "B1", "Scan Date": "2026-11-03", "Scan Time": "14:05"},
+        {"Badge": "B2", "Scan Date": "03/11/2026", "Scan Time": "2:05 PM"},
+        {"Badge": "B3", "Scan Date": datetime(2026, 11, 3), "Scan Time": time(14, 5)},  # Excel cells
+        {"Badge": "B4", "Scan Date": "2026-11-03 16:00", "Scan Time": "14:05"},  # a full time wins
+    ]
+    prepared = prepare_scans(rows, m, LISBON)
+    assert [s.scan["scanned_at"] for s in prepared.scans] == ["2026-11-03T14:05:00+00:00"] * 3 + [
+        "2026-11-03T16:00:00+00:00"
+    ]
 
 
 def test_map_overrides_the_vocabulary_and_can_ignore_a_column():

@@ -57,14 +57,15 @@ def test_a_dry_run_shows_mapping_ignored_columns_first_scans_and_problems_groupe
 def test_a_dry_run_lists_ignored_and_unrecognised_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     export = tmp_path / "scans.csv"
     export.write_text(
-        "Badge;Scan Time;Date;Fax;Booth Visit Reason\nB1;2026-11-03 14:05;2026-11-03;123;demo\n", encoding="utf-8"
+        "Badge;Scan Time;Email;E-mail Address;Fax;Booth Visit Reason\nB1;2026-11-03 14:05;a@example.com;b@example.com;123;demo\n",
+        encoding="utf-8",
     )
     rc = upload(
         export, "--show", "s", "--booth", "B1", "--timezone", "Asia/Shanghai", "--map", "Fax=ignore", "--dry-run"
     )
     out = squash(capsys.readouterr().out)
     assert rc == 0
-    assert "'Date' -> ignored (scanned_at already comes from 'Scan Time')" in out
+    assert "'E-mail Address' -> ignored (email already comes from 'Email')" in out
     assert "'Fax' -> ignored (--map says ignore)" in out
     assert "'Booth Visit Reason' -> answers.booth_visit_reason (not recognised, kept as an answer)" in out
     assert '"scanned_at": "2026-11-03T14:05:00+08:00"' in out
@@ -130,3 +131,16 @@ def test_a_bad_consent_basis_or_show_file_is_refused_naming_the_setting(
     (shows / "bad.yaml").write_text("id: bad\ntimezone: Europe/Lisbon\n", encoding="utf-8")
     assert upload(exports.LEADRETRIEVAL_CSV, "--show", "bad", "--booth", "B", "--shows-dir", shows) == 2
     assert "bad.yaml: consent.basis: is required" in capsys.readouterr().err
+
+
+def test_a_utf8_bom_export_from_excel_keeps_its_first_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    export = tmp_path / "bom.csv"
+    export.write_bytes("胸卡号,扫描时间,职位\nC1,2026/11/05 09:02,技术总监\n".encode("utf-8-sig"))
+    rc = upload(export, "--show", "cn", "--booth", "A1", "--timezone", "Asia/Shanghai", "--dry-run")
+    out = squash(capsys.readouterr().out)
+    assert rc == 0 and "'胸卡号' -> badge_id (recognised)" in out
+    assert (
+        '"badge_id": "C1"' in out
+        and '"language": "zh-CN"' in out
+        and '"scanned_at": "2026-11-05T09:02:00+08:00"' in out
+    )
