@@ -86,11 +86,16 @@ def load_show(shows_dir: Path, show_id: str) -> Any:
     import yaml
 
     from services.ingest.domain.booth import ShowConfig
+    from services.ingest.domain.errors import FieldProblem, InvalidInput
 
     path = shows_dir / f"{show_id}.yaml"
     if not path.exists():
         return None
-    return ShowConfig.from_mapping(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InvalidInput([FieldProblem("show", f"not readable YAML ({exc})")]) from None
+    return ShowConfig.from_mapping(raw or {})
 
 
 def load_scans(path: Path, mapping_spec: str | None, zone: Any, date_order: Any = None) -> Loaded:

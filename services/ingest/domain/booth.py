@@ -389,6 +389,8 @@ class ShowConfig:
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> ShowConfig:
         """Build from parsed YAML; raises ``InvalidInput`` naming each bad setting."""
+        if not isinstance(raw, Mapping):
+            raise InvalidInput([FieldProblem("show", "is not a mapping of settings (id, timezone, consent)")])
         problems: list[FieldProblem] = []
         if not raw.get("id"):
             problems.append(FieldProblem("id", "is required"))

@@ -131,6 +131,9 @@ def test_a_bad_consent_basis_or_show_file_is_refused_naming_the_setting(
     (shows / "bad.yaml").write_text("id: bad\ntimezone: Europe/Lisbon\n", encoding="utf-8")
     assert upload(exports.LEADRETRIEVAL_CSV, "--show", "bad", "--booth", "B", "--shows-dir", shows) == 2
     assert "bad.yaml: consent.basis: is required" in capsys.readouterr().err
+    (shows / "broken.yaml").write_text("id: [unclosed\n", encoding="utf-8")
+    assert upload(exports.LEADRETRIEVAL_CSV, "--show", "broken", "--booth", "B", "--shows-dir", shows) == 2
+    assert "broken.yaml: show: not readable YAML" in capsys.readouterr().err
 
 
 def test_a_utf8_bom_export_from_excel_keeps_its_first_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
