@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from schemas.base import BoothRating, SourceKind, UtcDatetime
 from schemas.identity import identity_key
-from schemas.lead_captured.v1 import CaptureContext, Identity, LeadCaptured, Person, Qualification
+from schemas.lead_captured.v1 import CaptureContext, Consent, Identity, LeadCaptured, Person, Qualification
+from services.ingest.domain.booth import BoothConsent, parse_consent_basis, visitor_language
 from services.ingest.domain.errors import FieldProblem, InvalidInput
 
 MAX_SCANS_PER_BATCH = 1000
@@ -39,9 +40,21 @@ class Scan(BaseModel):
     company: Text | None = None
     job_title: Text | None = None
     country: Annotated[str, Field(max_length=56)] | None = None
+    language: Annotated[str, Field(max_length=35)] | None = None
     rating: BoothRating | None = None
     answers: dict[str, Annotated[str, Field(max_length=5000)]] = Field(default_factory=dict)
     notes: Annotated[str, Field(max_length=5000)] | None = None
+
+
+class BoothConsentIn(BaseModel):
+    """What visitors agreed to at the booth: ``basis`` none, email, sms, phone or e.g. email+sms,
+    with the consent text and its version as shown at the booth."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    basis: Annotated[str, Field(pattern=r"^(none|(email|sms|phone)(\+(email|sms|phone))*)$")]
+    text: Annotated[str, Field(max_length=4000)] | None = None
+    version: Annotated[str, Field(max_length=100)] | None = None
 
 
 class ScanBatch(BaseModel):
@@ -55,7 +68,14 @@ class ScanBatch(BaseModel):
     staff: Text | None = None
     show_name: Text | None = None
     show_ends_on: Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")] | None = None
+    consent: BoothConsentIn | None = None
     scans: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=MAX_SCANS_PER_BATCH)]
+
+    def booth_consent(self) -> BoothConsent:
+        """The show's consent basis; a batch that states none carries no consent."""
+        if self.consent is None:
+            return BoothConsent()
+        return parse_consent_basis(self.consent.basis, self.consent.text, self.consent.version)
 
 
 ItemStatus = Literal["accepted", "duplicate", "rejected"]
@@ -140,6 +160,18 @@ def scan_key(show_id: str, badge_id: str) -> str:
     return identity_key(show_id=show_id, badge_id=badge_id)
 
 
+def scan_consent(consent: BoothConsent, scan: Scan) -> Consent | None:
+    """Booth consent on a capture, as form consent is: given at the scan, per channel, with the
+    text shown. No basis (or ``none``) is no consent object at all: a booth that asked nothing
+    must not read as a withdrawal of consent given elsewhere."""
+    if not consent.channels:
+        return None
+    text = consent.text
+    if consent.version:
+        text = f"{text or ''}\n[consent text version {consent.version}]".strip()
+    return Consent(marketing=True, channels=consent.channels, text_shown=text, given_at=scan.scanned_at)
+
+
 def _capture(batch: ScanBatch, scan: Scan, scan_id: str, batch_id: str) -> LeadCaptured:
     answers = dict(scan.answers)
     qual = {k: answers.pop(k) for k in list(answers) if k in _QUAL_KEYS}
@@ -155,7 +187,9 @@ def _capture(batch: ScanBatch, scan: Scan, scan_id: str, batch_id: str) -> LeadC
             company=scan.company,
             job_title=scan.job_title,
             country=scan.country,
+            language=visitor_language(scan.country, scan.job_title, _name(scan), scan.language),
         ),
+        consent=scan_consent(batch.booth_consent(), scan),
         context=CaptureContext(
             show_id=batch.show_id,
             show_name=batch.show_name,
@@ -169,3 +203,7 @@ def _capture(batch: ScanBatch, scan: Scan, scan_id: str, batch_id: str) -> LeadC
         booth_rating=scan.rating,
         notes=(scan.notes,) if scan.notes else (),
     )
+
+
+def _name(scan: Scan) -> str | None:
+    return " ".join(n for n in (scan.full_name, scan.last_name, scan.first_name) if n) or None

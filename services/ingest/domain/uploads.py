@@ -1,21 +1,12 @@
-"""Scanner exports (CSV with a header mapping, vCard) -> scan dicts for ``POST /v1/scans``."""
+"""``--map`` specs and vCard exports -> scan dicts for ``POST /v1/scans`` (CSV and Excel rows: ``booth.py``)."""
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Mapping
-
 from services.ingest.domain.errors import FieldProblem, InvalidInput
-
-SCAN_FIELDS = (
-    "scan_id", "badge_id", "scanned_at", "first_name", "last_name", "full_name", "email", "phone",
-    "company", "job_title", "country", "rating", "notes",
-)  # fmt: skip
 
 
 def parse_mapping(spec: str | None) -> dict[str, str]:
-    """``"Badge=badge_id,Time=scanned_at"`` -> {column: field}; unknown fields become answers."""
+    """``"Badge=badge_id,Time=scanned_at"`` -> {column: field} (checked against the file by ``booth.detect_mapping``)."""
     out: dict[str, str] = {}
     for part in (spec or "").split(","):
         if not part.strip():
@@ -25,29 +16,6 @@ def parse_mapping(spec: str | None) -> dict[str, str]:
             raise InvalidInput([FieldProblem("--map", f"{part!r} is not COLUMN=field")])
         out[column.strip()] = target.strip()
     return out
-
-
-def scans_from_csv(text: str, mapping: Mapping[str, str]) -> list[dict[str, object]]:
-    """Each row -> a scan; a column not mapped to a scan field is kept as a qualifying answer."""
-    reader = csv.DictReader(io.StringIO(text))
-    scans: list[dict[str, object]] = []
-    for row in reader:
-        scan: dict[str, object] = {}
-        answers: dict[str, str] = {}
-        for column, value in row.items():
-            if column is None or value is None or not value.strip():
-                continue
-            target = mapping.get(column, column.strip().lower().replace(" ", "_"))
-            if target in SCAN_FIELDS:
-                scan[target] = value.strip()
-            elif target.startswith("answers."):
-                answers[target.split(".", 1)[1]] = value.strip()
-            else:
-                answers[target] = value.strip()
-        if answers:
-            scan["answers"] = answers
-        scans.append(scan)
-    return scans
 
 
 def scans_from_vcard(text: str, default_time: str) -> list[dict[str, object]]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import random
+import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +15,13 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
+from leadpipe.devstack.processes import ManagedProcess, free_port, wait_for_port
 from leadpipe.runtime.kafka import make_consumer, topic_partitions
 from schemas.codec import decode
 from services.ingest.app import build_deps, create_app
 from services.ingest.config import IngestSettings
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def random_ip() -> str:
@@ -30,6 +36,32 @@ def ingest_settings(tmp_path: Path, registry_topics: str, redis_url: str) -> Ing
         leadpipe_state_dir=tmp_path / "state",
         ingest_publish_timeout_s=2.0,
     )
+
+
+@contextmanager
+def running_ingest(work_dir: Path, bootstrap: str, redis_url: str) -> Iterator[str]:
+    """The real ``python -m services.ingest`` process on a free port; yields its URL."""
+    port = free_port()
+    log = work_dir / "ingest.log"
+    proc = ManagedProcess(
+        "ingest",
+        [sys.executable, "-m", "services.ingest"],
+        log,
+        env={
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "REDIS_URL": redis_url,
+            "LEADPIPE_STATE_DIR": str(work_dir / "state"),
+            "INGEST_PORT": str(port),
+            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        },
+        cwd=ROOT,
+    ).start()
+    try:
+        wait_for_port(port, timeout_s=30, proc=proc.proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.stop()
+        assert b"Traceback" not in log.read_bytes()
 
 
 class Ingest:

@@ -3,8 +3,6 @@ on the thank-you page, and the capture is on the topic."""
 
 from __future__ import annotations
 
-import os
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,36 +10,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from leadpipe.devstack.processes import ManagedProcess, free_port, wait_for_port
-from tests.integration.ingest.conftest import read_all
+from leadpipe.devstack.processes import free_port
+from tests.integration.ingest.conftest import read_all, running_ingest
 from tests.support.tools import require_tool
 
 CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
 def ingest_process(tmp_path: Path, registry_topics: str, redis_url: str) -> Iterator[str]:
-    port = free_port()
-    proc = ManagedProcess(
-        "ingest",
-        [sys.executable, "-m", "services.ingest"],
-        tmp_path / "ingest.log",
-        env={
-            "KAFKA_BOOTSTRAP_SERVERS": registry_topics,
-            "REDIS_URL": redis_url,
-            "LEADPIPE_STATE_DIR": str(tmp_path / "state"),
-            "INGEST_PORT": str(port),
-            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-        },
-        cwd=ROOT,
-    ).start()
-    try:
-        wait_for_port(port, timeout_s=30, proc=proc.proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.stop()
-        assert b"Traceback" not in (tmp_path / "ingest.log").read_bytes()
+    with running_ingest(tmp_path, registry_topics, redis_url) as url:
+        yield url
 
 
 async def test_the_process_serves_ops_endpoints_and_accepts_a_form(ingest_process: str):
@@ -126,10 +105,11 @@ def test_scans_upload_cli_resumes_and_keeps_device_times(ingest_process: str, tm
 
 
 def test_scans_upload_cli_skips_batches_already_sent(ingest_process: str, tmp_path: Path):
-    import hashlib
     import json
 
     from leadpipe.cli import main
+    from services.ingest.domain.booth import batch_key
+    from services.ingest.domain.uploads import scans_from_vcard
 
     show = f"show-{uuid.uuid4().hex[:6]}"
     export = tmp_path / "cards.vcf"
@@ -138,9 +118,9 @@ def test_scans_upload_cli_skips_batches_already_sent(ingest_process: str, tmp_pa
         for i in range(6)
     )
     export.write_text(cards)
-    digest = hashlib.sha256(export.read_bytes() + f"|{show}|B2|4".encode()).hexdigest()[:20]
+    first = {"device_id": "cli-upload", "show_id": show, "booth": "B2", "scans": scans_from_vcard(cards, "unused")[:4]}
     progress = tmp_path / "cards.vcf.progress.json"
-    progress.write_text(json.dumps({"digest": digest, "done": [0]}))  # batch 0 went through before a failure
+    progress.write_text(json.dumps({"done": [batch_key(first)]}))  # batch 0 went through before a failure
     args = ["scans", "upload", str(export), "--show", show, "--booth", "B2", "--no-progress", "--batch-size", "4"]
     assert main([*args, "--url", ingest_process]) == 0
     metrics = httpx.get(ingest_process + "/metrics").text

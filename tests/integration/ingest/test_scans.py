@@ -78,6 +78,13 @@ async def test_a_retried_batch_with_the_same_idempotency_key_is_counted_once(ing
     assert other.status_code == 422 and other.json()["errors"][0]["field"] == "Idempotency-Key"
 
 
+async def test_a_batch_with_an_unknown_consent_basis_is_refused_naming_the_field(ingest: Ingest):
+    body = batch(f"show-{uuid.uuid4().hex[:6]}", [scan("C1")]) | {"consent": {"basis": "yes please"}}
+    resp = await ingest.client.post("/v1/scans", json=body, headers=KEY)
+    assert resp.status_code == 422
+    assert [e["field"] for e in resp.json()["errors"]] == ["consent.basis"]
+
+
 async def test_scans_need_a_valid_api_key(ingest: Ingest):
     body = batch("s", [scan("D1")])
     assert (await ingest.client.post("/v1/scans", json=body)).status_code == 401

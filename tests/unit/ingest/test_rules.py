@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from services.ingest.domain.booth import detect_mapping, prepare_scans
 from services.ingest.domain.errors import InvalidInput
 from services.ingest.domain.forms import FormConfig, Submitter, build_capture, is_spam
 from services.ingest.domain.scans import build_captures, parse_batch, scan_key
-from services.ingest.domain.uploads import parse_mapping, scans_from_csv, scans_from_vcard
+from services.ingest.domain.uploads import parse_mapping, scans_from_vcard
 from services.ingest.domain.webhooks import BadSignature, sign, verify_signature
 
 NOW = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
@@ -112,12 +113,12 @@ def test_a_webhook_signature_must_match_and_be_fresh():
 
 
 def test_csv_columns_map_to_scan_fields_and_the_rest_become_answers():
-    scans = scans_from_csv(
-        "Badge,When,Budget,Color\nB1,2026-05-01T09:00:00Z,5k,blue\n",
-        parse_mapping("Badge=badge_id,When=scanned_at,Budget=answers.budget"),
+    mapping = detect_mapping(
+        ["Badge", "When", "Budget", "Color"], parse_mapping("Badge=badge_id,When=scanned_at,Budget=answers.budget")
     )
-    assert scans == [
-        {"badge_id": "B1", "scanned_at": "2026-05-01T09:00:00Z", "answers": {"budget": "5k", "color": "blue"}}
+    row = {"Badge": "B1", "When": "2026-05-01T09:00:00Z", "Budget": "5k", "Color": "blue"}
+    assert [p.scan for p in prepare_scans([row], mapping, None).scans] == [
+        {"badge_id": "B1", "scanned_at": "2026-05-01T09:00:00+00:00", "answers": {"budget": "5k", "color": "blue"}}
     ]
 
 
