@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from schemas.base import Channel, MarketingBasis, SourceKind
 from schemas.lead_scored.v1 import CaptureSummary, LeadScored, Profile, ScoreReason, Trigger
 from schemas.lead_scored.v1 import QualificationSummary as QualificationOut
 from services.scoring.domain.engagement import engagement_score
@@ -176,6 +177,8 @@ def fingerprint(state: LeadState, assessment: Assessment) -> str:
             state.complained,
             state.invalid_addresses,
             [state.form_id, state.show_id, state.booth_rating, state.product_interest],
+            # Only when present, so the fingerprint of a lead without consent is unchanged.
+            *([state.consent_channels] if state.consent_channels else []),
         ]
     )
     return hashlib.blake2b(body, digest_size=10).hexdigest()
@@ -239,4 +242,10 @@ def scored_event(
         suppressed_channels=state.suppressed_channels,
         complained=state.complained,
         invalid_addresses=state.invalid_addresses,
+        consent=MarketingBasis(
+            channels=tuple(Channel(c) for c in state.consent_channels),
+            given_at=state.consent_given_at,
+            source_kind=SourceKind(state.consent_source_kind) if state.consent_source_kind else None,
+            capture_id=state.consent_capture_id,
+        ),
     )
