@@ -14,6 +14,21 @@ SCAN_FIELDS = (
 )  # fmt: skip
 
 
+#: Columns that carry the consent the booth recorded (``consent``: yes/no; ``consent_channels``:
+#: e.g. "email sms", default email; ``consent_text``: what the visitor agreed to).
+CONSENT_COLUMNS = ("consent", "consent_channels", "consent_text")
+_YES = frozenset({"yes", "y", "true", "1", "on", "x"})
+
+
+def _consent(columns: Mapping[str, str]) -> dict[str, object]:
+    out: dict[str, object] = {"marketing": columns.get("consent", "").lower() in _YES}
+    if columns.get("consent_channels"):
+        out["channels"] = columns["consent_channels"].replace(",", " ").split()
+    if columns.get("consent_text"):
+        out["text_shown"] = columns["consent_text"]
+    return out
+
+
 def parse_mapping(spec: str | None) -> dict[str, str]:
     """``"Badge=badge_id,Time=scanned_at"`` -> {column: field}; unknown fields become answers."""
     out: dict[str, str] = {}
@@ -34,18 +49,23 @@ def scans_from_csv(text: str, mapping: Mapping[str, str]) -> list[dict[str, obje
     for row in reader:
         scan: dict[str, object] = {}
         answers: dict[str, str] = {}
+        consent: dict[str, str] = {}
         for column, value in row.items():
             if column is None or value is None or not value.strip():
                 continue
             target = mapping.get(column, column.strip().lower().replace(" ", "_"))
             if target in SCAN_FIELDS:
                 scan[target] = value.strip()
+            elif target in CONSENT_COLUMNS:
+                consent[target] = value.strip()
             elif target.startswith("answers."):
                 answers[target.split(".", 1)[1]] = value.strip()
             else:
                 answers[target] = value.strip()
         if answers:
             scan["answers"] = answers
+        if consent:
+            scan["consent"] = _consent(consent)
         scans.append(scan)
     return scans
 
