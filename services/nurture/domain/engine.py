@@ -234,6 +234,9 @@ class Nurture:
             st.consent_notes = [*st.consent_notes, note][-CONSENT_NOTES_KEEP:]
             d.consent_blocked.append(channel)
 
+    def _next_is_marketing(self, st: LeadState) -> bool:
+        return st.next_touch is not None and self.consent.is_marketing(st.next_touch.template)
+
     def _wait_for_consent(self, d: Decision) -> None:
         """The cadence holds its next touch until a channel gets a basis (see ``_qualify``)."""
         d.state.cadence_active = False
@@ -366,6 +369,10 @@ class Nurture:
                 st.suppressed_channels.append(channel)
             if self.lead_channel(st) is None and st.cadence_active:
                 self._stop(d, f"{kind.value} on every reachable channel")
+            elif st.cadence_active and self._next_is_marketing(st) and self.marketing_channel(st) is None:
+                # The channel left has no consent: hold now rather than when the touch falls due.
+                self._note_unconsented(d, now)
+                self._wait_for_consent(d)
         elif kind is EngagementKind.EMAIL_BOUNCED and t.bounce_type == "hard":
             if st.lead.email and st.lead.email not in st.invalid_addresses:
                 st.invalid_addresses.append(st.lead.email)

@@ -166,3 +166,11 @@ def test_the_shipped_config_treats_the_reply_and_onboarding_as_transactional():
     policy = parse_consent_policy({"transactional_templates": ["lead_reply", "onboarding"]})
     assert playbooks().consent == policy
     assert not policy.is_marketing("lead_reply") and policy.is_marketing("weekly_checkin")
+
+
+def test_unsubscribing_from_the_only_consented_channel_holds_the_cadence_at_once():
+    n = engine()
+    d = n.on_scored(None, "ev1", scored(grade="B", phone=PHONE, consent=("email",)), MONDAY_10_NY)
+    d = n.on_scored(d.state, "ev2", scored(grade="B", kind="unsubscribed", channel="email", phone=PHONE,
+                                           consent=("email",)), MONDAY_10_NY)  # fmt: skip
+    assert d.state.cadence_stop_reason == WAITING_FOR_CONSENT and n.next_due(d.state) is None
