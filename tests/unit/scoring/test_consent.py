@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from schemas.base import MarketingBasis
 from schemas.lead_scored.v1 import Trigger
 from services.scoring.domain.lead import LeadState, merge
-from services.scoring.domain.scoring import assess, scored_event
+from services.scoring.domain.scoring import assess, fingerprint, scored_event
 from tests.unit.scoring.leads import MODEL, REF, T0, capture, days, lead
 
 TRIGGER = Trigger(event_id="e-1", event_type="lead.captured")
@@ -52,3 +54,15 @@ def test_merged_leads_keep_the_channels_of_both_and_the_proof_of_the_latest_cons
     sms_lead = lead(capture(email="other@example.com", consent=later, capture_id="c-2"))
     basis = basis_of(merge(email_lead, [sms_lead]))
     assert ([c.value for c in basis.channels], basis.capture_id) == (["email", "sms"], "c-2")
+
+
+def test_a_lead_kept_before_consent_channels_were_recorded_keeps_its_email_consent():
+    legacy = replace(lead(capture()), marketing_consent=True)  # what an older state holds
+    assert [c.value for c in basis_of(legacy).channels] == ["email"]
+
+
+def test_a_new_consented_channel_changes_the_fingerprint_so_the_new_basis_is_published():
+    email_only = lead(capture(consent=consent("email")))
+    both = replace(email_only, consent_channels=("email", "sms"))
+    same = assess(email_only, REF, MODEL, T0)
+    assert fingerprint(email_only, same) != fingerprint(both, same)
