@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "leadpipe.commands.schemas",
     "leadpipe.commands.topics",
     "leadpipe.commands.ops",
+    "leadpipe.commands.privacy",
     "services.ingest.cli",
     "services.scoring.cli",
     "services.nurture.cli",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
 def _require_tz(value: datetime) -> datetime:
@@ -103,3 +103,19 @@ class EngagementKind(StrEnum):
     MEETING_BOOKED = "meeting_booked"
     PAGE_VISIT = "page_visit"
     PURCHASED = "purchased"
+
+
+class MarketingBasis(Part):
+    """On what basis a person may receive marketing, and on which channels.
+
+    ``basis`` is ``consent`` when the person gave it (a ticked form box, a consent a booth
+    scanner recorded) or ``legitimate_interest`` when a team configured that basis for the
+    person's country. ``channels`` empty: no basis on any channel. Transactional messages (a
+    reply to the person's own request, staff alerts) need no basis and carry none.
+    """
+
+    channels: tuple[Channel, ...] = ()
+    basis: Literal["consent", "legitimate_interest"] = "consent"
+    given_at: UtcDatetime | None = None
+    source_kind: SourceKind | None = None
+    capture_id: Annotated[str, Field(max_length=200)] | None = None

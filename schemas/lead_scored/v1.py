@@ -11,6 +11,7 @@ from schemas.base import (
     Channel,
     EngagementKind,
     Grade,
+    MarketingBasis,
     Part,
     Payload,
     SourceKind,
@@ -105,3 +106,6 @@ class LeadScored(Payload):
     suppressed_channels: tuple[Channel, ...] = ()
     complained: bool = False
     invalid_addresses: tuple[Text, ...] = ()
+    #: Marketing consent per channel from the lead's captures (added in place: optional).
+    #: None: written before scoring carried it; read ``profile.marketing_consent`` as email only.
+    consent: MarketingBasis | None = None

@@ -10,6 +10,10 @@ from schemas.base import Channel, Payload, UtcDatetime
 
 Text = Annotated[str, Field(max_length=500)]
 
+#: ``error`` of a ``suppressed`` outcome for a marketing message whose consent does not cover its
+#: channel (the address itself is not suppressed: consent given later makes it usable).
+NO_CONSENT_ERROR = "no consent for channel"
+
 
 class NotificationOutcome(Payload):
     """The end state of one notification request (exactly one per request)."""

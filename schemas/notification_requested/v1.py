@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from schemas.base import Channel, Part, Payload, UtcDatetime
+from schemas.base import Channel, MarketingBasis, Part, Payload, UtcDatetime
 
 Text = Annotated[str, Field(max_length=500)]
 
@@ -50,3 +50,6 @@ class NotificationRequested(Payload):
     touch: TouchRef | None = None
     assignment_id: Text | None = None
     lead_captured_at: UtcDatetime | None = None
+    #: The basis a marketing message relies on (added in place: optional). The notifier refuses a
+    #: marketing template whose basis does not cover ``channel``; transactional ones need none.
+    consent: MarketingBasis | None = None

@@ -37,6 +37,7 @@ from services.notifier.adapters.rate_gate import TokenBucket
 from services.notifier.adapters.redis_ledger import RedisLedger
 from services.notifier.adapters.redis_state import RedisRecipientLimiter, RedisRetryBacklog, RedisSuppressionList
 from services.notifier.adapters.templates import TemplateRenderer
+from services.notifier.domain.consent import consent_refusal
 from services.notifier.domain.errors import RenderError
 from services.notifier.domain.message import SendResult
 from services.notifier.domain.policy import Action, RetryPolicy, after_failure, before_send
@@ -164,17 +165,27 @@ class Notifier:
         now = self.clock()
         channel = req.channel.value
         reason = await self.suppression.reason(channel, req.recipient.address) if req.audience == "lead" else None
+        refusal = consent_refusal(
+            purpose=self.renderer.purpose(req.template),
+            audience=req.audience,
+            channel=channel,
+            basis_channels=None if req.consent is None else [c.value for c in req.consent.channels],
+        )
         decision = before_send(
             now=datetime.fromtimestamp(now, UTC),
             synthetic=event.synthetic,
             expires_at=req.expires_at,
             not_before=req.not_before,
             suppressed_reason=reason,
+            consent_refusal=refusal,
         )
         if decision.action is Action.SYNTHETIC:
             await self._finish(event, "sent", entry.attempts, provider_response=decision.reason)
             return []
         if decision.action in (Action.EXPIRED, Action.SUPPRESSED):
+            if refusal is not None and decision.reason == refusal:
+                self.metrics.consent_refusals.labels(channel).inc()
+                log.warning("marketing refused: %s", refusal, extra={"event_id": event.id, "lead_id": req.lead_id})
             await self._finish(event, decision.action.value, entry.attempts, error=decision.reason)
             return []
         if decision.action is Action.DEFER:

@@ -193,6 +193,7 @@ class NurtureHandler:
             if not tick.notifications and tick.route is None and tick.stage_changes == [] and not tick.sla_breaches:
                 d.state = tick.state
                 d.deferred += tick.deferred
+                d.consent_blocked += tick.consent_blocked
                 return
             d.absorb(tick)
             if d.route is None:
@@ -268,6 +269,7 @@ class NurtureHandler:
             recipient=Recipient(address=n.address, name=n.recipient_name, rep_id=n.rep_id, timezone=n.timezone),
             template=n.template, locale=n.locale, variables=variables, requested_at=now, priority=n.priority,
             touch=touch, assignment_id=n.assignment_id, lead_captured_at=st.lead.first_captured_at,
+            consent=n.consent,
         )  # fmt: skip
 
     async def _after(self, d: Decision, now: datetime, cause: Envelope[Any] | None) -> None:
@@ -288,6 +290,9 @@ class NurtureHandler:
         m.scheduled.inc(d.touches_scheduled)
         m.deferred.inc(d.deferred)
         m.sla_breaches.inc(d.sla_breaches)
+        for channel in d.consent_blocked:
+            m.cadence_not_started.labels(channel, "no_marketing_consent").inc()
+            log.info("cadence not started on %s: no marketing consent", channel, extra={"lead_id": st.lead_id})
         if d.assigned and cause is not None and isinstance(cause.data, LeadScored):
             m.time_to_assignment.observe(max(0.0, (now - cause.time).total_seconds()))
         for a in d.assigned:

@@ -38,7 +38,7 @@ from services.nurture.adapters.state_log import StateLog, ensure_state_topic, re
 from services.nurture.batch import BatchProcessor
 from services.nurture.config import NurtureSettings
 from services.nurture.domain.engine import Nurture
-from services.nurture.domain.playbooks import PlaybookSet, parse_playbooks
+from services.nurture.domain.playbooks import parse_playbooks
 from services.nurture.domain.routing import parse_directory
 from services.nurture.handlers import Links, NurtureHandler
 
@@ -53,8 +53,7 @@ def load_engine(settings: NurtureSettings) -> Nurture:
         from dataclasses import replace
         from datetime import timedelta
 
-        books = PlaybookSet(books.version, books.playbooks,
-                            replace(books.policy, sla=timedelta(seconds=settings.nurture_sla_seconds)), books.onboarding)  # fmt: skip
+        books = replace(books, policy=replace(books.policy, sla=timedelta(seconds=settings.nurture_sla_seconds)))
     directory = parse_directory(yaml.safe_load(settings.nurture_directory_path.read_text()))
     return Nurture(books, directory)
 

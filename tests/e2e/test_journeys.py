@@ -53,6 +53,24 @@ def outcomes(j: Journey, lead_id: str) -> list[Any]:
     return [e.data for e in j.tail.events("notification.outcome.v1", lead_id)]
 
 
+def consent_notes(j: Journey, lead_id: str) -> list[str]:
+    states = j.tail.states(lead_id)
+    return [n["reason"] for n in states[-1].get("consent_notes", [])] if states else []
+
+
+def unsubscribe_and_time_the_stop(j: Journey, url: str) -> float:
+    """One-click unsubscribe (RFC 8058 POST); seconds until the notifier holds the address suppressed."""
+    metric = "leadpipe_notifier_suppressions_recorded_total"
+    before = j.metric("notifier", metric, reason="unsubscribed")
+    done = j.http.post(url, data={"List-Unsubscribe": "One-Click"})
+    posted = time.monotonic()
+    assert done.status_code == 200 and "Unsubscribed" in done.text, done.text
+    while j.metric("notifier", metric, reason="unsubscribed") <= before:
+        assert time.monotonic() - posted < 10, "the notifier never recorded the unsubscribe"
+        time.sleep(0.02)
+    return time.monotonic() - posted
+
+
 def touch_requests(j: Journey, lead_id: str) -> list[Any]:
     return sorted((r for r in j.requested(lead_id, audience="lead") if r.touch is not None),
                   key=lambda r: r.touch.step)  # fmt: skip
@@ -148,6 +166,11 @@ def test_a_hot_booth_scan_uploaded_hours_late_gets_a_rep_call_task_for_the_next_
     lead_id = j.lead_id_for(email=email)
     scored = j.scored(lead_id)
     assert scored.capture.source_kind.value == "booth_scan" and scored.capture.booth_rating.value == "hot"
+    # The scan carried no consent: the rep still calls (staff work), but no marketing cadence starts.
+    assert scored.consent is not None and scored.consent.channels == (), scored.consent
+    j.wait("the booth lead's timeline saying why no cadence started",
+           lambda: consent_notes(j, lead_id) == [f"cadence not started on {ch}: no marketing consent"
+                                                 for ch in ("email", "sms")], lead_id=lead_id)  # fmt: skip
     assert scored.profile.timezone == paris.zone, scored.profile
     # The next working morning after the show, in the lead's own time zone, computed here.
     call_day = j.window.next_working_day(show_ends_on)
@@ -184,12 +207,15 @@ def test_a_hot_booth_scan_uploaded_hours_late_gets_a_rep_call_task_for_the_next_
 
 
 # -- 3 -----------------------------------------------------------------------------------------------------
-def grade_b_form(first: str, last: str, email: str, phone: str, country: str) -> dict[str, str]:
+def grade_b_form(first: str, last: str, email: str, phone: str, country: str, *, consent: tuple[str, ...] = ("email",)
+                 ) -> dict[str, str]:  # fmt: skip
     """A manager at a small food company with a stated need for 25 seats: a grade-B lead (scored
-    51 under model fit-2026.1 and 61 under fit-2026.2, well inside the B band of both)."""
+    51 under model fit-2026.1 and 61 under fit-2026.2, well inside the B band of both). ``consent``:
+    the boxes ticked (email news, text messages)."""
+    boxes = {"email": "marketing_consent", "sms": "sms_consent"}
     return {"email": email, "phone": phone, "first_name": first, "last_name": last, "company": "Delta Foods",
             "job_title": "Operations Manager", "country": country, "seats": "25",
-            "need": "Better follow-up on inbound leads", "marketing_consent": "on"}  # fmt: skip
+            "need": "Better follow-up on inbound leads"} | {boxes[c]: "on" for c in consent}  # fmt: skip
 
 
 def test_a_grade_b_lead_gets_its_email_sequence_inside_its_sending_window_and_it_stops_on_reply(journey: Journey):
@@ -260,7 +286,8 @@ def test_an_unsubscribe_stops_every_touch_on_that_channel_and_the_cadence_carrie
     j = journey
     here = pick_place(j.window, open_now=True, n=404)
     email, phone = f"sam.okoro.{j.run}@deltafoods.com", here.phone(404)
-    assert j.post_demo_form(grade_b_form("Sam", "Okoro", email, phone, here.country)).status_code == 200
+    form = grade_b_form("Sam", "Okoro", email, phone, here.country, consent=("email", "sms"))
+    assert j.post_demo_form(form).status_code == 200
     lead_id = j.lead_id_for(email=email)
 
     first = j.wait("the first touch by email", lambda: touch_mails(j, email, lead_id), lead_id=lead_id)[0]
@@ -270,12 +297,8 @@ def test_an_unsubscribe_stops_every_touch_on_that_channel_and_the_cadence_carrie
     assert url.startswith(j.stack.url("ingest") + "/v1/unsubscribe/") and url in first.text
     confirm = j.http.get(url)  # a prefetching scanner's GET changes nothing
     assert confirm.status_code == 200 and "Stop all messages" in confirm.text
-    done = j.http.post(url, data={"List-Unsubscribe": "One-Click"})
-    assert done.status_code == 200 and "Unsubscribed" in done.text, done.text
-
-    j.wait("the notifier suppressing the address",
-           lambda: j.metric("notifier", "leadpipe_notifier_suppressions_recorded_total", reason="unsubscribed") >= 1,
-           lead_id=lead_id)  # fmt: skip
+    stopped_in = unsubscribe_and_time_the_stop(j, url)
+    assert stopped_in < 1.0, f"the notifier took {stopped_in:.2f}s to stop the channel"
     suppressed = j.wait(
         "nurture recording the unsubscribe",
         lambda: next((s for s in j.tail.states(lead_id) if "email" in s["suppressed_channels"]), None),
@@ -304,7 +327,8 @@ def test_six_unanswered_touches_recycle_the_lead(journey: Journey):
     here = pick_place(j.window, open_now=True, n=505)
     email = f"kim.novak.{j.run}@lumencloud.com"  # an engineer at a small software firm: grade C (28 or 38)
     assert j.post_demo_form({"email": email, "first_name": "Kim", "last_name": "Novak", "company": "Lumen Cloud",
-                             "job_title": "Software Engineer", "country": here.country}).status_code == 200  # fmt: skip
+                             "job_title": "Software Engineer", "country": here.country,
+                             "marketing_consent": "on"}).status_code == 200  # fmt: skip
     lead_id = j.lead_id_for(email=email)
     scored = j.scored(lead_id)
     assert scored.grade.value == "C", (scored.score, [r.rule_id for r in scored.reasons])
@@ -386,6 +410,69 @@ def test_a_rep_who_does_not_accept_within_the_sla_is_routed_around_and_the_manag
         assert datetime.now(UTC) > accepted.accept_by
         assert [a.attempt for a in assignments(j, accepted_lead)] == [1], j.diagnose(accepted_lead)
         assert not [m for m in j.inbox.all() if m.notification_id == f"sla:{accepted.assignment_id}"]
+
+
+# -- consent -----------------------------------------------------------------------------------------------
+def test_a_form_without_marketing_consent_gets_the_reply_to_its_request_and_no_marketing_touch(journey: Journey):
+    j = journey
+    here = pick_place(j.window, open_now=True, n=808)
+    asker, browser = f"jo.asker.{j.run}@fusionsystems.com", f"lou.browser.{j.run}@deltafoods.com"
+    not_started = j.metric("nurture", "leadpipe_nurture_cadence_not_started_total", channel="email")
+    # A director asks for a demo without ticking the box (grade A: a reply and a rep), and a
+    # grade-B manager whose sequence would start at once if they had ticked it (journey 3).
+    assert j.post_demo_form({"email": asker, "first_name": "Jo", "last_name": "Asker", "company": "Fusion Systems",
+                             "job_title": "VP of Engineering", "country": "US", "seats": "120", "need": "yes",
+                             "timeline": "asap"}).status_code == 200  # fmt: skip
+    assert j.post_demo_form(grade_b_form("Lou", "Browser", browser, here.phone(808), here.country, consent=())
+                            ).status_code == 200  # fmt: skip
+    asker_id, browser_id = j.lead_id_for(email=asker), j.lead_id_for(email=browser)
+    assert j.scored(asker_id).grade.value == "A" and j.scored(browser_id).grade.value == "B"
+
+    reply = mail(j, asker, f"touch:{asker_id}:0:web_grade_a:0", asker_id)
+    assert "List-Unsubscribe" in reply.message  # even a reply lets the person opt out of what follows
+    assert j.wait("the rep alert for the demo request", lambda: [r for r in j.requested(asker_id, audience="rep")
+                  if r.template == "rep_alert"], lead_id=asker_id)  # fmt: skip
+    expected = {asker_id: ["email"], browser_id: ["email", "sms"]}  # the browser left a phone number too
+    for lead_id, channels in expected.items():
+        j.wait("the timeline saying why no marketing cadence started",
+               lambda lid=lead_id, chs=channels: consent_notes(j, lid) == [
+                   f"cadence not started on {ch}: no marketing consent" for ch in chs], lead_id=lead_id)  # fmt: skip
+        state = j.tail.states(lead_id)[-1]
+        assert (state["cadence_active"], state["cadence_stop_reason"]) == (
+            False, "waiting for marketing consent: no reachable channel has one",
+        ), state  # fmt: skip
+    time.sleep(2 * WEEK_S)  # two (compressed) weeks: grade B's sequence would have sent three touches by now
+    assert [r.template for r in touch_requests(j, asker_id)] == ["lead_reply"], j.diagnose(asker_id)
+    assert touch_requests(j, browser_id) == [] and j.inbox.to(browser) == [], j.diagnose(browser_id)
+    assert [r.consent for r in touch_requests(j, asker_id)] == [None]  # the reply rests on the request itself
+    assert j.metric("nurture", "leadpipe_nurture_cadence_not_started_total", channel="email") >= not_started + 2
+
+
+def test_a_lead_who_consented_to_email_only_gets_no_sms_when_email_stops(journey: Journey):
+    j = journey
+    here = pick_place(j.window, open_now=True, n=909)
+    email, phone = f"ira.mail.{j.run}@deltafoods.com", here.phone(909)
+    assert (
+        j.post_demo_form(grade_b_form("Ira", "Mail", email, phone, here.country, consent=("email",))).status_code == 200
+    )
+    lead_id = j.lead_id_for(email=email)
+    scored = j.scored(lead_id)
+    assert [c.value for c in scored.consent.channels] == ["email"] and scored.consent.capture_id, scored.consent
+    first = j.wait("the first touch by email", lambda: touch_mails(j, email, lead_id), lead_id=lead_id)[0]
+    request = next(r for r in touch_requests(j, lead_id) if r.notification_id == first.notification_id)
+    assert request.consent.basis == "consent" and request.consent.capture_id == scored.consent.capture_id
+    assert consent_notes(j, lead_id) == ["cadence not started on sms: no marketing consent"]
+
+    stopped_in = unsubscribe_and_time_the_stop(j, str(first.message["List-Unsubscribe"]).strip("<>"))
+    assert stopped_in < 1.0, f"the notifier took {stopped_in:.2f}s to stop the channel"
+    j.wait("nurture holding the cadence: email unsubscribed, no consent for SMS",
+           lambda: j.tail.states(lead_id)[-1]["cadence_stop_reason"] == "waiting for marketing consent: "
+           "no reachable channel has one", timeout_s=4 * WEEK_S + 30, lead_id=lead_id)  # fmt: skip
+    time.sleep(2 * WEEK_S)
+    assert [x for x in j.outbox(lead_id) if x["channel"] == "sms"] == [], j.diagnose(lead_id)
+    assert all(r.channel.value == "email" for r in touch_requests(j, lead_id)), touch_requests(j, lead_id)
+    for o in outcomes(j, lead_id):
+        assert o.status in ("sent", "suppressed") and o.channel.value == "email", o
 
 
 # -- logs --------------------------------------------------------------------------------------------------

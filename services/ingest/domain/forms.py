@@ -31,6 +31,8 @@ _LIST_FIELDS = frozenset({"qualification.product_interest"})
 
 @dataclass(frozen=True)
 class ConsentConfig:
+    """One consent box: its posted field, the text shown beside it, the channels it covers."""
+
     field: str
     text: str
     channels: tuple[Channel, ...] = (Channel.EMAIL,)
@@ -52,7 +54,8 @@ class FormConfig:
     required: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
     redirect_url: str | None = None
-    consent: ConsentConfig | None = None
+    #: One box per purpose the person can agree to separately (e.g. email news, text messages).
+    consent: tuple[ConsentConfig, ...] = ()
     honeypot: str | None = None
     rate_limits: RateLimits = field(default_factory=RateLimits)
     default_region: str | None = None
@@ -72,15 +75,7 @@ class FormConfig:
                 problems.append(FieldProblem(f"required.{name}", "is not a mapped field"))
         if not raw.get("id"):
             problems.append(FieldProblem("id", "is required"))
-        consent = None
-        if raw.get("consent"):
-            c = raw["consent"]
-            if not c.get("field") or not c.get("text"):
-                problems.append(FieldProblem("consent", "needs field and text"))
-            else:
-                consent = ConsentConfig(
-                    str(c["field"]), str(c["text"]), tuple(Channel(x) for x in c.get("channels", ["email"]))
-                )
+        consent = _consent_boxes(raw.get("consent"), problems)
         if problems:
             raise InvalidInput(problems)
         limits = raw.get("rate_limits") or {}
@@ -101,6 +96,29 @@ class FormConfig:
     def origin_allowed(self, origin: str | None) -> bool:
         """No Origin header (a server-to-server client) is allowed; a browser origin must be listed."""
         return origin is None or "*" in self.allowed_origins or origin in self.allowed_origins
+
+
+def _consent_boxes(raw: Any, problems: list[FieldProblem]) -> tuple[ConsentConfig, ...]:
+    """``consent:`` is one box (a mapping) or a list of boxes, each with field, text and channels."""
+    if not raw:
+        return ()
+    boxes = [raw] if isinstance(raw, Mapping) else list(raw) if isinstance(raw, list) else None
+    if boxes is None:
+        problems.append(FieldProblem("consent", "must be a box (field, text, channels) or a list of boxes"))
+        return ()
+    out = []
+    for i, box in enumerate(boxes):
+        where = "consent" if isinstance(raw, Mapping) else f"consent[{i}]"
+        if not isinstance(box, Mapping) or not box.get("field") or not box.get("text"):
+            problems.append(FieldProblem(where, "needs field and text"))
+            continue
+        try:
+            channels = tuple(Channel(x) for x in box.get("channels", ["email"]))
+        except ValueError as exc:
+            problems.append(FieldProblem(f"{where}.channels", str(exc)))
+            continue
+        out.append(ConsentConfig(str(box["field"]), str(box["text"]), channels))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -124,6 +142,10 @@ def _text(value: Any) -> str | None:
         return "true" if value else "false"
     text = str(value).strip()
     return text or None
+
+
+def _ticked(value: Any) -> bool:
+    return value is True or _text(value) in TRUTHY
 
 
 def build_capture(
@@ -173,11 +195,13 @@ def build_capture(
     if problems:
         raise InvalidInput(problems)
     consent = None
-    if config.consent is not None:
+    if config.consent:
+        ticked = [box for box in config.consent if _ticked(values.get(box.field))]
         consent = Consent(
-            marketing=_text(values.get(config.consent.field)) in TRUTHY or values.get(config.consent.field) is True,
-            channels=config.consent.channels,
-            text_shown=config.consent.text,
+            marketing=bool(ticked),
+            # Only the boxes ticked: consent to email news is not consent to text messages.
+            channels=tuple(dict.fromkeys(ch for box in ticked for ch in box.channels)),
+            text_shown="\n".join(box.text for box in config.consent)[:5000],
             given_at=now,
             ip=submitter.ip,
             user_agent=(submitter.user_agent or "")[:500] or None,

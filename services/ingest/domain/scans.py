@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from schemas.base import BoothRating, SourceKind, UtcDatetime
+from schemas.base import BoothRating, Channel, SourceKind, UtcDatetime
 from schemas.identity import identity_key
 from schemas.lead_captured.v1 import CaptureContext, Consent, Identity, LeadCaptured, Person, Qualification
 from services.ingest.domain.booth import BoothConsent, parse_consent_basis, visitor_language
@@ -22,6 +22,18 @@ from services.ingest.domain.errors import FieldProblem, InvalidInput
 MAX_SCANS_PER_BATCH = 1000
 
 Text = Annotated[str, Field(max_length=500)]
+
+
+class ScanConsent(BaseModel):
+    """The consent the booth recorded, where the show collects it (the visitor ticked a box on the
+    scanner app or the badge's opt-in). A scan without it carries no marketing consent."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    marketing: bool
+    channels: Annotated[list[Channel], Field(max_length=6)] = Field(default_factory=lambda: [Channel.EMAIL])
+    text_shown: Annotated[str, Field(max_length=5000)] | None = None
+    given_at: UtcDatetime | None = None
 
 
 class Scan(BaseModel):
@@ -44,6 +56,7 @@ class Scan(BaseModel):
     rating: BoothRating | None = None
     answers: dict[str, Annotated[str, Field(max_length=5000)]] = Field(default_factory=dict)
     notes: Annotated[str, Field(max_length=5000)] | None = None
+    consent: ScanConsent | None = None
 
 
 class BoothConsentIn(BaseModel):
@@ -189,7 +202,9 @@ def _capture(batch: ScanBatch, scan: Scan, scan_id: str, batch_id: str) -> LeadC
             country=scan.country,
             language=visitor_language(scan.country, scan.job_title, _name(scan), scan.language),
         ),
-        consent=scan_consent(batch.booth_consent(), scan),
+        # The scan's own consent (the visitor's box on the scanner app) wins over the batch's
+        # booth-wide basis.
+        consent=_consent(scan) if scan.consent is not None else scan_consent(batch.booth_consent(), scan),
         context=CaptureContext(
             show_id=batch.show_id,
             show_name=batch.show_name,
@@ -202,6 +217,18 @@ def _capture(batch: ScanBatch, scan: Scan, scan_id: str, batch_id: str) -> LeadC
         qualification=Qualification(**qual, other=answers),
         booth_rating=scan.rating,
         notes=(scan.notes,) if scan.notes else (),
+    )
+
+
+def _consent(scan: Scan) -> Consent | None:
+    c = scan.consent
+    if c is None:
+        return None
+    return Consent(
+        marketing=c.marketing,
+        channels=tuple(dict.fromkeys(c.channels)) if c.marketing else (),
+        text_shown=c.text_shown,
+        given_at=c.given_at or scan.scanned_at,
     )
 
 

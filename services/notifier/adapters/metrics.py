@@ -58,6 +58,12 @@ class NotifierMetrics:
             ["reason"],
             registry=registry,
         )
+        self.consent_refusals = Counter(
+            "leadpipe_notifier_consent_refusals_total",
+            "Marketing requests to a lead refused at send time: their consent did not cover the channel",
+            ["channel"],
+            registry=registry,
+        )
         self.rebuilds = Counter(
             "leadpipe_notifier_rebuilds_total",
             "Times the Redis keyspace was found empty and rebuilt from the outcome and engagement topics",

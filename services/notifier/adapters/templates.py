@@ -9,14 +9,30 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import yaml
 
 from schemas.links import unsubscribe_token
 from schemas.notification_requested.v1 import NotificationRequested
+from services.notifier.domain.consent import PURPOSES, Purpose, purpose_of
 from services.notifier.domain.errors import TemplateMissing, VariableMissing
 from services.notifier.domain.message import OutboundMessage
 from services.notifier.domain.policy import resolve_locale
 
 LEAD_AUDIENCE = "lead"
+CATALOG = "_catalog.yaml"
+
+
+def load_catalog(path: Path) -> dict[str, Purpose]:
+    """template name -> purpose; ``ValueError`` names a bad entry (the worker refuses to start)."""
+    if not path.exists():
+        return {}
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path.name}: must map template names to a purpose")
+    for name, purpose in raw.items():
+        if purpose not in PURPOSES:
+            raise ValueError(f"{path.name}: {name}: purpose must be marketing or transactional, not {purpose!r}")
+    return {str(k): v for k, v in raw.items()}
 
 
 class TemplateRenderer:
@@ -34,6 +50,10 @@ class TemplateRenderer:
             keep_trailing_newline=False,
         )
         self.locales = {p.name for p in directory.iterdir() if p.is_dir() and not p.name.startswith("_")}
+        self.catalog = load_catalog(directory / CATALOG)
+
+    def purpose(self, template: str) -> Purpose:
+        return purpose_of(template, self.catalog)
 
     def unsubscribe_url(self, req: NotificationRequested) -> str:
         token = unsubscribe_token(

@@ -34,15 +34,19 @@ def before_send(
     expires_at: datetime | None,
     not_before: datetime | None,
     suppressed_reason: str | None,
+    consent_refusal: str | None = None,
 ) -> Decision:
     """The first rule that applies: canaries are never delivered; an expired request is not
-    sent; a suppressed address is never contacted; a request early for ``not_before`` waits."""
+    sent; a suppressed address is never contacted; nor is a lead on a channel its marketing
+    consent does not cover; a request early for ``not_before`` waits."""
     if synthetic:
         return Decision(Action.SYNTHETIC, SYNTHETIC_RESPONSE)
     if expires_at is not None and expires_at <= now:
         return Decision(Action.EXPIRED, f"expired at {expires_at.isoformat()}")
     if suppressed_reason is not None:
         return Decision(Action.SUPPRESSED, f"address suppressed: {suppressed_reason}")
+    if consent_refusal is not None:
+        return Decision(Action.SUPPRESSED, consent_refusal)
     if not_before is not None and not_before > now:
         return Decision(Action.DEFER, "not before", not_before)
     return Decision(Action.SEND)

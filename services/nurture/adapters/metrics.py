@@ -26,6 +26,12 @@ class NurtureMetrics:
         self.sent = Counter(
             "leadpipe_nurture_touches_requested_total", "Notifications requested", ["audience"], registry=registry
         )
+        self.cadence_not_started = Counter(
+            "leadpipe_nurture_cadence_not_started_total",
+            "Lead channels a cadence did not use, by reason (no marketing consent)",
+            ["channel", "reason"],
+            registry=registry,
+        )
         self.deferred = Counter(
             "leadpipe_nurture_touches_deferred_total",
             "Touches moved later by the sending window or the frequency cap",

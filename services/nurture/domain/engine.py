@@ -12,15 +12,24 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from schemas.assignment_response.v1 import AssignmentResponse
-from schemas.base import EngagementKind, Grade, Stage
+from schemas.base import EngagementKind, Grade, MarketingBasis, Stage
 from schemas.lead_scored.v1 import LeadScored
-from schemas.notification_outcome.v1 import NotificationOutcome
+from schemas.notification_outcome.v1 import NO_CONSENT_ERROR, NotificationOutcome
 from services.nurture.domain import lifecycle
 from services.nurture.domain.calendar import at_local, first_working_day_after, next_open, zone
+from services.nurture.domain.consent import WAITING_FOR_CONSENT, basis_for, consented_channels, not_started
 from services.nurture.domain.errors import IllegalTransition
 from services.nurture.domain.playbooks import Playbook, PlaybookSet
 from services.nurture.domain.routing import Candidate, Directory, LeadFacts, Rep
-from services.nurture.domain.state import TOUCH_LOG_KEEP, Assignment, LeadState, LeadView, ScheduledTouch
+from services.nurture.domain.state import (
+    CONSENT_NOTES_KEEP,
+    TOUCH_LOG_KEEP,
+    Assignment,
+    ConsentNote,
+    LeadState,
+    LeadView,
+    ScheduledTouch,
+)
 
 S = Stage
 ANSWERS = frozenset(
@@ -59,6 +68,8 @@ class Notify:
     playbook_version: str | None = None
     #: rep alerts and call tasks carry signed accept/decline links (made by the handler)
     links: bool = False
+    #: the basis a marketing touch rests on (None: transactional, or not lead-facing)
+    consent: MarketingBasis | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +94,8 @@ class Decision:
     touches_scheduled: int = 0
     deferred: int = 0
     stale: bool = False
+    #: channels newly put on the timeline as "cadence not started: no marketing consent"
+    consent_blocked: list[str] = field(default_factory=list)
 
     def absorb(self, other: Decision) -> Decision:
         self.state = other.state
@@ -96,6 +109,7 @@ class Decision:
         self.sla_breaches += other.sla_breaches
         self.touches_scheduled += other.touches_scheduled
         self.deferred += other.deferred
+        self.consent_blocked += other.consent_blocked
         return self
 
 
@@ -127,6 +141,7 @@ class Nurture:
         self.playbooks = playbooks
         self.directory = directory
         self.policy = playbooks.policy
+        self.consent = playbooks.consent
 
     # -- stage -------------------------------------------------------------------------------
     def _move(self, d: Decision, to: Stage, reason: str, at: datetime, trigger: str | None) -> bool:
@@ -149,9 +164,9 @@ class Nurture:
         st.playbook, st.playbook_version = pb.id, self.playbooks.version
         st.cadence_started_at, st.cadence_active, st.cadence_stop_reason = now, True, None
         st.unanswered, st.first_unanswered_at = 0, None
-        self._schedule(d, 0)
+        self._schedule(d, 0, now)
 
-    def _schedule(self, d: Decision, index: int) -> None:
+    def _schedule(self, d: Decision, index: int, now: datetime) -> None:
         st = d.state
         pb = self.playbooks.get(st.playbook or "")
         step = pb.touch(index) if pb else None
@@ -167,20 +182,65 @@ class Nurture:
             respect_window=step.respect_window,
         )  # fmt: skip
         d.touches_scheduled += 1
+        if self.consent.is_marketing(step.template) and self._reachable(st):
+            # Said now rather than when the touch falls due, so the timeline explains the silence.
+            self._note_unconsented(d, now)
+            if self.marketing_channel(st) is None:
+                self._wait_for_consent(d)
 
     def _stop(self, d: Decision, reason: str) -> None:
         d.state.cadence_active = False
         d.state.cadence_stop_reason = reason
         d.state.next_touch = None
 
-    def lead_channel(self, st: LeadState) -> tuple[str, str] | None:
-        """The channel and address a lead-facing touch may use, or None when none is left."""
-        v = st.lead
+    def _reachable(self, st: LeadState) -> list[tuple[str, str]]:
+        """(channel, address) of the lead, in order of preference, minus suppressed and invalid ones."""
+        v, out = st.lead, []
         if v.email and "email" not in st.suppressed_channels and v.email not in st.invalid_addresses:
-            return "email", v.email
+            out.append(("email", v.email))
         if v.phone and "sms" not in st.suppressed_channels and v.phone not in st.invalid_addresses:
-            return "sms", v.phone
+            out.append(("sms", v.phone))
+        return out
+
+    def lead_channel(self, st: LeadState) -> tuple[str, str] | None:
+        """The channel and address a transactional touch may use, or None when none is left."""
+        reachable = self._reachable(st)
+        return reachable[0] if reachable else None
+
+    # -- consent ------------------------------------------------------------------------------
+    def basis(self, st: LeadState, channel: str) -> MarketingBasis | None:
+        v = st.lead
+        proof = {"given_at": v.consent_given_at, "source_kind": v.consent_source_kind,
+                 "capture_id": v.consent_capture_id}  # fmt: skip
+        return basis_for(channel, consented=v.consent_channels, country=v.country, policy=self.consent, proof=proof)
+
+    def marketing_channel(self, st: LeadState) -> tuple[str, str, MarketingBasis] | None:
+        """The first reachable channel with a marketing basis, its address and the basis."""
+        for channel, address in self._reachable(st):
+            basis = self.basis(st, channel)
+            if basis is not None:
+                return channel, address, basis
         return None
+
+    def _note_unconsented(self, d: Decision, now: datetime) -> None:
+        """Each reachable channel without a marketing basis goes on the timeline, once a cycle."""
+        st = d.state
+        for channel, _ in self._reachable(st):
+            if self.basis(st, channel) is not None:
+                continue
+            if any(n.channel == channel and n.cycle == st.cycle for n in st.consent_notes):
+                continue
+            note = ConsentNote(at=now, channel=channel, reason=not_started(channel), cycle=st.cycle)
+            st.consent_notes = [*st.consent_notes, note][-CONSENT_NOTES_KEEP:]
+            d.consent_blocked.append(channel)
+
+    def _next_is_marketing(self, st: LeadState) -> bool:
+        return st.next_touch is not None and self.consent.is_marketing(st.next_touch.template)
+
+    def _wait_for_consent(self, d: Decision) -> None:
+        """The cadence holds its next touch until a channel gets a basis (see ``_qualify``)."""
+        d.state.cadence_active = False
+        d.state.cadence_stop_reason = WAITING_FOR_CONSENT
 
     def _window_and_cap(self, st: LeadState, touch: ScheduledTouch, now: datetime) -> datetime:
         """The earliest moment from ``now`` the touch may go: inside the lead's sending window and
@@ -232,6 +292,14 @@ class Nurture:
         if channel is None:
             self._stop(d, "no reachable channel (suppressed or invalid)")
             return
+        basis = None
+        if self.consent.is_marketing(touch.template):
+            pick = self.marketing_channel(st)
+            if pick is None:
+                self._note_unconsented(d, now)
+                self._wait_for_consent(d)
+                return
+            channel, basis = (pick[0], pick[1]), pick[2]
         when = self._window_and_cap(st, touch, now)
         if when > now:
             st.next_touch = touch.model_copy(update={"due_at": when, "deferrals": touch.deferrals + 1})
@@ -243,7 +311,7 @@ class Nurture:
                 template=touch.template, variables=self._variables(st, touch), recipient_name=st.lead.name,
                 timezone=st.lead.timezone, locale=locale_for(st.lead.language), touch_step=touch.step,
                 playbook=st.playbook, playbook_version=st.playbook_version,
-                priority="high" if touch.template == "lead_reply" else "normal",
+                priority="high" if touch.template == "lead_reply" else "normal", consent=basis,
             )
         )  # fmt: skip
         st.touch_log = [*st.touch_log, now][-TOUCH_LOG_KEEP:]
@@ -251,7 +319,7 @@ class Nurture:
         st.unanswered += 1
         if st.first_unanswered_at is None:
             st.first_unanswered_at = now
-        self._schedule(d, touch.step + 1)
+        self._schedule(d, touch.step + 1, now)
 
     # -- events -------------------------------------------------------------------------------
     def on_scored(
@@ -273,7 +341,10 @@ class Nurture:
             reasons=[r.description for r in sorted(data.reasons, key=lambda r: -abs(r.points))],
             source_kind=c.source_kind, show_id=c.show_id, show_ends_on=c.show_ends_on, booth_rating=c.booth_rating,
             product_interest=list(c.product_interest), core_account=data.core_account,
-            first_captured_at=c.first_captured_at,
+            first_captured_at=c.first_captured_at, consent_channels=consented_channels(data),
+            consent_given_at=data.consent.given_at if data.consent else None,
+            consent_source_kind=data.consent.source_kind if data.consent else None,
+            consent_capture_id=data.consent.capture_id if data.consent else None,
         )  # fmt: skip
         for ch in data.suppressed_channels:
             if ch.value not in st.suppressed_channels:
@@ -298,6 +369,10 @@ class Nurture:
                 st.suppressed_channels.append(channel)
             if self.lead_channel(st) is None and st.cadence_active:
                 self._stop(d, f"{kind.value} on every reachable channel")
+            elif st.cadence_active and self._next_is_marketing(st) and self.marketing_channel(st) is None:
+                # The channel left has no consent: hold now rather than when the touch falls due.
+                self._note_unconsented(d, now)
+                self._wait_for_consent(d)
         elif kind is EngagementKind.EMAIL_BOUNCED and t.bounce_type == "hard":
             if st.lead.email and st.lead.email not in st.invalid_addresses:
                 st.invalid_addresses.append(st.lead.email)
@@ -329,7 +404,13 @@ class Nurture:
         st = d.state
         if st.stage is S.CAPTURED and data.grade in (Grade.A, Grade.B):
             self._move(d, S.ENGAGED, f"grade {data.grade.value}: marketing-qualified", now, event_id)
-        if st.stage in (S.RECYCLED, S.DISQUALIFIED, *lifecycle.CUSTOMER) or st.cadence_stop_reason:
+        if st.stage in (S.RECYCLED, S.DISQUALIFIED, *lifecycle.CUSTOMER):
+            return
+        waiting = st.cadence_stop_reason == WAITING_FOR_CONSENT
+        if waiting and st.next_touch is not None and self.marketing_channel(st) is not None:
+            # Consent arrived (a later form, a booth opt-in): the held touch goes now or when due.
+            st.cadence_active, st.cadence_stop_reason = True, None
+        elif st.cadence_stop_reason and not waiting:
             return
         if st.playbook is None:
             pb = self.playbooks.choose(data.grade, data.capture.source_kind, data.capture.booth_rating, st.stage)
@@ -347,7 +428,8 @@ class Nurture:
         st = state.model_copy(deep=True)
         st.remember(event_id)
         d = Decision(st)
-        if data.audience == "lead" and data.status == "suppressed":
+        no_consent = (data.error or "").startswith(NO_CONSENT_ERROR)
+        if data.audience == "lead" and data.status == "suppressed" and not no_consent:
             ch = data.channel.value
             if ch not in st.suppressed_channels:
                 st.suppressed_channels.append(ch)

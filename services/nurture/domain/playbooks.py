@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from schemas.base import BoothRating, Grade, SourceKind, Stage
 from services.nurture.domain.calendar import Window
+from services.nurture.domain.consent import ConsentPolicy, parse_consent_policy
 from services.nurture.domain.errors import ConfigError
 
 AssignMode = Literal["none", "immediate", "call_task"]
@@ -104,6 +105,7 @@ class PlaybookSet:
     playbooks: tuple[Playbook, ...]
     policy: Policy = field(default_factory=Policy)
     onboarding: str = "new_customer"
+    consent: ConsentPolicy = field(default_factory=ConsentPolicy)
 
     def choose(self, grade: Grade, source: SourceKind, rating: BoothRating | None, stage: Stage) -> Playbook | None:
         for pb in self.playbooks:
@@ -241,4 +243,8 @@ def parse_playbooks(data: Mapping[str, Any]) -> PlaybookSet:
     onboarding = str(data.get("onboarding_playbook", "new_customer"))
     if onboarding not in ids:
         raise ConfigError("playbooks.onboarding_playbook", f"no playbook with id {onboarding!r}")
-    return PlaybookSet(version, tuple(books), parse_policy(data.get("policy")), onboarding)
+    consent = parse_consent_policy(data.get("consent"))
+    unknown = sorted(consent.transactional_templates - LEAD_TEMPLATES)
+    if unknown:
+        raise ConfigError("consent.transactional_templates", f"not a lead-facing template: {unknown[0]!r}")
+    return PlaybookSet(version, tuple(books), parse_policy(data.get("policy")), onboarding, consent)

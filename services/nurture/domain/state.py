@@ -11,6 +11,7 @@ from schemas.base import BoothRating, Grade, SourceKind, Stage
 
 SEEN_KEEP = 64
 TOUCH_LOG_KEEP = 20
+CONSENT_NOTES_KEEP = 20
 
 
 class LeadView(BaseModel):
@@ -36,6 +37,20 @@ class LeadView(BaseModel):
     product_interest: list[str] = Field(default_factory=list)
     core_account: bool = False
     first_captured_at: datetime | None = None
+    #: Channels the person consented to marketing on, and the proof of the latest consent.
+    consent_channels: list[str] = Field(default_factory=list)
+    consent_given_at: datetime | None = None
+    consent_source_kind: SourceKind | None = None
+    consent_capture_id: str | None = None
+
+
+class ConsentNote(BaseModel):
+    """A line of the lead's timeline: a channel the cadence does not use, and why."""
+
+    at: datetime
+    channel: str
+    reason: str
+    cycle: int = 0
 
 
 class ScheduledTouch(BaseModel):
@@ -92,6 +107,7 @@ class LeadState(BaseModel):
     assign_retry_at: datetime | None = None
     seen: list[str] = Field(default_factory=list)
     illegal_transitions: int = 0
+    consent_notes: list[ConsentNote] = Field(default_factory=list)
 
     def remember(self, event_id: str) -> None:
         self.seen = [*self.seen, event_id][-SEEN_KEEP:]

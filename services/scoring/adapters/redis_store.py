@@ -27,7 +27,7 @@ from redis.asyncio.client import Pipeline
 from services.scoring.domain.engagement import EngagementRecord
 from services.scoring.domain.lead import Emitted, LeadState
 
-_TIME_FIELDS = ("created_at", "first_captured_at", "last_captured_at")
+_TIME_FIELDS = ("created_at", "first_captured_at", "last_captured_at", "consent_given_at")
 _TUPLE_FIELDS = (
     "identifiers",
     "product_interest",
@@ -35,6 +35,7 @@ _TUPLE_FIELDS = (
     "invalid_addresses",
     "seen",
     "merged_from",
+    "consent_channels",
 )
 
 

@@ -49,6 +49,11 @@ class LeadState:
     language: str | None = None
     timezone: str | None = None
     marketing_consent: bool = False
+    #: Channels some capture's marketing consent covered, and the latest such capture (proof).
+    consent_channels: tuple[str, ...] = ()
+    consent_given_at: datetime | None = None
+    consent_capture_id: str | None = None
+    consent_source_kind: str | None = None
     source_kind: str | None = None
     first_captured_at: datetime | None = None
     last_captured_at: datetime | None = None
@@ -109,6 +114,10 @@ def apply_capture(state: LeadState, event_id: str, capture: LeadCaptured, ids: I
     is_latest = last is None or capture.captured_at >= last
     full_name = p.full_name or " ".join(n for n in (p.first_name, p.last_name) if n) or None
     consent = capture.consent.marketing if capture.consent is not None else None
+    given = capture.consent if capture.consent is not None and capture.consent.marketing else None
+    newer_consent = given is not None and (
+        state.consent_given_at is None or (given.given_at or capture.captured_at) >= state.consent_given_at
+    )
 
     def pick(new: Any, old: Any) -> Any:
         # An older capture (an offline booth batch arriving late) only fills gaps.
@@ -130,6 +139,13 @@ def apply_capture(state: LeadState, event_id: str, capture: LeadCaptured, ids: I
         language=pick(p.language, state.language),
         timezone=pick(p.timezone, state.timezone),
         marketing_consent=pick(consent, state.marketing_consent),
+        # Consent adds channels; an unticked box later is not a withdrawal (that is an unsubscribe).
+        consent_channels=_add(state.consent_channels, *(c.value for c in given.channels))
+        if given
+        else state.consent_channels,
+        consent_given_at=(given.given_at or capture.captured_at) if given and newer_consent else state.consent_given_at,
+        consent_capture_id=capture.capture_id if given and newer_consent else state.consent_capture_id,
+        consent_source_kind=capture.source_kind.value if given and newer_consent else state.consent_source_kind,
         source_kind=capture.source_kind.value if is_first else state.source_kind,
         first_captured_at=capture.captured_at if is_first else first,
         last_captured_at=capture.captured_at if is_latest else last,
@@ -201,6 +217,8 @@ def merge(survivor: LeadState, others: list[LeadState]) -> LeadState:
             captured=merged.captured or other.captured,
             created_at=min(merged.created_at, other.created_at),
             marketing_consent=merged.marketing_consent or other.marketing_consent,
+            consent_channels=_add(merged.consent_channels, *other.consent_channels),
+            **_latest_consent(merged, other),
             first_captured_at=min(firsts) if firsts else None,
             last_captured_at=max(lasts) if lasts else None,
             product_interest=_add(merged.product_interest, *other.product_interest),
@@ -214,3 +232,14 @@ def merge(survivor: LeadState, others: list[LeadState]) -> LeadState:
             merged_from=_add(merged.merged_from, other.lead_id, *other.merged_from),
         )
     return merged
+
+
+def _latest_consent(a: LeadState, b: LeadState) -> dict[str, Any]:
+    """The proof of the more recent consent of two merged leads."""
+    if b.consent_given_at is not None and (a.consent_given_at is None or b.consent_given_at > a.consent_given_at):
+        a = b
+    return {
+        "consent_given_at": a.consent_given_at,
+        "consent_capture_id": a.consent_capture_id,
+        "consent_source_kind": a.consent_source_kind,
+    }

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from schemas.base import Channel, MarketingBasis, SourceKind
 from schemas.lead_scored.v1 import CaptureSummary, LeadScored, Profile, ScoreReason, Trigger
 from schemas.lead_scored.v1 import QualificationSummary as QualificationOut
 from services.scoring.domain.engagement import engagement_score
@@ -164,6 +165,14 @@ def assess(state: LeadState, ref: ReferenceData, model: ScoringModel, now: datet
     )
 
 
+def consent_channels(state: LeadState) -> tuple[str, ...]:
+    """The channels the lead consented to. A state kept before channels were recorded has only
+    ``marketing_consent``: forms then offered email alone, so that is what it covers."""
+    if not state.consent_channels and state.marketing_consent and state.consent_given_at is None:
+        return ("email",)
+    return state.consent_channels
+
+
 def fingerprint(state: LeadState, assessment: Assessment) -> str:
     """What nurture sees of the lead besides the score: a change here is worth an event."""
     body = orjson.dumps(
@@ -176,6 +185,8 @@ def fingerprint(state: LeadState, assessment: Assessment) -> str:
             state.complained,
             state.invalid_addresses,
             [state.form_id, state.show_id, state.booth_rating, state.product_interest],
+            # Only when present, so the fingerprint of a lead without consent is unchanged.
+            *([list(consent_channels(state))] if consent_channels(state) else []),
         ]
     )
     return hashlib.blake2b(body, digest_size=10).hexdigest()
@@ -239,4 +250,10 @@ def scored_event(
         suppressed_channels=state.suppressed_channels,
         complained=state.complained,
         invalid_addresses=state.invalid_addresses,
+        consent=MarketingBasis(
+            channels=tuple(Channel(c) for c in consent_channels(state)),
+            given_at=state.consent_given_at,
+            source_kind=SourceKind(state.consent_source_kind) if state.consent_source_kind else None,
+            capture_id=state.consent_capture_id,
+        ),
     )

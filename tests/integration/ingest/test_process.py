@@ -62,7 +62,7 @@ async def test_a_browser_fills_the_demo_form_and_the_capture_is_on_the_topic(ing
             assert "is not an email address" in await page.inner_text("#errors")
             await page.fill("#f-email", email)
             await page.fill("#f-seats", "12")
-            await page.check("#f-consent")
+            await page.check("#f-marketing_consent")
             await page.click("button[type=submit]")
             await page.wait_for_url("**/thanks")
             assert "Thanks" in await page.inner_text("#message")

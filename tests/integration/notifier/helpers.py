@@ -45,6 +45,9 @@ def request(
     **fields: Any,
 ) -> tuple[Envelope[Any], RawMessage]:
     now = datetime.now(UTC)
+    if audience == "lead":
+        # As nurture sends a lead touch: with the consent it rests on (pass consent=None for none).
+        fields.setdefault("consent", {"channels": [channel], "basis": "consent", "given_at": now})
     data = NotificationRequested(
         notification_id=nid or f"n-{uuid.uuid4().hex[:12]}",
         lead_id="ld_test",

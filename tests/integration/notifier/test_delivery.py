@@ -350,3 +350,27 @@ async def test_dev_outbox_writes_eml_files_and_a_json_lines_log(make_harness, tm
         ("sms", event2.data.notification_id),
     ]
     assert lines[0]["file"] == eml.name and "step 2" in lines[1]["text"]
+
+
+async def test_a_marketing_message_whose_consent_does_not_cover_its_channel_is_refused_and_never_sent(
+    make_harness, smtp
+):
+    h = make_harness()
+    touch = {"audience": "lead", "template": "weekly_checkin", "variables": {"first_name": "D"}}
+    sms_only = {"channels": ["sms"], "basis": "consent"}
+    for nid, consent in (("no-basis", None), ("sms-only", sms_only)):
+        event, msg = request(address="dana@example.com", nid=nid, consent=consent, **touch)
+        await h.notifier.on_request(event, msg)
+    # The reply to the person's own request is transactional: it goes without any consent.
+    reply, msg = request(address="dana@example.com", nid="reply", audience="lead", template="lead_reply",
+                         variables={"first_name": "D", "rep_name": None}, consent=None)  # fmt: skip
+    await h.notifier.on_request(reply, msg)
+
+    got = {o.notification_id: (o.status, o.error) for o in outcomes(h.sink.on(OUT))}
+    assert got == {
+        "no-basis": ("suppressed", "no consent for channel 'email'"),
+        "sms-only": ("suppressed", "no consent for channel 'email'"),
+        "reply": ("sent", None),
+    }
+    assert [m["X-Leadpipe-Notification-Id"] for m in smtp.inbox.messages] == ["reply"]
+    assert h.metric("leadpipe_notifier_consent_refusals_total", {"channel": "email"}) == 2

@@ -122,7 +122,8 @@ async def metrics_text(port: int) -> str:
 
 
 def scored(lead_id: str, *, grade: str = "A", kind: str | None = None, event_id: str | None = None,
-           synthetic: bool = False, country: str = "US") -> Envelope[LeadScored]:  # fmt: skip
+           synthetic: bool = False, country: str = "US",
+           consent: tuple[str, ...] = ("email",)) -> Envelope[LeadScored]:  # fmt: skip
     now = datetime.now(UTC)
     data = LeadScored.model_validate(
         {
@@ -132,6 +133,7 @@ def scored(lead_id: str, *, grade: str = "A", kind: str | None = None, event_id:
             "profile": {"email": f"{lead_id}@lead.test", "full_name": "Dana Lee", "company": "Acme",
                         "country": country, "timezone": "UTC", "language": "en"},
             "capture": {"source_kind": "web_form", "first_captured_at": now, "last_captured_at": now},
+            "consent": {"channels": list(consent), "given_at": now},
             "trigger": {"event_id": "x", "event_type": "lead.engagement" if kind else "lead.captured",
                         "engagement_kind": kind},
         }

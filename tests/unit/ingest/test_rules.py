@@ -139,3 +139,82 @@ def test_a_vcard_becomes_a_scan():
         "scanned_at": "2026-05-01T00:00:00Z",
         "badge_id": "jo@example.com",
     }
+
+
+# -- consent -----------------------------------------------------------------------------------------------
+TWO_BOXES = FormConfig.from_mapping(
+    {
+        "id": "f2",
+        "fields": {"email": "identity.email", "phone": "identity.phone"},
+        "consent": [
+            {"field": "news", "text": "Email me news.", "channels": ["email"]},
+            {"field": "texts", "text": "Text me too.", "channels": ["sms"]},
+        ],
+    }
+)
+
+
+def test_a_form_with_one_box_per_channel_records_consent_only_for_the_boxes_ticked():
+    c = build_capture(TWO_BOXES, {"email": "a@example.com", "news": "on"}, capture_id="c1", now=NOW,
+                      submitter=Submitter("1.2.3.4", "UA"))  # fmt: skip
+    assert (c.consent.marketing, [ch.value for ch in c.consent.channels]) == (True, ["email"])
+    assert c.consent.text_shown == "Email me news.\nText me too."
+
+
+def test_an_unticked_consent_box_covers_no_channel():
+    assert capture({"email": "a@example.com", "name": "Ann"}).consent.channels == ()
+
+
+def test_a_consent_box_without_text_or_with_an_unknown_channel_is_named_in_the_error():
+    with pytest.raises(InvalidInput) as err:
+        FormConfig.from_mapping(
+            {"id": "f", "fields": {}, "consent": [{"field": "a"}, {"field": "b", "text": "t", "channels": ["fax"]}]}
+        )
+    assert [p.field for p in err.value.problems] == ["consent[0]", "consent[1].channels"]
+
+
+def test_a_scan_carries_the_consent_the_booth_recorded_and_a_scan_without_it_carries_none():
+    batch = parse_batch(
+        {
+            "device_id": "d",
+            "show_id": "s",
+            "booth": "b",
+            "scans": [
+                {"badge_id": "1", "scanned_at": "2026-05-01T09:00:00Z", "email": "a@example.com",
+                 "consent": {"marketing": True, "channels": ["email"], "text_shown": "Opt in to news"}},
+                {"badge_id": "2", "scanned_at": "2026-05-01T09:01:00Z", "email": "b@example.com"},
+            ],
+        }
+    )  # fmt: skip
+    good, bad = build_captures(batch, batch_id="b1")
+    assert bad == []
+    with_consent, without = good[0].capture.consent, good[1].capture.consent
+    assert [c.value for c in with_consent.channels] == ["email"] and with_consent.given_at == NOW
+    assert without is None
+
+
+def test_a_scan_with_a_bad_consent_is_rejected_naming_the_field_and_the_batch_keeps_the_rest():
+    batch = parse_batch(
+        {
+            "device_id": "d",
+            "show_id": "s",
+            "booth": "b",
+            "scans": [
+                {"badge_id": "1", "scanned_at": "2026-05-01T09:00:00Z", "consent": {"channels": ["email"]}},
+                {"badge_id": "2", "scanned_at": "2026-05-01T09:01:00Z"},
+            ],
+        }
+    )
+    good, bad = build_captures(batch, batch_id="b1")
+    assert [g.index for g in good] == [1]
+    assert [p.field for p in bad[0].problems] == ["scans[0].consent.marketing"]
+
+
+def test_a_scanner_export_with_a_consent_column_carries_it_and_a_row_without_one_carries_none():
+    text = "Badge,Time,Email,Opt-in,Opt-in channels\n1,2026-05-01T09:00:00Z,a@example.com,yes,email sms\n2,2026-05-01T09:01:00Z,b@example.com,,\n"
+    mapping = parse_mapping(
+        "Badge=badge_id,Time=scanned_at,Email=email,Opt-in=consent,Opt-in channels=consent_channels"
+    )
+    rows = scans_from_csv(text, mapping)
+    assert rows[0]["consent"] == {"marketing": True, "channels": ["email", "sms"]}
+    assert "consent" not in rows[1]

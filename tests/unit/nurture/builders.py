@@ -49,7 +49,10 @@ def scored(
     phone: str | None = None,
     core: bool = False,
     domain: str = "acme.io",
+    consent: tuple[str, ...] | None = ("email", "sms"),
 ) -> LeadScored:
+    """A scored lead; ``consent``: the channels it consented to marketing on (None: an event
+    written before lead.scored carried consent)."""
     return LeadScored.model_validate(
         {
             "lead_id": lead_id,
@@ -81,6 +84,14 @@ def scored(
                 "booth_rating": rating,
                 "show_ends_on": show_ends_on,
                 "show_id": "saastr-2026" if source == "booth_scan" else None,
+            },
+            "consent": None
+            if consent is None
+            else {
+                "channels": list(consent),
+                "given_at": MONDAY_10_NY,
+                "source_kind": source,
+                "capture_id": f"cap-{lead_id}",
             },
             "trigger": {
                 "event_id": "e",
