@@ -30,6 +30,11 @@ SCAN_FIELDS = (
 )  # fmt: skip
 #: Answers the server files under the qualification questions rather than ``other``.
 QUALIFICATION_FIELDS = ("need", "budget", "authority", "timeline")
+#: Columns that carry the consent a visitor gave on the scanner app (``consent``: yes/no;
+#: ``consent_channels``: e.g. "email sms", default email; ``consent_text``: what they agreed to).
+#: A row's own consent wins over the upload's booth-wide ``--consent`` basis.
+CONSENT_FIELDS = ("consent", "consent_channels", "consent_text")
+_YES = frozenset({"yes", "y", "true", "1", "on", "x", "是", "同意"})
 IGNORE = "ignore"
 
 #: Column names seen in badge-scanner exports, per scan field (compared after ``normalise_header``).
@@ -64,6 +69,9 @@ VOCABULARY: Mapping[str, tuple[str, ...]] = {
         "priority", "quality", "grade", "意向", "意向度", "意向等级", "评级", "等级", "兴趣",
     ),
     "notes": ("notes", "note", "comments", "comment", "remarks", "memo", "备注", "说明", "留言", "记录"),
+    "consent": ("consent", "opt in", "optin", "marketing consent", "marketing opt in", "gdpr consent", "同意营销", "营销同意"),
+    "consent_channels": ("consent channels", "opt in channels", "optin channels", "同意渠道"),
+    "consent_text": ("consent text", "opt in text", "consent wording", "同意文本"),
 }  # fmt: skip
 
 
@@ -106,6 +114,7 @@ def answer_name(column: str) -> str:
 def _valid_target(target: str) -> bool:
     return (
         target in SCAN_FIELDS
+        or target in CONSENT_FIELDS
         or target in QUALIFICATION_FIELDS
         or target == IGNORE
         or (target.startswith("answers.") and len(target) > len("answers."))
@@ -475,6 +484,7 @@ def prepare_scans(
         number = first_row + offset
         scan: dict[str, Any] = {}
         answers: dict[str, str] = {}
+        consent: dict[str, str] = {}
         row_problems: list[RowProblem] = []
         cells = [(c, row.get(c)) for c in time_columns if _filled(row.get(c))]
         if cells:
@@ -508,6 +518,8 @@ def prepare_scans(
                     scan["rating"] = rating.value
             elif target in SCAN_FIELDS:
                 scan[target] = text
+            elif target in CONSENT_FIELDS:
+                consent[target] = text
             else:
                 answers[target.removeprefix("answers.")] = text
         for required in ("badge_id", "scanned_at"):
@@ -525,10 +537,22 @@ def prepare_scans(
             scan["language"] = language
         if answers:
             scan["answers"] = answers
+        if consent:
+            scan["consent"] = row_consent(consent)
         problems += row_problems
         if all(p.sent for p in row_problems):
             out.append(PreparedScan(number, scan))
     return Prepared(out, problems, guessed)
+
+
+def row_consent(columns: Mapping[str, str]) -> dict[str, object]:
+    """A row's consent columns -> the scan's ``consent`` (a box not ticked is no consent)."""
+    out: dict[str, object] = {"marketing": columns.get("consent", "").strip().lower() in _YES}
+    if columns.get("consent_channels"):
+        out["channels"] = columns["consent_channels"].replace(",", " ").replace("+", " ").split()
+    if columns.get("consent_text"):
+        out["text_shown"] = columns["consent_text"]
+    return out
 
 
 def _filled(value: object) -> bool:

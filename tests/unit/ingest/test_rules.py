@@ -211,10 +211,13 @@ def test_a_scan_with_a_bad_consent_is_rejected_naming_the_field_and_the_batch_ke
 
 
 def test_a_scanner_export_with_a_consent_column_carries_it_and_a_row_without_one_carries_none():
-    text = "Badge,Time,Email,Opt-in,Opt-in channels\n1,2026-05-01T09:00:00Z,a@example.com,yes,email sms\n2,2026-05-01T09:01:00Z,b@example.com,,\n"
-    mapping = parse_mapping(
-        "Badge=badge_id,Time=scanned_at,Email=email,Opt-in=consent,Opt-in channels=consent_channels"
-    )
-    rows = scans_from_csv(text, mapping)
-    assert rows[0]["consent"] == {"marketing": True, "channels": ["email", "sms"]}
-    assert "consent" not in rows[1]
+    rows = [
+        {"Badge": "1", "Time": "2026-05-01T09:00:00Z", "Email": "a@example.com", "Opt-in": "yes",
+         "Opt-in channels": "email sms"},
+        {"Badge": "2", "Time": "2026-05-01T09:01:00Z", "Email": "b@example.com", "Opt-in": "", "Opt-in channels": ""},
+    ]  # fmt: skip
+    mapping = detect_mapping(list(rows[0]), parse_mapping("Time=scanned_at"))
+    assert mapping.target("Opt-in") == "consent" and mapping.target("Opt-in channels") == "consent_channels"
+    scans = [p.scan for p in prepare_scans(rows, mapping, None).scans]
+    assert scans[0]["consent"] == {"marketing": True, "channels": ["email", "sms"]}
+    assert "consent" not in scans[1]
