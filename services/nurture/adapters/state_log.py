@@ -19,6 +19,7 @@ from leadpipe.runtime.kafka import ensure_topics, make_consumer, read_to_end
 from leadpipe.runtime.settings import ServiceSettings
 from schemas.topics import TopicSpec
 from services.nurture.adapters.redis_store import RedisNurtureStore
+from services.nurture.domain.routing import QueueEntry
 from services.nurture.domain.state import LeadState
 
 log = logging.getLogger(__name__)
@@ -85,9 +86,10 @@ async def rebuild(
     topic: str,
     store: RedisNurtureStore,
     next_due: Callable[[LeadState], datetime | None],
+    queue_entry: Callable[[LeadState], QueueEntry | None],
 ) -> int:
-    """Restores every lead state from the topic into Redis (newer versions win). Returns how many
-    states were restored."""
+    """Restores every lead state from the topic into Redis (newer versions win), with its due
+    time and its place in an overflow queue. Returns how many states were restored."""
     consumer: AIOKafkaConsumer = make_consumer(settings, group_id=None, enable_auto_commit=False)
     await consumer.start()
     latest: dict[bytes, bytes] = {}
@@ -109,7 +111,7 @@ async def rebuild(
     stages: dict[str, int] = {}
     for raw in latest.values():
         state = LeadState.model_validate_json(raw)
-        if await store.restore(raw, next_due(state)):
+        if await store.restore(raw, next_due(state), queue_entry(state)):
             restored += 1
         if not state.synthetic:
             stages[state.stage.value] = stages.get(state.stage.value, 0) + 1

@@ -64,6 +64,15 @@ class Assignment(BaseModel):
     capacity_day: str | None = None
 
 
+class Queued(BaseModel):
+    """The lead waits in its team's overflow queue (nobody had room when it became sales-ready)."""
+
+    team: str
+    since: datetime
+    grade: Grade
+    score: float
+
+
 class LeadState(BaseModel):
     lead_id: str
     version: int = 0
@@ -90,6 +99,9 @@ class LeadState(BaseModel):
     tried_reps: list[str] = Field(default_factory=list)
     wants_rep: bool = False
     assign_retry_at: datetime | None = None
+    queued: Queued | None = None
+    #: How many times the lead entered an overflow queue (each entry alerts once).
+    overflows: int = 0
     seen: list[str] = Field(default_factory=list)
     illegal_transitions: int = 0
 
