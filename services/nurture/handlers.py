@@ -266,8 +266,10 @@ class NurtureHandler:
             chosen = self.engine.directory.rep(held) if held else None
             if chosen is None:
                 continue
+            # lead.assigned's rule is a closed set: this is rotation (by load), the reason says more.
             reason = f"team {team.id} full: least-loaded rep, past capacity"
-            return Candidate(chosen, "overflow_least_loaded", reason), None if st.synthetic else days[chosen.id]
+            cand = Candidate(chosen, "rotation", reason, over_capacity=True)
+            return cand, None if st.synthetic else days[chosen.id]
         return None, None
 
     # -- outputs --------------------------------------------------------------------------------
@@ -329,7 +331,7 @@ class NurtureHandler:
         for team in d.queued:
             m.overflow.labels(team, "queue").inc()
         for a in d.assigned:
-            if a.rule == "overflow_least_loaded":
+            if a.over_capacity:
                 m.overflow.labels(a.team or "", "least_loaded").inc()
         for c in d.stage_changes:
             m.transitions.labels(c.from_stage.value if c.from_stage else "none", c.to_stage.value).inc()

@@ -187,6 +187,19 @@ class RedisNurtureStore:
         text = held.decode() if isinstance(held, bytes) else str(held)
         return text or None
 
+    async def restore_capacity(self, used: dict[tuple[str, str], int]) -> None:
+        """Rebuild: each rep's count for a day is at least what the lead states hold (a count a
+        reservation made since the wipe already raised is kept)."""
+        if not used:
+            return
+        keys = [self._cap(rep_id, day) for rep_id, day in used]
+        now = await self.redis.mget(keys)
+        pipe = self.redis.pipeline(transaction=False)
+        for key, n, current in zip(keys, used.values(), now, strict=True):
+            if n > int(current or 0):
+                pipe.set(key, n, ex=172800)
+        await pipe.execute()
+
     async def release(self, rep_id: str, day: str) -> None:
         await self._release(keys=[self._cap(rep_id, day)])
 

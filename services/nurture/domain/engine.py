@@ -487,7 +487,7 @@ class Nurture:
             assignment_id=f"{st.lead_id}.a{st.attempts}", rep_id=rep.id, rep_name=rep.name, manager_id=rep.manager,
             team=rep.team, rule=candidate.rule, reason=candidate.reason, attempt=st.attempts,
             previous_rep_id=previous, assigned_at=now, accept_by=rep.accept_by(now, self.policy.sla),
-            capacity_day=capacity_day,
+            capacity_day=capacity_day, over_capacity=candidate.over_capacity,
         )  # fmt: skip
         st.assignment = a
         st.tried_reps = [*st.tried_reps, rep.id]

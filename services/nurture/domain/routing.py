@@ -140,6 +140,8 @@ class Candidate:
     rep: Rep
     rule: str
     reason: str
+    #: Given past the rep's capacity (a ``least_loaded`` team's overflow).
+    over_capacity: bool = False
 
 
 @dataclass(frozen=True, slots=True)

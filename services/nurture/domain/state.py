@@ -62,6 +62,8 @@ class Assignment(BaseModel):
     accept_by: datetime
     status: Literal["pending", "accepted", "declined", "expired"] = "pending"
     capacity_day: str | None = None
+    #: Given past the rep's capacity (the team's ``least_loaded`` overflow policy).
+    over_capacity: bool = False
 
 
 class Queued(BaseModel):
