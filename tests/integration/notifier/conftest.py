@@ -9,7 +9,6 @@ import contextlib
 import email
 import email.policy
 import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -38,17 +37,14 @@ class SmtpInbox:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
-        self.received_at: list[float] = []
         self.replies: list[str] = []
         self._lock = threading.Lock()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.replies:
             return self.replies.pop(0)
-        received = time.time()
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self._lock:
-            self.received_at.append(received)
             self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
             self.messages.append(message)  # type: ignore[arg-type]
         return "250 2.0.0 queued"
