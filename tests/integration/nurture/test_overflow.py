@@ -215,3 +215,34 @@ async def test_a_lead_queued_at_the_end_of_a_full_day_is_assigned_when_the_reps_
         assert state.assignment.capacity_day == "2026-05-05"
     finally:
         await redis.aclose()
+
+
+async def test_a_place_given_back_by_an_unaccepted_assignment_goes_to_the_waiting_lead(redis_url: str, tmp_path: Path):
+    """In process against the real Redis: the rep who let the SLA lapse gives the place back; the
+    lead they ignored goes on to wait too (every rep with room has had it), so the place goes to
+    the lead that was already waiting."""
+    books, directory = write_config(tmp_path, capacity=1, reps=2)
+    engine = Nurture(parse_playbooks(yaml.safe_load(books.read_text())),
+                     parse_directory(yaml.safe_load(directory.read_text())))  # fmt: skip
+    now = [datetime(2026, 5, 4, 10, 0, tzinfo=UTC)]
+    redis = Redis.from_url(redis_url)
+    pub = ListPublisher()
+    h = NurtureHandler(engine, RedisNurtureStore(redis, f"nurture:{uuid.uuid4().hex[:8]}:"), pub, ListLog(),
+                       NurtureMetrics(CollectorRegistry()), Links("s", "http://x", 60), clock=lambda: now[0])  # fmt: skip
+    try:
+        for lead in ("ld_a", "ld_b", "ld_waiting"):
+            await h.handle(scored(lead))
+            now[0] += timedelta(minutes=1)
+        lapsed = await h.store.load("ld_a")
+        assert lapsed is not None and lapsed.assignment is not None
+        now[0] = lapsed.assignment.accept_by
+        await h.tick(lease_s=5, limit=10)
+        assert h.capacity_freed.is_set()  # the scheduler serves the queue at once
+        assert await h.serve_queue() == 1
+        (served,) = [e.data for e in pub.events if e.type.endswith("lead.assigned") and e.data.lead_id == "ld_waiting"]
+        assert served.rep_id == lapsed.assignment.rep_id
+        requeued = await h.store.load("ld_a")
+        assert requeued is not None and requeued.queued is not None and requeued.assignment is None
+        assert [e.lead_id for e in await h.store.queue()] == ["ld_a"]
+    finally:
+        await redis.aclose()
