@@ -143,21 +143,33 @@ class NurtureHandler:
             await self.state_log.flush()
         return len(ids)
 
-    async def serve_queue(self) -> int:
-        """Routes queued leads, hottest first, while reps have room. Returns leads routed."""
+    async def serve_queue(self, rounds: int = 5) -> int:
+        """Routes queued leads, hottest first, while reps have room. Returns leads routed for.
+        Planned again while the plan changes (a planned lead that vanished or lost a race leaves
+        its place to the next), up to ``rounds`` times."""
         self.capacity_freed.clear()
-        entries = await self.store.queue()
-        if not entries:
-            return 0
-        now = self.clock()
-        directory = self.engine.directory
-        loads = await self.store.loads((r.id, r.local_day(now)) for r in directory.reps)
-        chosen = serve_next(entries, directory, loads)
-        for lead_id in chosen:
-            await self._apply(lead_id, lambda st: self.engine.on_capacity(st, now), now, None)  # type: ignore[arg-type]
-        if chosen:
+        routed, planned = 0, None
+        for _ in range(rounds):
+            entries = await self.store.queue()
+            if not entries:
+                break
+            now = self.clock()
+            directory = self.engine.directory
+            loads = await self.store.loads((r.id, r.local_day(now)) for r in directory.reps)
+            chosen = serve_next(entries, directory, loads)
+            if not chosen or chosen == planned:
+                break  # no place free, or the same plan again: nothing more to do now
+            planned = chosen
+            for lead_id in chosen:
+                try:
+                    await self._apply(lead_id, lambda st, at=now: self.engine.on_capacity(st, at), now, None)  # type: ignore[misc]
+                except HandlerError as exc:  # one lead's trouble never stops the queue behind it
+                    log.warning(
+                        "serving %s from the overflow queue failed: %s", lead_id, exc, extra={"lead_id": lead_id}
+                    )
+            routed += len(chosen)
             await self.state_log.flush()
-        return len(chosen)
+        return routed
 
     # -- the read-decide-publish-write loop -------------------------------------------------------
     async def _apply(

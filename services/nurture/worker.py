@@ -197,10 +197,11 @@ def build_app(settings: NurtureSettings, registry: CollectorRegistry | None = No
                 second = beat % max(1, int(1 / settings.nurture_tick_interval_s)) == 0
                 # At once when this worker released capacity; about once a second for capacity
                 # released by another replica and for a rep's new day (capacity is per local day).
+                if second:
+                    await wiring.ensure_built()  # about once a second: a wipe with no events coming
                 if second or handler.capacity_freed.is_set():
                     await handler.serve_queue()
                 if second:
-                    await wiring.ensure_built()  # about once a second: a wipe with no events coming
                     await handler.refresh_gauges()
             except Exception:
                 log.exception("scheduler tick failed; retrying")

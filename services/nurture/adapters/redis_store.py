@@ -14,6 +14,7 @@ across worker replicas are Lua scripts:
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterable
 from datetime import datetime
@@ -25,6 +26,7 @@ from schemas.base import Grade
 from services.nurture.domain.routing import Load, QueueEntry
 from services.nurture.domain.state import LeadState
 
+log = logging.getLogger(__name__)
 #: A capacity no rep reaches: reserving past capacity (the ``least_loaded`` overflow policy).
 NO_LIMIT = 2**31
 
@@ -147,9 +149,15 @@ class RedisNurtureStore:
         return bool(await self._restore(keys=keys, args=args))
 
     async def queue(self) -> list[QueueEntry]:
-        """Every lead waiting in an overflow queue (all teams; ``routing.queue_order`` orders them)."""
-        raw = await self.redis.hgetall(self.queue_key)
-        return [_entry(lead_id.decode(), value) for lead_id, value in raw.items()]
+        """Every lead waiting in an overflow queue (all teams; ``routing.queue_order`` orders them).
+        An entry that does not parse is left out and logged (its lead's next save rewrites it)."""
+        out = []
+        for lead_id, value in (await self.redis.hgetall(self.queue_key)).items():
+            try:
+                out.append(_entry(lead_id.decode(), value))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("overflow queue entry of %s does not parse, passed over: %s", lead_id.decode(), exc)
+        return out
 
     async def forget(self, lead_id: str) -> None:
         """Drops the indexes of a lead that no longer exists."""

@@ -246,3 +246,28 @@ async def test_a_place_given_back_by_an_unaccepted_assignment_goes_to_the_waitin
         assert [e.lead_id for e in await h.store.queue()] == ["ld_a"]
     finally:
         await redis.aclose()
+
+
+async def test_a_broken_or_orphaned_queue_entry_never_stops_the_leads_behind_it(redis_url: str, tmp_path: Path):
+    books, directory = write_config(tmp_path, capacity=1, reps=1)
+    engine = Nurture(parse_playbooks(yaml.safe_load(books.read_text())),
+                     parse_directory(yaml.safe_load(directory.read_text())))  # fmt: skip
+    now = [datetime(2026, 5, 4, 10, 0, tzinfo=UTC)]
+    redis = Redis.from_url(redis_url)
+    pub = ListPublisher()
+    h = NurtureHandler(engine, RedisNurtureStore(redis, f"nurture:{uuid.uuid4().hex[:8]}:"), pub, ListLog(),
+                       NurtureMetrics(CollectorRegistry()), Links("s", "http://x", 60), clock=lambda: now[0])  # fmt: skip
+    try:
+        await h.handle(scored("ld_first"))
+        await h.handle(scored("ld_waiting", score=70))
+        # A lead gone from Redis but still in the queue index, hotter than the one waiting, and
+        # an entry that does not parse.
+        gone = '{"team": "sales", "grade": "A", "score": 99, "since": "2026-05-04T09:00:00+00:00", "exclude": []}'
+        await redis.hset(h.store.queue_key, mapping={"ld_gone": gone, "ld_garbled": "{not json"})
+        now[0] += timedelta(days=1)
+        await h.serve_queue()
+        assigned = [e.data.lead_id for e in pub.events if e.type.endswith("lead.assigned")]
+        assert assigned == ["ld_first", "ld_waiting"]
+        assert await redis.hkeys(h.store.queue_key) == [b"ld_garbled"]  # the orphan is dropped
+    finally:
+        await redis.aclose()
