@@ -296,6 +296,8 @@ class Nurture:
         if st.queued is not None:  # a lead that heats up while it waits moves up the queue
             st.queued = st.queued.model_copy(update={"grade": data.grade, "score": data.score})
         self._engagement(d, data, event_id, now)
+        if st.queued is not None and (st.stage in lifecycle.CUSTOMER or st.stage is S.DISQUALIFIED):
+            st.queued, st.wants_rep = None, False  # bought (or ruled out) while waiting: no rep needed now
         self._qualify(d, data, event_id, now)
         return d
 

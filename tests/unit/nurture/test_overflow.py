@@ -130,6 +130,14 @@ def test_a_lead_that_heats_up_while_waiting_moves_up_the_queue():
     assert d.state.queued is not None and d.state.queued.score == 88.0 and d.state.queued.since == MONDAY_10_NY
 
 
+def test_a_lead_that_buys_while_it_waits_leaves_the_queue():
+    n = Nurture(playbooks(), directory())
+    d = queued_hot_lead(n)
+    d = n.on_scored(d.state, "ev2", scored(grade="A", kind="purchased"), MONDAY_10_NY + MINUTE)
+    assert d.state.queued is None and n.queue_entry(d.state) is None and d.route is None
+    assert n.on_capacity(d.state, MONDAY_10_NY + 2 * MINUTE).route is None
+
+
 def test_a_declined_lead_nobody_else_has_room_for_waits_in_the_queue_and_the_manager_hears():
     n = Nurture(playbooks(), directory())
     d = route_first(n, n.on_scored(None, "ev1", scored(grade="A"), MONDAY_10_NY), MONDAY_10_NY)
