@@ -160,7 +160,8 @@ def build_router(settings: IngestSettings, deps: IngestDeps) -> APIRouter:
             if browser:
                 return RedirectResponse(config.redirect_url or "/thanks", status_code=303)
             return json_response(202, {"status": "accepted"}, headers)
-        submitter = Submitter(ip, request.headers.get("user-agent"), request.headers.get("referer"))
+        submitter = Submitter(ip, request.headers.get("user-agent"), request.headers.get("referer"),
+                              request.headers.get("accept-language"))  # fmt: skip
         capture_id = str(uuid.uuid4())
         try:
             capture = build_capture(config, values, capture_id=capture_id, now=deps.clock(), submitter=submitter)

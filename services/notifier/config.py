@@ -60,9 +60,14 @@ class NotifierSettings(ServiceSettings):
     notifier_send_lease_s: float = 30.0
     notifier_ledger_ttl_s: int = 30 * 24 * 3600
 
-    #: Per recipient: at most this many messages per window (a lead is never flooded).
+    #: Per lead-facing recipient: at most this many messages per window (a lead is never flooded).
     notifier_recipient_limit: int = 20
     notifier_recipient_window_s: int = 3600
+    #: Per rep or manager address, same window: not a courtesy cap but a fuse against a bug (a
+    #: routing loop, a replayed topic) mailing one person thousands of times. 1000 an hour is
+    #: 50x the lead cap and far above any real day (daily capacities are 10-20 leads a rep, plus
+    #: SLA and overflow alerts), so a working rep's alert is never held by it.
+    notifier_internal_recipient_limit: int = 1000
     #: Per channel: provider requests per second from one worker.
     notifier_channel_rate_per_s: dict[str, float] = Field(
         default_factory=lambda: {"email": 50.0, "sms": 10.0, "slack": 1.0, "webhook": 50.0}

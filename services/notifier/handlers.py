@@ -3,7 +3,8 @@
 One ``notification.requested`` ends in exactly one ``notification.outcome``: the ledger
 holds the terminal state and the outcome record, and the outcome is (re)published until the
 ledger says it was. Transient failures, ``not_before`` and per-recipient limits go to the
-retry topic with a due time, so the source partition never waits on a provider.
+retry topic with a due time, so the source partition never waits on a provider. The lead-facing
+per-recipient limit never holds a rep's or a manager's alert (``policy.limit_scope``).
 
 Redis is rebuilt from Kafka when its keyspace is empty (``rebuild``, given by the worker): at
 start, and whenever a request finds the built marker gone (Redis wiped under the worker). No
@@ -40,7 +41,7 @@ from services.notifier.adapters.templates import TemplateRenderer
 from services.notifier.domain.consent import consent_refusal
 from services.notifier.domain.errors import RenderError
 from services.notifier.domain.message import SendResult
-from services.notifier.domain.policy import Action, RetryPolicy, after_failure, before_send
+from services.notifier.domain.policy import Action, RetryPolicy, after_failure, before_send, limit_scope
 from services.notifier.domain.suppression import suppressions_for
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class Notifier:
         ledger: RedisLedger,
         suppression: RedisSuppressionList,
         limiter: RedisRecipientLimiter,
+        internal_limiter: RedisRecipientLimiter,
         backlog: RedisRetryBacklog,
         sink: RecordSink,
         metrics: NotifierMetrics,
@@ -94,7 +96,7 @@ class Notifier:
         self.channels = channels
         self.ledger = ledger
         self.suppression = suppression
-        self.limiter = limiter
+        self.limiters = {"lead": limiter, "internal": internal_limiter}
         self.backlog = backlog
         self.sink = sink
         self.metrics = metrics
@@ -203,9 +205,11 @@ class Notifier:
             await self._finish(event, "failed", entry.attempts, error=str(exc))
             return []
 
-        wait = await self.limiter.acquire(channel, req.recipient.address, now)
+        scope = limit_scope(req.audience)
+        wait = await self.limiters[scope].acquire(channel, req.recipient.address, now)
         if wait > 0:
-            await self._defer(event, msg, now + wait, "recipient rate limit")
+            self.metrics.recipient_limited.labels(scope).inc()
+            await self._defer(event, msg, now + wait, f"{scope} recipient rate limit")
             return []
 
         claim = await self.ledger.claim(nid, now=now, lease_s=self.lease_s)

@@ -101,6 +101,13 @@ def build_notifier(
         limiter=RedisRecipientLimiter(
             redis, limit=s.notifier_recipient_limit, window_s=s.notifier_recipient_window_s, prefix=prefix
         ),
+        internal_limiter=RedisRecipientLimiter(
+            redis,
+            limit=s.notifier_internal_recipient_limit,
+            window_s=s.notifier_recipient_window_s,
+            prefix=prefix,
+            scope="rli",
+        ),
         backlog=RedisRetryBacklog(redis, prefix=prefix),
         sink=sink,
         metrics=NotifierMetrics(registry),

@@ -4,6 +4,11 @@ Order for every change (so a crash anywhere loses nothing and repeats only with 
 read the state, decide (pure), reserve a rep if routing was asked for (atomic across replicas),
 publish the outputs (deterministic event and notification ids), then compare-and-set the state
 (its version) and append it to the state topic. A lost race re-reads and decides again.
+
+Overflow: when no rep has room, the team's ``least_loaded`` policy reserves its least-loaded rep
+past capacity; otherwise the decision queues the lead (its queue entry is saved with its state).
+``serve_queue`` (the scheduler calls it at once after capacity was released here, and about once
+a second for releases elsewhere and new days) routes queued leads hottest first.
 """
 
 from __future__ import annotations
@@ -25,9 +30,9 @@ from schemas.links import assignment_token
 from schemas.notification_outcome.v1 import NotificationOutcome
 from schemas.notification_requested.v1 import NotificationRequested, Recipient, TouchRef
 from services.nurture.adapters.metrics import NurtureMetrics
-from services.nurture.adapters.redis_store import RedisNurtureStore
+from services.nurture.adapters.redis_store import NO_LIMIT, RedisNurtureStore
 from services.nurture.domain.engine import Decision, Notify, Nurture
-from services.nurture.domain.routing import Candidate, rank
+from services.nurture.domain.routing import Candidate, least_loaded, rank, serve_next
 from services.nurture.domain.state import LeadState
 
 log = logging.getLogger(__name__)
@@ -101,6 +106,8 @@ class NurtureHandler:
         # Routing reads the reps' loads, then reserves: one lead at a time in this worker, so
         # leads handled concurrently are spread over the reps as they would be one by one.
         self._routing = asyncio.Lock()
+        #: Set when this worker released capacity: the scheduler serves the overflow queue at once.
+        self.capacity_freed = asyncio.Event()
 
     # -- entry points ---------------------------------------------------------------------------
     async def handle(self, event: Envelope[Any], known: Known | None = None) -> list[Envelope[Any]]:
@@ -136,6 +143,34 @@ class NurtureHandler:
             await self.state_log.flush()
         return len(ids)
 
+    async def serve_queue(self, rounds: int = 5) -> int:
+        """Routes queued leads, hottest first, while reps have room. Returns leads routed for.
+        Planned again while the plan changes (a planned lead that vanished or lost a race leaves
+        its place to the next), up to ``rounds`` times."""
+        self.capacity_freed.clear()
+        routed, planned = 0, None
+        for _ in range(rounds):
+            entries = await self.store.queue()
+            if not entries:
+                break
+            now = self.clock()
+            directory = self.engine.directory
+            loads = await self.store.loads((r.id, r.local_day(now)) for r in directory.reps)
+            chosen = serve_next(entries, directory, loads)
+            if not chosen or chosen == planned:
+                break  # no place free, or the same plan again: nothing more to do now
+            planned = chosen
+            for lead_id in chosen:
+                try:
+                    await self._apply(lead_id, lambda st, at=now: self.engine.on_capacity(st, at), now, None)  # type: ignore[misc]
+                except HandlerError as exc:  # one lead's trouble never stops the queue behind it
+                    log.warning(
+                        "serving %s from the overflow queue failed: %s", lead_id, exc, extra={"lead_id": lead_id}
+                    )
+            routed += len(chosen)
+            await self.state_log.flush()
+        return routed
+
     # -- the read-decide-publish-write loop -------------------------------------------------------
     async def _apply(
         self,
@@ -152,8 +187,8 @@ class NurtureHandler:
             if not cached or (state is None and not create):
                 state = await self.store.load(lead_id)
             if state is None and not create:
-                if cause is None:  # a due entry for a lead that no longer exists
-                    await self.store.redis.zrem(self.store.due_key, lead_id)
+                if cause is None:  # a due or queue entry for a lead that no longer exists
+                    await self.store.forget(lead_id)
                     return
                 raise HandlerError(f"data.lead_id: unknown lead {lead_id!r}", field="data.lead_id")
             version = state.version if state else 0
@@ -169,7 +204,7 @@ class NurtureHandler:
             d.state.version = version + 1
             outputs = self._events(d, now, cause)
             await self.publisher.publish(outputs)
-            if await self.store.save(d.state, version, self.engine.next_due(d.state)):
+            if await self.store.save(d.state, version, self.engine.next_due(d.state), self.engine.queue_entry(d.state)):
                 await self.state_log.append(d.state)
                 if known is not None:
                     known.keep(d.state)
@@ -184,6 +219,7 @@ class NurtureHandler:
             if d.route is not None:
                 for rep_id, held_day in d.released:
                     await self.store.release(rep_id, held_day)
+                    self.capacity_freed.set()
                 d.released = []
                 candidate, day = await self._reserve(d)
                 if candidate is None and not d.state.synthetic:
@@ -225,6 +261,28 @@ class NurtureHandler:
                     continue
                 cand = Candidate(rep, cand.rule, cand.reason)
             return cand, None if st.synthetic else days[cand.rep.id]
+        return await self._past_capacity(d, loads, days)
+
+    async def _past_capacity(
+        self, d: Decision, loads: Any, days: dict[str, str]
+    ) -> tuple[Candidate | None, str | None]:
+        """Nobody has room: a ``least_loaded`` team takes the lead anyway (its least-loaded rep,
+        counted past capacity); a ``queue`` team leaves it to the engine to queue."""
+        st, req = d.state, d.route
+        assert req is not None
+        team = self.engine.overflow_team(st, req.exclude)
+        if team is None or team.overflow != "least_loaded":
+            return None, None
+        attempt = st.attempts + 1
+        for rep in least_loaded(team, self.engine.directory, loads, exclude=req.exclude):
+            held = await self.store.reserve(st.lead_id, attempt, rep.id, days[rep.id], NO_LIMIT, count=not st.synthetic)
+            chosen = self.engine.directory.rep(held) if held else None
+            if chosen is None:
+                continue
+            # lead.assigned's rule is a closed set: this is rotation (by load), the reason says more.
+            reason = f"team {team.id} full: least-loaded rep, past capacity"
+            cand = Candidate(chosen, "rotation", reason, over_capacity=True)
+            return cand, None if st.synthetic else days[chosen.id]
         return None, None
 
     # -- outputs --------------------------------------------------------------------------------
@@ -284,6 +342,11 @@ class NurtureHandler:
                 log.warning("rejected %s", exc, extra={"lead_id": st.lead_id})
         if st.synthetic:
             return
+        for team in d.queued:
+            m.overflow.labels(team, "queue").inc()
+        for a in d.assigned:
+            if a.over_capacity:
+                m.overflow.labels(a.team or "", "least_loaded").inc()
         for c in d.stage_changes:
             m.transitions.labels(c.from_stage.value if c.from_stage else "none", c.to_stage.value).inc()
         m.illegal.inc(len(d.illegal))
@@ -311,3 +374,9 @@ class NurtureHandler:
         loads = await self.store.loads((r.id, r.local_day(now)) for r in reps)
         for r in reps:
             m.rep_load.labels(r.id).set(loads[r.id].used if r.id in loads else 0)
+        waiting: dict[str, list[float]] = {t: [] for t in self.engine.directory.team_ids()}
+        for e in await self.store.queue():
+            waiting.setdefault(e.team, []).append(max(0.0, (now - e.since).total_seconds()))
+        for team, ages in waiting.items():
+            m.queue_depth.labels(team).set(len(ages))
+            m.queue_oldest.labels(team).set(max(ages, default=0.0))

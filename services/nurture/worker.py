@@ -1,5 +1,5 @@
 """The nurture worker: a Faust agent over lead.scored, notification.outcome and
-assignment.response, plus the scheduler loop that fires due touches and SLA timers.
+assignment.response, plus the scheduler loop that fires due touches and SLA timers and serves the overflow queue.
 
 Records of one lead share a partition (keyed by lead id), so one agent instance sees a lead's
 events in order. The agent takes records in batches (``stream.take_events``): a lead's events in
@@ -107,7 +107,7 @@ class Wiring:
                     if await store.is_built():
                         return
                     log.warning("nurture state is missing from Redis; rebuilding it from %s", self.state_topic)
-                    await rebuild(self.settings, self.state_topic, store, engine.next_due)
+                    await rebuild(self.settings, self.state_topic, store, engine.next_due, engine.queue_entry)
                     await store.mark_built()
                     self.metrics.rebuilds.inc()
                 except TRANSIENT as exc:
@@ -193,8 +193,14 @@ def build_app(settings: NurtureSettings, registry: CollectorRegistry | None = No
             try:
                 handled = await handler.tick(settings.nurture_claim_lease_s, settings.nurture_claim_batch)
                 beat += 1
-                if beat % max(1, int(1 / settings.nurture_tick_interval_s)) == 0:
+                second = beat % max(1, int(1 / settings.nurture_tick_interval_s)) == 0
+                # At once when this worker released capacity; about once a second for capacity
+                # released by another replica and for a rep's new day (capacity is per local day).
+                if second:
                     await wiring.ensure_built()  # about once a second: a wipe with no events coming
+                if second or handler.capacity_freed.is_set():
+                    await handler.serve_queue()
+                if second:
                     await handler.refresh_gauges()
             except Exception:
                 log.exception("scheduler tick failed; retrying")

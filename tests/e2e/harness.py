@@ -466,13 +466,14 @@ class Journey:
     notes: dict[str, Any] = field(default_factory=dict)
 
     # front doors
-    def post_demo_form(self, fields: dict[str, str]) -> httpx.Response:
+    def post_demo_form(self, fields: dict[str, str], *, accept_language: str | None = None) -> httpx.Response:
         """As a browser submits the landing page's form (url-encoded, same origin, 303 to /thanks)."""
         self.used_pii.update(v for k, v in fields.items() if k in ("email", "phone"))
         base = self.stack.url("ingest")
-        return self.http.post(
-            base + "/v1/forms/demo", data=fields, headers={"Origin": base, "Referer": base + "/"}, follow_redirects=True
-        )
+        headers = {"Origin": base, "Referer": base + "/"}
+        if accept_language is not None:
+            headers["Accept-Language"] = accept_language
+        return self.http.post(base + "/v1/forms/demo", data=fields, headers=headers, follow_redirects=True)
 
     def post_scans(self, batch: dict[str, Any]) -> httpx.Response:
         for scan in batch["scans"]:

@@ -136,6 +136,28 @@ def test_a_directors_demo_request_becomes_grade_a_and_the_rep_accepts_from_the_a
     j.notes["accepted"] = (lead_id, a)
 
 
+# -- 1b ----------------------------------------------------------------------------------------------------
+def test_a_visitor_whose_browser_asks_for_chinese_gets_the_reply_in_chinese(journey: Journey):
+    j = journey
+    shanghai = place("Asia/Shanghai")
+    email = f"li.wei.{j.run}@huaxincloud.cn"
+    captured = datetime.now(UTC)
+    page = j.post_demo_form(
+        {"email": email, "phone": shanghai.phone(111), "first_name": "伟", "last_name": "李",
+         "company": "Huaxin Cloud", "job_title": "Director of Operations", "country": "CN", "seats": "40",
+         "need": "替换表格管理线索", "timeline": "this quarter"},
+        accept_language="zh-CN,zh;q=0.9,en;q=0.8",
+    )  # fmt: skip
+    assert page.status_code == 200 and page.url.path == "/thanks", page.text
+    lead_id = j.lead_id_for(email=email)
+    assert j.scored(lead_id).profile.language == "zh-CN", j.diagnose(lead_id)
+    reply = mail(j, email, f"touch:{lead_id}:0:web_grade_a:0", lead_id)
+    assert reply.subject == "伟，感谢您的联系", reply.subject
+    assert reply.received_at - captured < timedelta(seconds=60)
+    (request,) = [r for r in j.requested(lead_id, audience="lead") if r.template == "lead_reply"]
+    assert request.locale == "zh-CN"
+
+
 # -- 2 -----------------------------------------------------------------------------------------------------
 def test_a_hot_booth_scan_uploaded_hours_late_gets_a_rep_call_task_for_the_next_working_morning(journey: Journey):
     j = journey

@@ -1,4 +1,5 @@
-"""Web-form submissions -> ``LeadCaptured``: field mapping, required fields, consent proof."""
+"""Web-form submissions -> ``LeadCaptured``: field mapping, required fields, consent proof, and
+the visitor's language from the browser when the form does not ask for it."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from schemas.lead_captured.v1 import (
     Qualification,
 )
 from services.ingest.domain.errors import FieldProblem, InvalidInput
+from services.ingest.domain.languages import preferred_language
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 TRUTHY = frozenset({"on", "true", "yes", "1", "y", "checked"})
@@ -60,6 +62,10 @@ class FormConfig:
     rate_limits: RateLimits = field(default_factory=RateLimits)
     default_region: str | None = None
     tags: tuple[str, ...] = ()
+    #: Languages we write to leads in (the notifier's template locales), and the one for a
+    #: browser that asks for none of them.
+    languages: tuple[str, ...] = ("en", "zh-CN")
+    default_language: str = "en"
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> FormConfig:
@@ -76,6 +82,10 @@ class FormConfig:
         if not raw.get("id"):
             problems.append(FieldProblem("id", "is required"))
         consent = _consent_boxes(raw.get("consent"), problems)
+        languages = tuple(str(x) for x in raw.get("languages") or ("en", "zh-CN"))
+        default_language = str(raw.get("default_language") or languages[0])
+        if default_language not in languages:
+            problems.append(FieldProblem("default_language", f"{default_language!r} is not one of languages"))
         if problems:
             raise InvalidInput(problems)
         limits = raw.get("rate_limits") or {}
@@ -91,6 +101,8 @@ class FormConfig:
             rate_limits=RateLimits(**limits),
             default_region=raw.get("default_region"),
             tags=tuple(raw.get("tags") or ()),
+            languages=languages,
+            default_language=default_language,
         )
 
     def origin_allowed(self, origin: str | None) -> bool:
@@ -128,6 +140,8 @@ class Submitter:
     ip: str | None
     user_agent: str | None
     landing_page: str | None = None
+    #: The browser's ``Accept-Language`` header (the visitor's language when the form has no field for it).
+    accept_language: str | None = None
 
 
 def is_spam(config: FormConfig, values: Mapping[str, Any]) -> bool:
@@ -206,6 +220,10 @@ def build_capture(
             ip=submitter.ip,
             user_agent=(submitter.user_agent or "")[:500] or None,
         )
+    if "language" not in sections["person"]:
+        language = preferred_language(submitter.accept_language, config.languages, config.default_language)
+        if language is not None:
+            sections["person"]["language"] = language
     sections["context"]["form_id"] = config.id
     if submitter.landing_page and "landing_page" not in sections["context"]:
         sections["context"]["landing_page"] = submitter.landing_page[:2000]

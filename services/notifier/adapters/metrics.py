@@ -64,6 +64,13 @@ class NotifierMetrics:
             ["channel"],
             registry=registry,
         )
+        self.recipient_limited = Counter(
+            "leadpipe_notifier_recipient_limited_total",
+            "Requests deferred by a per-recipient limit, by scope (lead: the lead-facing cap; "
+            "internal: the reps' and managers' safety limit)",
+            ["scope"],
+            registry=registry,
+        )
         self.rebuilds = Counter(
             "leadpipe_notifier_rebuilds_total",
             "Times the Redis keyspace was found empty and rebuilt from the outcome and engagement topics",

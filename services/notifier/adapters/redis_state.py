@@ -35,18 +35,20 @@ class RedisSuppressionList:
 
 class RedisRecipientLimiter:
     """At most ``limit`` messages to one address per fixed window. ``acquire`` returns 0 when
-    allowed, else the seconds until the window resets."""
+    allowed, else the seconds until the window resets. ``scope`` keeps separate counters (lead
+    and internal messages to one address never count against each other's limit)."""
 
-    def __init__(self, redis: Redis[bytes], *, limit: int, window_s: int, prefix: str = "notifier:"):
+    def __init__(self, redis: Redis[bytes], *, limit: int, window_s: int, prefix: str = "notifier:", scope: str = "rl"):
         self.redis = redis
         self.limit = limit
         self.window_s = window_s
         self.prefix = prefix
+        self.scope = scope
 
     async def acquire(self, channel: str, address: str, now: float | None = None) -> float:
         now = time.time() if now is None else now
         window = int(now // self.window_s)
-        key = f"{self.prefix}rl:{_digest(channel, address)}:{window}"
+        key = f"{self.prefix}{self.scope}:{_digest(channel, address)}:{window}"
         pipe = self.redis.pipeline()
         pipe.incr(key)
         pipe.expire(key, self.window_s + 5)

@@ -6,10 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Literal
 
 from services.notifier.domain.message import SendResult, SendStatus
 
 SYNTHETIC_RESPONSE = "synthetic: not delivered"
+
+#: Alerts to our own salespeople and managers are work instructions, not marketing.
+INTERNAL_AUDIENCES = frozenset({"rep", "manager"})
+LimitScope = Literal["lead", "internal"]
 
 
 class Action(StrEnum):
@@ -50,6 +55,14 @@ def before_send(
     if not_before is not None and not_before > now:
         return Decision(Action.DEFER, "not before", not_before)
     return Decision(Action.SEND)
+
+
+def limit_scope(audience: str) -> LimitScope:
+    """Which per-recipient limit a message counts against. The lead-facing cap protects people
+    who bought nothing yet from being flooded; a rep's or a manager's alert is transactional and
+    never waits behind it (a flooded rep is a routing and capacity matter, handled in nurture).
+    Internal recipients have their own, much higher, safety limit and their own counters."""
+    return "internal" if audience in INTERNAL_AUDIENCES else "lead"
 
 
 def classify_http(status: int) -> tuple[SendStatus, str | None]:

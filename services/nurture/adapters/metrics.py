@@ -61,6 +61,24 @@ class NurtureMetrics:
         self.unassigned = Counter(
             "leadpipe_nurture_unassigned_total", "Routing attempts that found no rep with capacity", registry=registry
         )
+        self.overflow = Counter(
+            "leadpipe_nurture_overflow_total",
+            "Sales-ready leads no rep had room for, by team and what the team's policy did (queue, least_loaded)",
+            ["team", "policy"],
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "leadpipe_nurture_overflow_queue_depth",
+            "Leads waiting in a team's overflow queue for a rep with room",
+            ["team"],
+            registry=registry,
+        )
+        self.queue_oldest = Gauge(
+            "leadpipe_nurture_overflow_queue_oldest_seconds",
+            "How long the longest-waiting lead in a team's overflow queue has waited",
+            ["team"],
+            registry=registry,
+        )
         self.conflicts = Counter(
             "leadpipe_nurture_state_conflicts_total", "Optimistic state writes retried", registry=registry
         )

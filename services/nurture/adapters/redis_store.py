@@ -4,7 +4,8 @@ Redis is an index and a cache: every lead state is also appended to the compacte
 (``adapters/state_log.py``), from which an empty Redis is rebuilt. Writes that must be atomic
 across worker replicas are Lua scripts:
 
-- ``save``: compare-and-set on the state's version, and the due index moves with it;
+- ``save``: compare-and-set on the state's version, and the due index and the overflow-queue
+  index (``queue``: lead id -> its queue entry) move with it;
 - ``claim``: takes due leads and pushes them a lease into the future, so a worker that dies
   mid-tick leaves them to be claimed again (lost never, repeated with the same touch ids);
 - ``reserve``: one rep per (lead, attempt) and never beyond a rep's daily capacity.
@@ -12,6 +13,8 @@ across worker replicas are Lua scripts:
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from collections.abc import Iterable
 from datetime import datetime
@@ -19,14 +22,20 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from services.nurture.domain.routing import Load
+from schemas.base import Grade
+from services.nurture.domain.routing import Load, QueueEntry
 from services.nurture.domain.state import LeadState
+
+log = logging.getLogger(__name__)
+#: A capacity no rep reaches: reserving past capacity (the ``least_loaded`` overflow policy).
+NO_LIMIT = 2**31
 
 _SAVE = """
 local cur = redis.call('HGET', KEYS[1], 'v')
 if (cur or '0') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 's', ARGV[3])
 if ARGV[4] == '' then redis.call('ZREM', KEYS[2], ARGV[5]) else redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5]) end
+if ARGV[6] == '' then redis.call('HDEL', KEYS[3], ARGV[5]) else redis.call('HSET', KEYS[3], ARGV[5], ARGV[6]) end
 return 1
 """
 
@@ -35,6 +44,7 @@ local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 if cur >= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 's', ARGV[2])
 if ARGV[3] == '' then redis.call('ZREM', KEYS[2], ARGV[4]) else redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4]) end
+if ARGV[5] == '' then redis.call('HDEL', KEYS[3], ARGV[4]) else redis.call('HSET', KEYS[3], ARGV[4], ARGV[5]) end
 return 1
 """
 
@@ -72,6 +82,7 @@ class RedisNurtureStore:
         self.redis = redis
         self.prefix = prefix
         self.due_key = f"{prefix}due"
+        self.queue_key = f"{prefix}queue"
         self._save = redis.register_script(_SAVE)
         self._restore = redis.register_script(_RESTORE)
         self._claim = redis.register_script(_CLAIM)
@@ -118,19 +129,42 @@ class RedisNurtureStore:
                 continue
         return out, built
 
-    async def save(self, state: LeadState, expected_version: int, due: datetime | None) -> bool:
-        """Writes ``state`` (its version must be ``expected_version + 1``) if nobody wrote since."""
+    async def save(
+        self, state: LeadState, expected_version: int, due: datetime | None, queued: QueueEntry | None = None
+    ) -> bool:
+        """Writes ``state`` (its version must be ``expected_version + 1``) if nobody wrote since;
+        ``queued`` is its overflow-queue entry (None: not waiting)."""
         score = "" if due is None else repr(due.timestamp())
-        keys = [self._lead(state.lead_id), self.due_key]
-        args = [str(expected_version), str(state.version), state.model_dump_json(), score, state.lead_id]
+        keys = [self._lead(state.lead_id), self.due_key, self.queue_key]
+        args = [str(expected_version), str(state.version), state.model_dump_json(), score, state.lead_id,
+                _entry_json(queued)]  # fmt: skip
         return bool(await self._save(keys=keys, args=args))
 
-    async def restore(self, raw_state: bytes, due: datetime | None) -> bool:
+    async def restore(self, raw_state: bytes, due: datetime | None, queued: QueueEntry | None = None) -> bool:
         """Rebuild: keeps whichever of Redis and the topic has the newer version."""
         state = LeadState.model_validate_json(raw_state)
         score = "" if due is None else repr(due.timestamp())
-        keys = [self._lead(state.lead_id), self.due_key]
-        return bool(await self._restore(keys=keys, args=[str(state.version), raw_state, score, state.lead_id]))
+        keys = [self._lead(state.lead_id), self.due_key, self.queue_key]
+        args: list[bytes | str] = [str(state.version), raw_state, score, state.lead_id, _entry_json(queued)]
+        return bool(await self._restore(keys=keys, args=args))
+
+    async def queue(self) -> list[QueueEntry]:
+        """Every lead waiting in an overflow queue (all teams; ``routing.queue_order`` orders them).
+        An entry that does not parse is left out and logged (its lead's next save rewrites it)."""
+        out = []
+        for lead_id, value in (await self.redis.hgetall(self.queue_key)).items():
+            try:
+                out.append(_entry(lead_id.decode(), value))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("overflow queue entry of %s does not parse, passed over: %s", lead_id.decode(), exc)
+        return out
+
+    async def forget(self, lead_id: str) -> None:
+        """Drops the indexes of a lead that no longer exists."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zrem(self.due_key, lead_id)
+        pipe.hdel(self.queue_key, lead_id)
+        await pipe.execute()
 
     async def claim_due(self, now: float, lease_s: float, limit: int) -> list[str]:
         ids = await self._claim(keys=[self.due_key], args=[repr(now), repr(now + lease_s), str(limit)])
@@ -160,6 +194,19 @@ class RedisNurtureStore:
         held: Any = await self._reserve(keys=keys, args=args)
         text = held.decode() if isinstance(held, bytes) else str(held)
         return text or None
+
+    async def restore_capacity(self, used: dict[tuple[str, str], int]) -> None:
+        """Rebuild: each rep's count for a day is at least what the lead states hold (a count a
+        reservation made since the wipe already raised is kept)."""
+        if not used:
+            return
+        keys = [self._cap(rep_id, day) for rep_id, day in used]
+        now = await self.redis.mget(keys)
+        pipe = self.redis.pipeline(transaction=False)
+        for key, n, current in zip(keys, used.values(), now, strict=True):
+            if n > int(current or 0):
+                pipe.set(key, n, ex=172800)
+        await pipe.execute()
 
     async def release(self, rep_id: str, day: str) -> None:
         await self._release(keys=[self._cap(rep_id, day)])
@@ -225,3 +272,16 @@ class RedisNurtureStore:
 
     async def mark_built(self) -> None:
         await self.redis.set(f"{self.prefix}meta:built", "1")
+
+
+def _entry_json(entry: QueueEntry | None) -> str:
+    if entry is None:
+        return ""
+    return json.dumps({"team": entry.team, "grade": entry.grade.value, "score": entry.score,
+                       "since": entry.since.isoformat(), "exclude": list(entry.exclude)})  # fmt: skip
+
+
+def _entry(lead_id: str, raw: bytes) -> QueueEntry:
+    d = json.loads(raw)
+    return QueueEntry(lead_id, str(d["team"]), Grade(d["grade"]), float(d["score"]),
+                      datetime.fromisoformat(d["since"]), tuple(d.get("exclude") or ()))  # fmt: skip

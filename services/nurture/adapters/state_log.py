@@ -2,7 +2,8 @@
 
 Each successful state write is appended here keyed by lead id, so the latest record per lead
 is its state. ``rebuild`` reads the topic from the start to its end and restores Redis (lead
-states, the due index, stage counts): a lost Redis loses no lead and no scheduled touch.
+states, the due index, the overflow queue, stage counts, the reps' capacity used per day): a lost
+Redis loses no lead, no scheduled touch and no queued lead.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from leadpipe.runtime.kafka import ensure_topics, make_consumer, read_to_end, to
 from leadpipe.runtime.settings import ServiceSettings
 from schemas.topics import TopicSpec
 from services.nurture.adapters.redis_store import RedisNurtureStore
+from services.nurture.domain.routing import QueueEntry
 from services.nurture.domain.state import LeadState
 
 log = logging.getLogger(__name__)
@@ -85,9 +87,10 @@ async def rebuild(
     topic: str,
     store: RedisNurtureStore,
     next_due: Callable[[LeadState], datetime | None],
+    queue_entry: Callable[[LeadState], QueueEntry | None],
 ) -> int:
-    """Restores every lead state from the topic into Redis (newer versions win). Returns how many
-    states were restored."""
+    """Restores every lead state from the topic into Redis (newer versions win), with its due
+    time and its place in an overflow queue. Returns how many states were restored."""
     consumer: AIOKafkaConsumer = make_consumer(settings, group_id=None, enable_auto_commit=False)
     await consumer.start()
     latest: dict[bytes, bytes] = {}
@@ -106,12 +109,20 @@ async def rebuild(
         await consumer.stop()
     restored = 0
     stages: dict[str, int] = {}
+    # A rep's capacity used on a day is the leads whose current assignment holds a place that day
+    # (declined and expired ones gave theirs back): without it a rebuilt queue would be served
+    # at once, as if every rep had a free day.
+    used: dict[tuple[str, str], int] = {}
     for raw in latest.values():
         state = LeadState.model_validate_json(raw)
-        if await store.restore(raw, next_due(state)):
+        if await store.restore(raw, next_due(state), queue_entry(state)):
             restored += 1
         if not state.synthetic:
             stages[state.stage.value] = stages.get(state.stage.value, 0) + 1
+        a = state.assignment
+        if a is not None and a.capacity_day and a.status in ("pending", "accepted"):
+            used[(a.rep_id, a.capacity_day)] = used.get((a.rep_id, a.capacity_day), 0) + 1
+    await store.restore_capacity(used)
     if stages:
         await store.redis.delete(f"{store.prefix}stages")
         await store.redis.hset(f"{store.prefix}stages", mapping=stages)  # type: ignore[arg-type]

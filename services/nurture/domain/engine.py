@@ -20,7 +20,16 @@ from services.nurture.domain.calendar import at_local, first_working_day_after, 
 from services.nurture.domain.consent import WAITING_FOR_CONSENT, basis_for, consented_channels, not_started
 from services.nurture.domain.errors import IllegalTransition
 from services.nurture.domain.playbooks import Playbook, PlaybookSet
-from services.nurture.domain.routing import Candidate, Directory, LeadFacts, Rep
+from services.nurture.domain.routing import (
+    Candidate,
+    Directory,
+    LeadFacts,
+    QueueEntry,
+    Rep,
+    Team,
+    overflow_recipient,
+    overflow_team,
+)
 from services.nurture.domain.state import (
     CONSENT_NOTES_KEEP,
     TOUCH_LOG_KEEP,
@@ -28,6 +37,7 @@ from services.nurture.domain.state import (
     ConsentNote,
     LeadState,
     LeadView,
+    Queued,
     ScheduledTouch,
 )
 
@@ -89,6 +99,8 @@ class Decision:
     illegal: list[IllegalTransition] = field(default_factory=list)
     released: list[tuple[str, str]] = field(default_factory=list)
     owner_claim: tuple[str, str] | None = None
+    #: teams whose overflow queue the lead entered
+    queued: list[str] = field(default_factory=list)
     duplicate: bool = False
     sla_breaches: int = 0
     touches_scheduled: int = 0
@@ -106,6 +118,7 @@ class Decision:
         self.illegal += other.illegal
         self.released += other.released
         self.owner_claim = other.owner_claim or self.owner_claim
+        self.queued += other.queued
         self.sla_breaches += other.sla_breaches
         self.touches_scheduled += other.touches_scheduled
         self.deferred += other.deferred
@@ -352,7 +365,11 @@ class Nurture:
         for addr in data.invalid_addresses:
             if addr not in st.invalid_addresses:
                 st.invalid_addresses.append(addr)
+        if st.queued is not None:  # a lead that heats up while it waits moves up the queue
+            st.queued = st.queued.model_copy(update={"grade": data.grade, "score": data.score})
         self._engagement(d, data, event_id, now)
+        if st.queued is not None and (st.stage in lifecycle.CUSTOMER or st.stage is S.DISQUALIFIED):
+            st.queued, st.wants_rep = None, False  # bought (or ruled out) while waiting: no rep needed now
         self._qualify(d, data, event_id, now)
         return d
 
@@ -460,6 +477,15 @@ class Nurture:
         d.route = RouteRequest(tuple(st.tried_reps), f"declined by {a.rep_id}")
         return d
 
+    def on_capacity(self, state: LeadState, now: datetime) -> Decision:
+        """A rep has room again and this queued lead is next: route it (the queue is served in
+        ``routing.queue_order``). A lead no longer waiting is left as it is."""
+        st = state.model_copy(deep=True)
+        d = Decision(st)
+        if st.queued is not None and (st.assignment is None or st.assignment.status != "pending"):
+            d.route = RouteRequest(tuple(st.tried_reps), f"a rep has room: next in the {st.queued.team} overflow queue")
+        return d
+
     # -- time ---------------------------------------------------------------------------------
     def on_tick(self, state: LeadState, now: datetime) -> Decision:
         st = state.model_copy(deep=True)
@@ -500,6 +526,17 @@ class Nurture:
         v = st.lead
         return LeadFacts(v.country, v.language, v.company_domain, tuple(v.product_interest), v.core_account)
 
+    def overflow_team(self, st: LeadState, exclude: tuple[str, ...] = ()) -> Team | None:
+        return overflow_team(self.lead_facts(st), self.directory, exclude=exclude)
+
+    @staticmethod
+    def queue_entry(st: LeadState) -> QueueEntry | None:
+        """The lead's place in its team's overflow queue (the store indexes it with the state)."""
+        q = st.queued
+        if q is None:
+            return None
+        return QueueEntry(st.lead_id, q.team, q.grade, q.score, q.since, tuple(st.tried_reps))
+
     def call_at(self, st: LeadState, rep: Rep, now: datetime) -> datetime:
         """09:00 (the playbook's ``call_at``) in the lead's zone on the first working day after the show."""
         pb = self.playbooks.get(st.playbook or "")
@@ -517,20 +554,25 @@ class Nurture:
             return d
         if candidate is None:
             st.wants_rep = True
-            st.assign_retry_at = now + self.policy.unassigned_retry
             if st.assignment is not None and st.assignment.status != "accepted":
                 st.assignment = None
+            team = self.overflow_team(st, req.exclude)
+            if team is None:  # no reps at all: nothing to queue for, look again later
+                st.assign_retry_at = now + self.policy.unassigned_retry
+            else:
+                st.assign_retry_at = None
+                self._enqueue(d, team, now)
             self._breach_alert(d, req, None, now)
             return d
         rep = candidate.rep
         st.attempts += 1
-        st.wants_rep, st.assign_retry_at = False, None
+        st.wants_rep, st.assign_retry_at, st.queued = False, None, None
         previous = st.assignment.rep_id if st.assignment else None
         a = Assignment(
             assignment_id=f"{st.lead_id}.a{st.attempts}", rep_id=rep.id, rep_name=rep.name, manager_id=rep.manager,
             team=rep.team, rule=candidate.rule, reason=candidate.reason, attempt=st.attempts,
             previous_rep_id=previous, assigned_at=now, accept_by=rep.accept_by(now, self.policy.sla),
-            capacity_day=capacity_day,
+            capacity_day=capacity_day, over_capacity=candidate.over_capacity,
         )  # fmt: skip
         st.assignment = a
         st.tried_reps = [*st.tried_reps, rep.id]
@@ -559,6 +601,27 @@ class Nurture:
         self._breach_alert(d, req, rep, now)
         return d
 
+    def _enqueue(self, d: Decision, team: Team, now: datetime) -> None:
+        """Nobody has room: the lead waits in its team's queue, and the team's overflow channel (or
+        manager) hears at once, once per entry into the queue. Already waiting: nothing new."""
+        st = d.state
+        if st.queued is not None:
+            return
+        st.overflows += 1
+        st.queued = Queued(team=team.id, since=now, grade=st.lead.grade, score=st.lead.score)
+        d.queued.append(team.id)
+        to = overflow_recipient(team, self.directory)
+        if to is None:  # parse_directory refuses such a team; a hand-built directory may not
+            return
+        d.notifications.append(
+            Notify(
+                f"overflow:{st.lead_id}:{st.overflows}", audience="manager", channel=to.alert.channel,
+                address=to.alert.address, recipient_name=to.name, template="manager_overflow",
+                variables={"lead": lead_card(st.lead), "team": team.id, "queued_at": now.isoformat()},
+                locale=to.locale, priority="high",
+            )
+        )  # fmt: skip
+
     def _breach_alert(self, d: Decision, req: RouteRequest, next_rep: Rep | None, now: datetime) -> None:
         breached = req.breach_of
         if breached is None:
@@ -573,6 +636,6 @@ class Nurture:
                 variables={"lead": lead_card(d.state.lead), "rep_name": breached.rep_name or breached.rep_id,
                            "next_rep_name": next_rep.name if next_rep else None,
                            "assigned_at": breached.assigned_at.isoformat()},
-                priority="high", assignment_id=breached.assignment_id,
+                locale=manager.locale, priority="high", assignment_id=breached.assignment_id,
             )
         )  # fmt: skip

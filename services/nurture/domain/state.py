@@ -77,6 +77,17 @@ class Assignment(BaseModel):
     accept_by: datetime
     status: Literal["pending", "accepted", "declined", "expired"] = "pending"
     capacity_day: str | None = None
+    #: Given past the rep's capacity (the team's ``least_loaded`` overflow policy).
+    over_capacity: bool = False
+
+
+class Queued(BaseModel):
+    """The lead waits in its team's overflow queue (nobody had room when it became sales-ready)."""
+
+    team: str
+    since: datetime
+    grade: Grade
+    score: float
 
 
 class LeadState(BaseModel):
@@ -105,6 +116,9 @@ class LeadState(BaseModel):
     tried_reps: list[str] = Field(default_factory=list)
     wants_rep: bool = False
     assign_retry_at: datetime | None = None
+    queued: Queued | None = None
+    #: How many times the lead entered an overflow queue (each entry alerts once).
+    overflows: int = 0
     seen: list[str] = Field(default_factory=list)
     illegal_transitions: int = 0
     consent_notes: list[ConsentNote] = Field(default_factory=list)

@@ -32,6 +32,23 @@ async def test_the_process_serves_ops_endpoints_and_accepts_a_form(ingest_proces
         assert "leadpipe_ingest_events_published_total" in (await c.get("/metrics")).text
 
 
+async def test_a_form_post_from_a_browser_asking_for_chinese_records_zh_cn_as_the_visitors_language(
+    ingest_process: str, registry_topics: str
+):
+    emails = {f"{who}-{uuid.uuid4().hex[:8]}@example.com": who for who in ("zh", "fr", "api")}
+    headers = {"zh": "zh-CN,zh;q=0.9,en;q=0.8", "fr": "fr-FR,fr;q=0.9"}
+    async with httpx.AsyncClient(base_url=ingest_process) as c:
+        for email, who in emails.items():
+            form = {"email": email, "first_name": "Li", "company": "Hua Tech"}
+            sent = {"Accept-Language": headers[who]} if who in headers else {}
+            resp = await (c.post("/v1/forms/demo", data=form, headers=sent) if who != "api" else
+                          c.post("/v1/forms/demo", json=form))  # fmt: skip
+            assert resp.status_code in (202, 303), resp.text
+    captures = {e.data.identity.email: e.data for e in await read_all(registry_topics, "lead.captured.v1")}
+    got = {who: captures[email].person.language for email, who in emails.items()}
+    assert got == {"zh": "zh-CN", "fr": "en", "api": None}
+
+
 @pytest.mark.browser
 async def test_a_browser_fills_the_demo_form_and_the_capture_is_on_the_topic(ingest_process: str, registry_topics: str):
     chromium = require_tool("chromium", "chromium")

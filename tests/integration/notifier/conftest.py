@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import email
 import email.policy
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -30,22 +31,27 @@ from services.notifier.wiring import build_channels, build_notifier
 
 
 class SmtpInbox:
-    """aiosmtpd handler: ``replies`` (e.g. "451 4.3.0 later") answer DATA first, then 250."""
+    """aiosmtpd handler: ``replies`` (e.g. "451 4.3.0 later") answer DATA first, then 250. Tests
+    read it while the server thread writes, so a message and its envelope are added together."""
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self.replies: list[str] = []
+        self._lock = threading.Lock()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.replies:
             return self.replies.pop(0)
-        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
-        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))  # type: ignore[arg-type]
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self._lock:
+            self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+            self.messages.append(message)  # type: ignore[arg-type]
         return "250 2.0.0 queued"
 
     def to(self, address: str) -> list[EmailMessage]:
-        return [m for m, (_, rcpts) in zip(self.messages, self.envelopes, strict=True) if address in rcpts]
+        with self._lock:
+            return [m for m, (_, rcpts) in zip(self.messages, self.envelopes, strict=True) if address in rcpts]
 
 
 @dataclass

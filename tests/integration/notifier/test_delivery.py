@@ -313,20 +313,44 @@ async def test_expired_and_synthetic_requests_are_never_delivered(make_harness, 
     assert h.metric("leadpipe_notifier_sends_total", {"channel": "email", "outcome": "sent"}) == 0
 
 
+LEAD_TOUCH = {"audience": "lead", "template": "weekly_checkin", "variables": {"first_name": "Dana"}}
+
+
 async def test_not_before_and_recipient_limit_defer_instead_of_sending(make_harness, smtp):
     h = make_harness(notifier_recipient_limit=1)
     event, msg = request(not_before=datetime.now(UTC) + timedelta(minutes=5))
     await h.notifier.on_request(event, msg)
     assert smtp.inbox.messages == [] and h.sink.on(OUT) == []
     for _ in range(2):
-        event, msg = request(address="busy@sales.example")
+        event, msg = request(address="busy@lead.example", **LEAD_TOUCH)
         await h.notifier.on_request(event, msg)
-    assert len(smtp.inbox.to("busy@sales.example")) == 1
+    assert len(smtp.inbox.to("busy@lead.example")) == 1
     assert len(h.sink.on(RETRY)) == 2 and len(h.sink.on(OUT)) == 1
+    assert h.metric("leadpipe_notifier_recipient_limited_total", {"scope": "lead"}) == 1
     # Deferred past its expiry -> expired now, not later.
-    event, msg = request(address="busy@sales.example", expires_at=datetime.now(UTC) + timedelta(seconds=30))
+    event, msg = request(
+        address="busy@lead.example", expires_at=datetime.now(UTC) + timedelta(seconds=30), **LEAD_TOUCH
+    )
     await h.notifier.on_request(event, msg)
     assert outcomes(h.sink.on(OUT))[-1].status == "expired"
+
+
+async def test_a_reps_alerts_are_never_held_by_the_lead_facing_cap_only_by_the_much_higher_internal_fuse(
+    make_harness, smtp
+):
+    h = make_harness(notifier_recipient_limit=1, notifier_internal_recipient_limit=5)
+    # The same person is also a lead somewhere (a rep trying the demo form): the counts stay apart.
+    event, msg = request(address="ana@sales.example", **LEAD_TOUCH)
+    await h.notifier.on_request(event, msg)
+    for audience in ("rep", "rep", "manager", "rep", "rep"):
+        event, msg = request(address="ana@sales.example", audience=audience)
+        await h.notifier.on_request(event, msg)
+    assert len(smtp.inbox.to("ana@sales.example")) == 6 and h.sink.on(RETRY) == []
+    event, msg = request(address="ana@sales.example")  # the sixth internal one in the window trips the fuse
+    await h.notifier.on_request(event, msg)
+    assert len(smtp.inbox.to("ana@sales.example")) == 6 and len(h.sink.on(RETRY)) == 1
+    assert h.metric("leadpipe_notifier_recipient_limited_total", {"scope": "internal"}) == 1
+    assert h.metric("leadpipe_notifier_recipient_limited_total", {"scope": "lead"}) == 0
 
 
 async def test_dev_outbox_writes_eml_files_and_a_json_lines_log(make_harness, tmp_path):

@@ -122,13 +122,13 @@ async def metrics_text(port: int) -> str:
 
 
 def scored(lead_id: str, *, grade: str = "A", kind: str | None = None, event_id: str | None = None,
-           synthetic: bool = False, country: str = "US",
+           synthetic: bool = False, country: str = "US", score: float | None = None,
            consent: tuple[str, ...] = ("email",)) -> Envelope[LeadScored]:  # fmt: skip
     now = datetime.now(UTC)
     data = LeadScored.model_validate(
         {
             "lead_id": lead_id, "scored_at": now, "model_version": "m1", "fit_score": 50, "engagement_score": 10,
-            "score": 80 if grade == "A" else 50, "grade": grade,
+            "score": score if score is not None else 80 if grade == "A" else 50, "grade": grade,
             "reasons": [{"rule_id": "r1", "description": "Director-level title", "points": 15, "component": "fit"}],
             "profile": {"email": f"{lead_id}@lead.test", "full_name": "Dana Lee", "company": "Acme",
                         "country": country, "timezone": "UTC", "language": "en"},

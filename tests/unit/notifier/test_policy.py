@@ -8,6 +8,7 @@ from services.notifier.domain.policy import (
     before_send,
     classify_http,
     classify_smtp,
+    limit_scope,
     resolve_locale,
 )
 
@@ -41,6 +42,14 @@ def test_a_suppressed_address_is_never_contacted():
 def test_a_request_before_its_not_before_time_waits_until_then():
     later = NOW + timedelta(hours=2)
     assert _decide(not_before=later) == _decide(not_before=later).__class__(Action.DEFER, "not before", later)
+
+
+def test_rep_and_manager_alerts_never_count_against_the_lead_facing_cap():
+    assert limit_scope("rep") == "internal" and limit_scope("manager") == "internal"
+
+
+def test_messages_to_leads_count_against_the_lead_facing_cap():
+    assert limit_scope("lead") == "lead"
 
 
 def test_timeouts_rate_limits_and_server_errors_are_transient_other_client_errors_permanent():

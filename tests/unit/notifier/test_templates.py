@@ -15,6 +15,7 @@ CONTRACT = {
     "rep_alert": ("rep", {"lead": LEAD, "accept_url": "A", "decline_url": "D", "accept_by": "T"}),
     "rep_call_task": ("rep", {"lead": LEAD, "show_name": "S", "call_at": "C", "accept_url": "A", "decline_url": "D"}),
     "manager_sla_breach": ("manager", {"lead": LEAD, "rep_name": "R", "next_rep_name": "N", "assigned_at": "T"}),
+    "manager_overflow": ("manager", {"lead": LEAD, "team": "amer", "queued_at": "T"}),
     "lead_reply": ("lead", {"first_name": "Dana", "rep_name": None}),
     "nurture_content": ("lead", {"first_name": "Dana", "step": 2, "topic": "pricing"}),
     "weekly_checkin": ("lead", {"first_name": "Dana"}),

@@ -238,16 +238,6 @@ def test_a_response_to_an_old_assignment_changes_nothing():
     assert stale.stale and stale.state.assignment == d.state.assignment
 
 
-def test_no_rep_with_capacity_leaves_the_lead_waiting_and_retries_later():
-    n = engine()
-    d = n.on_scored(None, "ev1", scored(grade="A"), MONDAY_10_NY)
-    d = n.assign(d, None, MONDAY_10_NY, None)
-    assert d.state.wants_rep and d.state.assign_retry_at == MONDAY_10_NY + timedelta(minutes=15)
-    assert n.on_tick(d.state, MONDAY_10_NY + timedelta(minutes=14)).route is None
-    retry = n.on_tick(d.state, MONDAY_10_NY + timedelta(minutes=15))
-    assert retry.route is not None
-
-
 def test_a_hot_booth_lead_gets_a_rep_call_task_at_nine_local_on_the_first_working_day_after_the_show():
     n = engine()
     friday_show_end = "2026-05-08"
