@@ -95,13 +95,17 @@ def load_state(raw: bytes | str) -> LeadState:
 
 def links_of(states: Iterable[LeadState]) -> dict[str, tuple[str, ...]]:
     """The links these lead states make (what a rebuild restores)."""
+    return _links((s.lead_id, s.identifiers) for s in states)
+
+
+def _links(leads: Iterable[tuple[str, Iterable[str]]]) -> dict[str, tuple[str, ...]]:
     links: dict[str, tuple[str, ...]] = {}
-    for state in states:
-        for identifier in state.identifiers:
+    for lead_id, identifiers in leads:
+        for identifier in identifiers:
             if is_strong(identifier):
-                links[identifier] = (state.lead_id,)
+                links[identifier] = (lead_id,)
             else:
-                links[identifier] = (*links.get(identifier, ()), state.lead_id)
+                links[identifier] = (*links.get(identifier, ()), lead_id)
     return links
 
 
@@ -253,16 +257,18 @@ class RedisLeadStore:
         """Put back lead states read from the state topic, with their links and the active
         model. Nothing that exists is overwritten: a worker that finished its own rebuild first
         may already have moved a lead on. Returns how many leads were put back."""
-        states = [load_state(raw) for raw in raw_states]
+        # Only the id and identifiers are needed to restore a state: not the whole model.
+        leads = [(str(d["lead_id"]), list(d.get("identifiers") or ()), raw) for raw in raw_states
+                 if (d := orjson.loads(raw))]  # fmt: skip
         pipe = self.redis.pipeline(transaction=False)
-        for state in states:
-            pipe.set(self.lead_key(state.lead_id), dump_state(state), nx=True)
-        for identifier, lids in links_of(states).items():
+        for lead_id, _, raw in leads:
+            pipe.set(self.lead_key(lead_id), raw, nx=True)
+        for identifier, lids in _links((lead_id, ids) for lead_id, ids, _ in leads).items():
             pipe.set(self.link_key(identifier), encode_link(identifier, lids), nx=True)
         if model_version:
             pipe.set(self.model_key, model_version, nx=True)
         done = await pipe.execute()
-        return sum(bool(x) for x in done[: len(states)])
+        return sum(bool(x) for x in done[: len(leads)])
 
     async def mark_built(self, token: str) -> bool:
         """Sets the built marker; False if the keyspace was wiped again since ``begin_rebuild``."""
