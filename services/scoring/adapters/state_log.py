@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from leadpipe.runtime.kafka import ensure_topics, make_consumer, read_to_end
 from leadpipe.runtime.settings import ServiceSettings
-from schemas.topics import TopicSpec
+from schemas.topics import TopicSpec, registry
 from services.scoring.adapters.redis_store import RedisLeadStore, dump_state
 from services.scoring.domain.lead import LeadState
 
@@ -32,7 +33,8 @@ MODEL_KEY = b"\x00model"
 
 
 def state_topic_spec(name: str, partitions: int) -> TopicSpec:
-    return TopicSpec(name=name, key="lead id", partitions=partitions, cleanup_policy="compact", retention_ms=-1)
+    """The registry's ``scoring.state.v1`` (what ``leadpipe topics apply`` creates) under ``name``."""
+    return replace(registry(partitions)["scoring.state.v1"], name=name)
 
 
 async def ensure_state_topic(settings: ServiceSettings, name: str) -> None:

@@ -9,9 +9,10 @@ from prometheus_client import CollectorRegistry
 from leadpipe.runtime.stream import EventProcessor, RawMessage
 from schemas.codec import encode
 from schemas.envelope import new_event
+from schemas.topics import registry
 from services.scoring.adapters.metrics import ScoringMetrics
 from services.scoring.adapters.redis_store import Snapshot, dump_state, links_of, load_state
-from services.scoring.adapters.state_log import MODEL_KEY, StateLog, current, fold
+from services.scoring.adapters.state_log import MODEL_KEY, StateLog, current, fold, state_topic_spec
 from services.scoring.batch import BatchProcessor
 from services.scoring.handlers import Scorer
 from tests.unit.scoring.leads import MODEL, REF, capture
@@ -133,3 +134,10 @@ async def test_a_batch_finding_redis_wiped_waits_for_the_rebuild_before_deciding
                      headers=rec.headers)  # fmt: skip
     assert await batches.process([msg]) == 1
     assert log == ["read built=False", "rebuild", "read built=True", "publish scored", "state topic 1", "write"]
+
+
+def test_topics_apply_creates_the_state_topic_compacted_and_kept_forever():
+    spec = registry(3)["scoring.state.v1"]
+    assert spec.config == {"cleanup.policy": "compact", "retention.ms": "-1"} and spec.partitions == 3
+    assert spec.dead_letter_of is None and spec.event_type is None
+    assert state_topic_spec("scoring-state-test", 3).config == spec.config
