@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from schemas.lead_scored.v1 import LeadScored
 from tests import infra
+from tests.chaos.audit import CAPTURED, SCORED, Accepted, Observed, audit, read_topics
 from tests.integration.scoring.harness import (
     Reader,
     Topics,
@@ -89,6 +90,11 @@ async def test_a_wiped_redis_is_rebuilt_before_the_next_decision_at_runtime_and_
                 await produce(kafka_bootstrap, opened)
                 final = await out.until(lambda xs: sum(x.data.trigger.event_id.startswith("w3-") for x in xs) >= LEADS)
                 metrics = await metrics_text(port)
+            # The chaos audit's own checks over these topics (stale_current, split_capture, unscored_capture).
+            recs = await read_topics(kafka_bootstrap, [topics.captured, topics.scored])
+            seen = Observed({CAPTURED: recs[topics.captured], SCORED: recs[topics.scored]})
+            captures = [env.id for _, env in (*first, *second)] + ["w-phone", "w-link"]
+            verdict = audit(Accepted(captures=captures), seen)
         finally:
             proc.stop()
             await redis.aclose()
@@ -107,3 +113,5 @@ async def test_a_wiped_redis_is_rebuilt_before_the_next_decision_at_runtime_and_
     ids = [x.id for x in final]
     assert len(ids) == len(set(ids))
     assert "leadpipe_scoring_rebuilds_total 1.0" in metrics  # the restarted worker rebuilt at start
+    assert verdict.ok, verdict.summary()
+    assert verdict.stats["accepted_captures"] == 2 * LEADS + 2
