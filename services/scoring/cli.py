@@ -240,17 +240,19 @@ async def _split_async(args: argparse.Namespace) -> int:
 
     from leadpipe.runtime.kafka import make_producer
     from schemas.codec import encode
+    from services.scoring.adapters.capture_log import find_captures
     from services.scoring.adapters.redis_store import RedisLeadStore, load_state
     from services.scoring.adapters.reference_files import load_model, load_reference
     from services.scoring.adapters.state_log import StateLog
     from services.scoring.domain.errors import SplitError
-    from services.scoring.split import split_cause, split_lead
+    from services.scoring.split import captures_complete, split_cause, split_lead, with_captures
 
     settings = _settings(args, needs_kafka=True)
     ref = load_reference(settings.scoring_data_dir, settings.scoring_served_area_path)
     redis = await _connect_redis(settings)
     store = RedisLeadStore(redis, settings.scoring_redis_prefix)
     producer = make_producer(settings, linger_ms=5)
+    found: dict[str, Any] = {}
     try:
         try:
             await producer.start()
@@ -261,8 +263,16 @@ async def _split_async(args: argparse.Namespace) -> int:
             if raw is None:
                 raise CliError(f"--lead-id: no lead {args.lead_id!r} (never seen, or merged into another lead)",
                                EXIT_BAD_INPUT)  # fmt: skip
-            snap = await store.read(load_state(raw).identifiers)
+            stored = load_state(raw)
+            if stored.captured and not captures_complete(stored):
+                # Read before the watched read: the topic scan can take a while.
+                seen = set(stored.seen) - {c.event_id for c in stored.captures}
+                found = await find_captures(settings, settings.scoring_input_topics.split(",")[0].strip(), seen)
+            snap = await store.read(stored.identifiers)
             try:
+                state = snap.leads.get(args.lead_id)
+                if state is not None and state.captured and not captures_complete(state):
+                    snap.leads[args.lead_id] = with_captures(state, found)
                 if not snap.built:
                     raise CliError("scoring state is being rebuilt from the state topic; run again shortly",
                                    EXIT_UNREACHABLE)  # fmt: skip

@@ -15,21 +15,49 @@ the split read again).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from schemas.envelope import Envelope, new_event
+from schemas.lead_captured.v1 import LeadCaptured
 from schemas.lead_scored.v1 import LeadScored, Trigger
 from services.scoring.adapters.redis_store import Snapshot
 from services.scoring.domain.enrichment import ReferenceData
 from services.scoring.domain.errors import SplitError
 from services.scoring.domain.identity import is_strong
-from services.scoring.domain.lead import LeadState, split
+from services.scoring.domain.lead import CaptureRecord, LeadState, split
 from services.scoring.domain.model import ScoringModel
 from services.scoring.domain.scoring import assess, scored_event, snapshot
-from services.scoring.handlers import SOURCE, link, output_id
+from services.scoring.handlers import SOURCE, identifiers_of, link, output_id
 
 SPLIT_EVENT_TYPE = "leadpipe.scoring.split"
+
+
+def captures_complete(state: LeadState) -> bool:
+    """The lead keeps every capture it was folded from (else they are read back from the topic:
+    a lead stored before leads kept captures, or with more than ``CAPTURE_LIMIT``)."""
+    first = min((c.capture.captured_at for c in state.captures), default=None)
+    return first is not None and state.first_captured_at is not None and first <= state.first_captured_at
+
+
+def with_captures(state: LeadState, found: Mapping[str, Envelope[LeadCaptured]]) -> LeadState:
+    """The lead with the captures read back from ``lead.captured`` (by the event ids it counted)
+    added; refused when its first capture is no longer on the topic (retention)."""
+    have = {c.event_id for c in state.captures}
+    extra = [
+        CaptureRecord(e.data.capture_id, eid, state.lead_id, tuple(identifiers_of(e).strings()), e.data)
+        for eid, e in found.items()
+        if eid not in have
+    ]
+    completed = replace(state, captures=tuple(sorted((*state.captures, *extra), key=lambda c: c.capture.captured_at)))
+    if not captures_complete(completed):
+        raise SplitError(
+            f"lead_id: lead {state.lead_id} was first captured at {state.first_captured_at}, and that capture is "
+            "no longer on lead.captured (retention): its captures cannot be re-folded, so it cannot be split",
+            field="lead_id",
+        )
+    return completed
 
 
 def split_cause(lead_id: str, capture_id: str) -> str:

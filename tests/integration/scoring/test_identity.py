@@ -10,7 +10,9 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import orjson
 import pytest
+from redis.asyncio import Redis
 
 from leadpipe.devstack.processes import ManagedProcess
 from services.scoring.split import SPLIT_EVENT_TYPE, split_cause
@@ -128,3 +130,37 @@ async def test_the_split_command_republishes_both_leads_and_the_next_capture_sta
         await produce(running.bootstrap, [(t.captured, again)])
         events = await out.until(lambda xs: any(x.data.trigger.event_id == "sp-scan-2" for x in xs))
     assert next(e.data for e in events if e.data.trigger.event_id == "sp-scan-2").lead_id == off.lead_id
+
+
+async def test_a_lead_stored_before_leads_kept_captures_is_split_from_lead_captured(running: Running):
+    t = running.topics
+    form = capture_event("fay@acme-corp.com", phone="+1 415 555 0151", id="lg-form", title="COO")
+    scan = capture_event(None, id="lg-scan", title="Intern", capture_id="cap-lg-scan",
+                         identity={"show_id": "expo-26", "badge_id": "B-44", "phone": "+1 415 555 0151"})  # fmt: skip
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": running.bootstrap, "REDIS_URL": running.redis_url,
+        "SCORING_REDIS_PREFIX": f"scoring:{running.unique}:", "SCORING_OUTPUT_TOPIC": t.scored,
+        "SCORING_STATE_TOPIC": t.state, "SCORING_INPUT_TOPICS": f"{t.captured},{t.engagement}",
+    }  # fmt: skip
+    async with Reader(running.bootstrap, t.scored) as out:
+        await produce(running.bootstrap, [(t.captured, form)])
+        await out.until(lambda xs: any(x.data.trigger.event_id == "lg-form" for x in xs))
+        await produce(running.bootstrap, [(t.captured, scan)])
+        events = await out.until(lambda xs: any(x.data.trigger.event_id == "lg-scan" for x in xs))
+        fay = next(e.data for e in events if e.data.trigger.event_id == "lg-form").lead_id
+        redis = Redis.from_url(running.redis_url)
+        try:  # as a worker before this version stored it: no captures kept
+            key = f"scoring:{running.unique}:lead:{fay}"
+            state = orjson.loads(await redis.get(key))
+            del state["captures"]
+            await redis.set(key, orjson.dumps(state))
+        finally:
+            await redis.aclose()
+        done = await leadpipe(env, "scoring", "split", "--lead-id", fay, "--capture-id", "cap-lg-scan")
+        assert done.returncode == 0, done.stderr
+        cause = split_cause(fay, "cap-lg-scan")
+        events = await out.until(lambda xs: sum(x.data.trigger.event_id == cause for x in xs) >= 2)
+    split = {e.data.lead_id: e.data for e in events if e.data.trigger.event_id == cause}
+    assert split[fay].profile.job_title == "COO"
+    [off] = [s for lid, s in split.items() if lid != fay]
+    assert off.profile.job_title == "Intern" and off.profile.email is None

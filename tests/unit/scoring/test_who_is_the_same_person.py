@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
+from schemas.envelope import new_event
 from services.scoring.domain.errors import SplitError
 from services.scoring.domain.identity import KnownLead, contradicts, new_lead_id, resolve
 from services.scoring.domain.lead import split
-from services.scoring.split import SPLIT_EVENT_TYPE, split_cause, split_lead
+from services.scoring.split import SPLIT_EVENT_TYPE, captures_complete, split_cause, split_lead, with_captures
 from tests.unit.scoring.leads import MODEL, REF, T0, capture
 from tests.unit.scoring.world import World
 
@@ -110,7 +112,10 @@ def _wrongly_merged() -> tuple[World, str]:
     """Ben's badge scan linked to Ana through the reception number she once gave as hers alone,
     then Ben filled a form with his badge and email: Ana's lead now holds Ben."""
     world = World()
-    world.send(capture(email="ana@acme.com", phone=SWITCHBOARD, country="GB", capture_id="c-ana", title="CFO"))
+    world.send(
+        capture(email="ana@acme.com", phone=SWITCHBOARD, country="GB", capture_id="c-ana", title="CFO",
+                at=T0 - timedelta(days=1))
+    )  # fmt: skip
     world.send(badge_scan(badge="B-5", phone=SWITCHBOARD, capture_id="c-ben-scan"))
     world.send(
         capture(
@@ -176,3 +181,29 @@ def test_a_split_gives_a_lead_merged_in_by_mistake_its_id_back():
     done = split_lead(snap, dana.data.lead_id, "c-call", MODEL, REF, T0 + timedelta(3))
     assert done.split_off.lead_id == caller.data.lead_id
     assert done.kept.lead_id == dana.data.lead_id and "c-call" not in {c.capture_id for c in done.kept.captures}
+
+
+def _legacy(world: World, lead_id: str) -> None:
+    """The lead as stored before leads kept their captures whole."""
+    world.leads[lead_id] = replace(world.leads[lead_id], captures=())
+
+
+def test_a_lead_stored_before_leads_kept_captures_is_split_from_the_captures_read_back():
+    world, ana_id = _wrongly_merged()
+    on_topic = {c.event_id: new_event(c.capture, source="/t", subject="k", id=c.event_id)
+                for c in world.leads[ana_id].captures}  # fmt: skip
+    _legacy(world, ana_id)
+    assert not captures_complete(world.leads[ana_id])
+    snap = world.snapshot()
+    snap.leads[ana_id] = with_captures(snap.leads[ana_id], on_topic)
+    done = split_lead(snap, ana_id, "c-ben-scan", MODEL, REF, T0)
+    assert set(done.moved_captures) == {"c-ben-scan", "c-ben-form"} and done.kept.job_title == "CFO"
+
+
+def test_a_lead_whose_first_capture_left_the_topic_cannot_be_split_and_the_error_says_why():
+    world, ana_id = _wrongly_merged()
+    on_topic = {c.event_id: new_event(c.capture, source="/t", subject="k", id=c.event_id)
+                for c in world.leads[ana_id].captures if c.capture_id != "c-ana"}  # fmt: skip
+    _legacy(world, ana_id)
+    with pytest.raises(SplitError, match=f"lead_id: lead {ana_id} was first captured at .* no longer on lead.captured"):
+        with_captures(world.leads[ana_id], on_topic)
