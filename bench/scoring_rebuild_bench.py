@@ -73,7 +73,7 @@ async def main(leads: int, engagements: int) -> None:
             for _ in range(3):
                 await redis.flushall()
                 started = time.perf_counter()
-                restored = await rebuild(settings, topic, store)
+                restored = await rebuild(settings, topic, store, StateLog(None, topic))
                 runs.append(time.perf_counter() - started)
                 assert restored == len(states), (restored, len(states))
             size = sum(len(v) for v in await redis.mget([store.lead_key(s.lead_id) for s in states[:100]])) / 100

@@ -2,7 +2,9 @@
 
 The agent takes records in batches (``stream.take_events``): one Redis round trip and one
 producer flush per batch instead of per record, which is where a naive agent spends its time.
-Offsets are acknowledged after the batch body returns (outputs acked, state written).
+Offsets are acknowledged after the batch body returns (outputs acked, states appended to the
+state topic, state written). Before the first batch, and whenever a batch finds the keyspace's
+built marker gone, Redis is rebuilt from the state topic (``Wiring.ensure_built``).
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ class Wiring:
                     log.warning("scoring state is missing from Redis; rebuilding it from %s", topic)
                     token = uuid.uuid4().hex
                     await store.begin_rebuild(token)
-                    await rebuild(self.settings, topic, store)
+                    await rebuild(self.settings, topic, store, StateLog(self.producer, topic))
                     if await store.mark_built(token):
                         self.metrics.rebuilds.inc()
                 except TRANSIENT as exc:

@@ -93,9 +93,19 @@ def current(latest: dict[bytes, bytes | None]) -> tuple[list[bytes], str | None]
     return states, model.decode() if model else None
 
 
-async def rebuild(settings: ServiceSettings, topic: str, store: RedisLeadStore) -> int:
-    """Puts every lead state on the topic back into Redis; returns how many were put back."""
+async def rebuild(settings: ServiceSettings, topic: str, store: RedisLeadStore, log_: StateLog) -> int:
+    """Puts every lead state on the topic back into Redis; returns how many were put back.
+
+    An empty topic beside a Redis that holds leads is a deployment's first start with a state
+    topic: the topic is seeded from Redis instead, so the next wipe loses nothing."""
     states, model = await read_states(settings, topic)
+    if not states and await store.count_leads():
+        seeded = 0
+        async for chunk in store.all_leads():
+            seeded += await log_.append(chunk)
+        await log_.append([], model_version=await store.active_model())
+        log.warning("the state topic %s was empty: seeded it with the %d leads in Redis", topic, seeded)
+        return 0
     restored = await store.restore(states, model)
     log.info("rebuilt scoring state from %s: %d of %d leads restored (model %s)", topic, restored, len(states), model)
     return restored

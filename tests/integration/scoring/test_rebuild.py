@@ -10,6 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from schemas.lead_scored.v1 import LeadScored
+from services.scoring.adapters.redis_store import dump_state
 from tests import infra
 from tests.chaos.audit import CAPTURED, SCORED, Accepted, Observed, audit, read_topics
 from tests.integration.scoring.harness import (
@@ -23,6 +24,7 @@ from tests.integration.scoring.harness import (
     wait_ready,
     worker,
 )
+from tests.unit.scoring.leads import T0, capture, lead
 
 pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 
@@ -55,6 +57,10 @@ async def test_a_wiped_redis_is_rebuilt_before_the_next_decision_at_runtime_and_
     with infra.redis(tmp_path / "redis") as server:
         redis = Redis.from_url(server.url)
         prefix = f"scoring:{unique}:"
+        # A lead a worker of the previous version stored (no state topic then): seeded into the topic.
+        legacy = lead(capture(email="legacy@acme-corp.com", title="Head of IT", capture_id="c-legacy"))
+        await redis.set(f"{prefix}lead:{legacy.lead_id}", dump_state(legacy))
+        await redis.set(f"{prefix}link:email:legacy@acme-corp.com", legacy.lead_id)
         proc, port = worker(kafka_bootstrap, server.url, unique, topics, tmp_path)
         try:
             await wait_ready(port)
@@ -87,6 +93,7 @@ async def test_a_wiped_redis_is_rebuilt_before_the_next_decision_at_runtime_and_
                 await wait_ready(port)
                 opened = [(topics.engagement, engagement_event(e, "email_replied", id=f"w3-{n}"))
                           for n, e in enumerate(emails)]  # fmt: skip
+                opened.append((topics.engagement, engagement_event("legacy@acme-corp.com", "email_replied", id="w3-l")))
                 await produce(kafka_bootstrap, opened)
                 final = await out.until(lambda xs: sum(x.data.trigger.event_id.startswith("w3-") for x in xs) >= LEADS)
                 metrics = await metrics_text(port)
@@ -113,5 +120,7 @@ async def test_a_wiped_redis_is_rebuilt_before_the_next_decision_at_runtime_and_
     ids = [x.id for x in final]
     assert len(ids) == len(set(ids))
     assert "leadpipe_scoring_rebuilds_total 1.0" in metrics  # the restarted worker rebuilt at start
+    [old] = [x.data for x in final if x.data.trigger.event_id == "w3-l"]
+    assert (old.lead_id, old.capture.first_captured_at, old.profile.job_title) == (legacy.lead_id, T0, "Head of IT")
     assert verdict.ok, verdict.summary()
     assert verdict.stats["accepted_captures"] == 2 * LEADS + 2
