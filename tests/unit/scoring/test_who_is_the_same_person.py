@@ -12,7 +12,7 @@ from services.scoring.domain.errors import SplitError
 from services.scoring.domain.identity import KnownLead, contradicts, new_lead_id, resolve
 from services.scoring.domain.lead import split
 from services.scoring.split import SPLIT_EVENT_TYPE, captures_complete, split_cause, split_lead, with_captures
-from tests.unit.scoring.leads import MODEL, REF, T0, capture
+from tests.unit.scoring.leads import MODEL, REF, T0, capture, engagement
 from tests.unit.scoring.world import World
 
 SWITCHBOARD = "+44 20 7946 0000"
@@ -207,3 +207,13 @@ def test_a_lead_whose_first_capture_left_the_topic_cannot_be_split_and_the_error
     _legacy(world, ana_id)
     with pytest.raises(SplitError, match=f"lead_id: lead {ana_id} was first captured at .* no longer on lead.captured"):
         with_captures(world.leads[ana_id], on_topic)
+
+
+def test_an_sms_stop_from_a_shared_number_counts_for_the_lead_that_gave_it_last_and_merges_no_one():
+    world = World()
+    world.send(capture(email="ana@acme.com", phone=SWITCHBOARD, country="GB", capture_id="c-ana"))
+    [ben] = world.send(capture(email="ben@acme.com", phone=SWITCHBOARD, country="GB", capture_id="c-ben"))
+    reply = engagement("unsubscribed", channel="sms", identity={"phone": "+442079460000"})
+    [out] = world.send(reply)
+    assert out.data.lead_id == ben.data.lead_id and out.data.suppressed_channels == ("sms",)
+    assert len(world.leads) == 2
