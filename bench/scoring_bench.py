@@ -220,6 +220,7 @@ class Bench:
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "REDIS_URL": redis_url, "LEADPIPE_STATE_DIR": str(self.work),
             "SCORING_INPUT_TOPICS": f"{INPUT},in.engagement", "SCORING_OUTPUT_TOPIC": out,
             "SCORING_GROUP_ID": group, "SCORING_REDIS_PREFIX": f"bench:{r}:{workers}:",
+            "SCORING_STATE_TOPIC": f"scoring.state.{r}.{workers}",
             "KAFKA_PARTITIONS": str(self.args.partitions), "LOG_LEVEL": "WARNING",
         }  # fmt: skip
         wrap = os.environ.get("SCORING_BENCH_WRAP", "")  # e.g. a profiler: "py-spy record -o /tmp/w{n}.txt -f raw --"

@@ -44,6 +44,13 @@ _KEYS: dict[str, str] = {
 }
 
 
+#: Compacted state topics: a service's copy of its Redis state, keyed by lead id (latest wins),
+#: kept forever; a wiped Redis is rebuilt from it. Not events: no payload schema, no consumer group.
+_STATE_TOPICS: dict[str, str] = {
+    "scoring.state.v1": "lead id (a lead state; a tombstone once merged away; the active model version)",
+}
+
+
 def dlq_name(topic: str) -> str:
     return f"{topic}.dlq"
 
@@ -69,6 +76,8 @@ def _registry(partitions: int) -> dict[str, TopicSpec]:
                 dead_letter_of=spec.name,
             )
             specs[dlq.name] = dlq
+    for name, key in _STATE_TOPICS.items():
+        specs[name] = TopicSpec(name=name, key=key, partitions=partitions, cleanup_policy="compact", retention_ms=-1)
     return specs
 
 

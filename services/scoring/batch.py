@@ -1,10 +1,15 @@
-"""The error policy for a batch of records: decode -> handle -> publish -> store.
+"""The error policy for a batch of records: decode -> handle -> publish -> state topic -> store.
 
 Order matters for at-least-once without loss: outputs are published (and acknowledged by
-the broker) *before* the batch's state, with the ids of the events it counted, is written;
-the input offsets are committed only after both. A crash anywhere replays the batch: events
-already stored are skipped as duplicates, and anything published again carries the same
-deterministic event id. Invalid records go to the dead-letter topic via ``EventProcessor``.
+the broker) *before* the batch's state, with the ids of the events it counted, is appended to
+the state topic and then written to Redis; the input offsets are committed only after all
+three. A crash anywhere replays the batch: events already stored are skipped as duplicates,
+and anything published again carries the same deterministic event id. Invalid records go to
+the dead-letter topic via ``EventProcessor``.
+
+The batch's read also returns the keyspace's built marker: a Redis wiped under the worker is
+rebuilt from the state topic (``ensure_built``) before the batch decides anything, and a wipe
+between the read and the write fails the write's WATCH, so the batch is read again.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from schemas.errors import DecodeError, SchemaError
 from schemas.lead_captured.v1 import LeadCaptured
 from schemas.lead_engagement.v1 import LeadEngagement
 from services.scoring.adapters.metrics import ScoringMetrics
-from services.scoring.adapters.redis_store import RedisLeadStore
+from services.scoring.adapters.redis_store import RedisLeadStore, Snapshot
+from services.scoring.adapters.state_log import StateLog
 from services.scoring.domain.errors import ModelError, ScoringError
 from services.scoring.domain.identity import Identifiers
 from services.scoring.domain.model import ScoringModel
@@ -53,7 +59,11 @@ class BatchProcessor:
         retry_base_s: float = 0.2,
         retry_max_s: float = 5.0,
         models: Callable[[str], ScoringModel] | None = None,
+        state_log: StateLog | None = None,
+        ensure_built: Callable[[], Awaitable[None]] | None = None,
     ):
+        self.state_log = state_log
+        self.ensure_built = ensure_built
         self.scorer = scorer
         self.default_model = scorer.model
         self.models = models
@@ -144,8 +154,16 @@ class BatchProcessor:
             log.info("scoring model switched from %s to %s", current.version, model.version)
             self.scorer.model = model
 
+    async def _read(self, identifiers: list[str]) -> Snapshot:
+        snap = await self.store.read(identifiers)
+        while not snap.built and self.ensure_built is not None:
+            await self.store.abandon()
+            await self.ensure_built()  # Redis was wiped: nothing is decided on an empty keyspace
+            snap = await self.store.read(identifiers)
+        return snap
+
     async def _attempt(self, valid: list[tuple[RawMessage, Envelope[Any], Identifiers]]) -> int:
-        snap = await self.store.read(k for _, _, ids in valid for k in ids.strings())
+        snap = await self._read([k for _, _, ids in valid for k in ids.strings()])
         self._use_model(snap.model_version)
         pending: list[tuple[str, Awaitable[Any]]] = []
         try:
@@ -171,6 +189,8 @@ class BatchProcessor:
                     pending.append((topic, await self.send_nowait(topic, record)))
             for _topic, ack in pending:
                 await ack
+            if self.state_log is not None and (snap.changed_leads or snap.deleted_leads):
+                await self.state_log.append(snap.changed_leads.values(), snap.deleted_leads)
         except BaseException:
             await self.store.abandon()
             raise

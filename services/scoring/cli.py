@@ -1,4 +1,5 @@
-"""``leadpipe scoring rescore --model V`` and ``leadpipe scoring model``: switch the scoring model.
+"""``leadpipe scoring rescore --model V`` and ``leadpipe scoring model``: switch the scoring model;
+``leadpipe scoring split --lead-id X --capture-id Y``: undo a wrong merge.
 
 ``rescore`` records V as the active model (running workers pick it up with their next batch),
 then re-scores every known lead under it, publishing ``lead.scored`` for each lead whose
@@ -6,8 +7,13 @@ score, grade or profile changed. ``--dry-run`` changes nothing: it reports how m
 would change and the grade transitions. Settings come from the environment (as the worker's:
 ``KAFKA_BOOTSTRAP_SERVERS``, ``REDIS_URL``, ``SCORING_REDIS_PREFIX``, ...) or the flags.
 
-Exit codes: 0 done, 2 bad input (unknown model version, missing setting), 3 Redis or the
-broker unreachable, 4 the run was interrupted by a conflicting model switch.
+``split`` moves capture Y (and the captures sharing its strong identifiers) out of lead X into
+a lead of its own and publishes a ``lead.scored`` for each of the two leads (trigger
+``leadpipe.scoring.split``, cause id ``split:X:Y``).
+
+Exit codes: 0 done, 2 bad input (unknown model version, missing setting, no such lead or
+capture), 3 Redis or the broker unreachable (or Redis being rebuilt), 4 the run was interrupted
+by a conflicting model switch.
 """
 
 from __future__ import annotations
@@ -36,6 +42,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rescore.add_argument("--no-progress", action="store_true", help="no progress bar")
     _connection_args(rescore)
     rescore.set_defaults(func=_rescore)
+    split = ssub.add_parser("split", help="undo a wrong merge: move a capture out of a lead into a lead of its own")
+    split.add_argument("--lead-id", required=True, help="the lead the capture was merged into (ld_...)")
+    split.add_argument("--capture-id", required=True, help="the capture_id of a capture that is another person")
+    _connection_args(split)
+    split.set_defaults(func=_split)
     model = ssub.add_parser("model", help="show the active model version and the versions available")
     _connection_args(model)
     model.set_defaults(func=_model)
@@ -47,6 +58,7 @@ def _connection_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prefix", default=None, help="Redis key prefix (default: $SCORING_REDIS_PREFIX or scoring:)")
     p.add_argument("--output-topic", default=None, help="default: $SCORING_OUTPUT_TOPIC or lead.scored.v1")
     p.add_argument("--models-dir", type=Path, default=None, help="default: the models shipped with scoring")
+    p.add_argument("--state-topic", default=None, help="default: $SCORING_STATE_TOPIC or scoring.state.v1")
 
 
 class CliError(Exception):
@@ -66,6 +78,7 @@ def _settings(args: argparse.Namespace, *, needs_kafka: bool) -> Any:
         "scoring_redis_prefix": args.prefix,
         "scoring_output_topic": args.output_topic,
         "scoring_models_dir": args.models_dir,
+        "scoring_state_topic": args.state_topic,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if not needs_kafka:
@@ -131,6 +144,7 @@ async def _rescore_async(args: argparse.Namespace) -> int:
     from schemas.codec import encode
     from services.scoring.adapters.redis_store import RedisLeadStore
     from services.scoring.adapters.reference_files import load_reference
+    from services.scoring.adapters.state_log import StateLog
     from services.scoring.rescore import Report, RescoreError, cause_id, rescore_all
 
     settings = _settings(args, needs_kafka=not args.dry_run)
@@ -152,9 +166,12 @@ async def _rescore_async(args: argparse.Namespace) -> int:
                 raise CliError(
                     f"Kafka at {settings.kafka_bootstrap_servers} unreachable: {exc}", EXIT_UNREACHABLE
                 ) from exc
+        state_log = StateLog(producer, settings.scoring_state_topic)
         if args.dry_run:
             report.previous_version = await store.active_model()
         else:
+            # The state topic first: a Redis rebuilt from it must come back with this model.
+            await state_log.append([], model_version=model.version)
             report.previous_version = await store.set_active_model(model.version)
         total = await store.count_leads()
         topic = settings.scoring_output_topic
@@ -168,7 +185,7 @@ async def _rescore_async(args: argparse.Namespace) -> int:
         try:
             await rescore_all(
                 store, model, ref, now=datetime.now(UTC), cause=cause, publish=publish, report=report,
-                chunk_size=args.batch_size, progress=bar.update,
+                chunk_size=args.batch_size, progress=bar.update, record=None if args.dry_run else state_log.append,
             )  # fmt: skip
         finally:
             bar.close()
@@ -211,6 +228,84 @@ def _print_report(report: Any, cause: str, as_json: bool) -> None:
     )
     print(f"cause id: {cause}")
     print(report.table())
+
+
+def _split(args: argparse.Namespace) -> int:
+    return _run(args, _split_async)
+
+
+async def _split_async(args: argparse.Namespace) -> int:
+    from aiokafka.errors import KafkaError
+    from redis.exceptions import RedisError, WatchError
+
+    from leadpipe.runtime.kafka import make_producer
+    from schemas.codec import encode
+    from services.scoring.adapters.capture_log import find_captures
+    from services.scoring.adapters.redis_store import RedisLeadStore, load_state
+    from services.scoring.adapters.reference_files import load_model, load_reference
+    from services.scoring.adapters.state_log import StateLog
+    from services.scoring.domain.errors import SplitError
+    from services.scoring.split import captures_complete, split_cause, split_lead, with_captures
+
+    settings = _settings(args, needs_kafka=True)
+    ref = load_reference(settings.scoring_data_dir, settings.scoring_served_area_path)
+    redis = await _connect_redis(settings)
+    store = RedisLeadStore(redis, settings.scoring_redis_prefix)
+    producer = make_producer(settings, linger_ms=5)
+    found: dict[str, Any] = {}
+    try:
+        try:
+            await producer.start()
+        except KafkaError as exc:
+            raise CliError(f"Kafka at {settings.kafka_bootstrap_servers} unreachable: {exc}", EXIT_UNREACHABLE) from exc
+        while True:
+            raw = await redis.get(store.lead_key(args.lead_id))
+            if raw is None:
+                raise CliError(f"--lead-id: no lead {args.lead_id!r} (never seen, or merged into another lead)",
+                               EXIT_BAD_INPUT)  # fmt: skip
+            stored = load_state(raw)
+            if stored.captured and not captures_complete(stored):
+                # Read before the watched read: the topic scan can take a while.
+                seen = set(stored.seen) - {c.event_id for c in stored.captures}
+                found = await find_captures(settings, settings.scoring_input_topics.split(",")[0].strip(), seen)
+            snap = await store.read(stored.identifiers)
+            try:
+                state = snap.leads.get(args.lead_id)
+                if state is not None and state.captured and not captures_complete(state):
+                    snap.leads[args.lead_id] = with_captures(state, found)
+                if not snap.built:
+                    raise CliError("scoring state is being rebuilt from the state topic; run again shortly",
+                                   EXIT_UNREACHABLE)  # fmt: skip
+                model = (
+                    _load_model(settings, snap.model_version)
+                    if snap.model_version
+                    else load_model(settings.scoring_model_path)
+                )
+                done = split_lead(snap, args.lead_id, args.capture_id, model, ref, datetime.now(UTC))
+                limit, topic = settings.kafka_max_record_bytes, settings.scoring_output_topic
+                acks = [await _send(producer, topic, encode(o, max_bytes=limit)) for o in done.outputs]
+                await asyncio.gather(*acks)
+                await StateLog(producer, settings.scoring_state_topic).append([done.kept, done.split_off])
+                await store.write(snap)
+                break
+            except WatchError:
+                continue  # a worker changed one of these leads meanwhile: read them again
+            except SplitError as exc:
+                raise CliError(str(exc).replace("lead_id: ", "--lead-id: ").replace("capture_id: ", "--capture-id: "),
+                               EXIT_BAD_INPUT) from exc  # fmt: skip
+            finally:
+                await store.abandon()
+    except (RedisError, KafkaError, OSError) as exc:
+        raise CliError(f"lost Redis or Kafka: {exc!r}; run the split again (it publishes the same ids)",
+                       EXIT_UNREACHABLE) from exc  # fmt: skip
+    finally:
+        await producer.stop()
+        await redis.aclose()
+    print(f"lead {args.lead_id}: {len(done.moved_captures)} capture(s) ({', '.join(done.moved_captures)}) "
+          f"split off into lead {done.split_off.lead_id}")  # fmt: skip
+    print(f"published 2 lead.scored ({done.kept.lead_id}, {done.split_off.lead_id}); "
+          f"cause id: {split_cause(args.lead_id, args.capture_id)}")  # fmt: skip
+    return 0
 
 
 def _model(args: argparse.Namespace) -> int:

@@ -21,7 +21,15 @@ from schemas.lead_scored.v1 import LeadScored, Trigger
 from services.scoring.adapters.redis_store import Snapshot
 from services.scoring.domain.engagement import ACTIONABLE
 from services.scoring.domain.enrichment import ReferenceData, normalise_country
-from services.scoring.domain.identity import Identifiers, normalise_identifiers, resolve
+from services.scoring.domain.identity import (
+    Identifiers,
+    KnownLead,
+    is_strong,
+    new_lead_id,
+    normalise_identifiers,
+    relink_phone,
+    resolve,
+)
 from services.scoring.domain.lead import LeadState, apply_capture, apply_engagement, merge, new_lead
 from services.scoring.domain.model import ScoringModel
 from services.scoring.domain.scoring import assess, changed, scored_event, snapshot
@@ -95,9 +103,14 @@ class Scorer:
     def _capture(
         self, event: Envelope[Any], data: LeadCaptured, ids: Identifiers, keys: list[str], snap: Snapshot
     ) -> Outcome:
-        # Only the leads these identifiers point at can be merged: no need to look at the whole batch.
-        created = {lid: snap.leads[lid].created_at for k in keys if (lid := snap.links.get(k)) in snap.leads}
-        res = resolve(keys, snap.links, created)
+        # Only the leads these identifiers point at can be linked: no need to look at the whole batch.
+        known = {
+            lid: KnownLead(s.created_at, s.identifiers)
+            for k in keys
+            for lid in snap.links.get(k, ())
+            if (s := snap.leads.get(lid)) is not None
+        }
+        res = resolve(keys, snap.links, known, salt=event.id)
         state = snap.leads.get(res.lead_id) or new_lead(res.lead_id, data.captured_at)
         if state.has_seen(event.id):
             return Outcome(duplicate=True)
@@ -112,24 +125,20 @@ class Scorer:
             snap.deleted_leads.add(lid)
         if res.merged_lead_ids and not event.synthetic:
             self.observer.merged(len(res.merged_lead_ids))
-        for ident in state.identifiers:
-            if snap.links.get(ident) != state.lead_id:
-                snap.links[ident] = state.lead_id
-                snap.changed_links[ident] = state.lead_id
+        link(snap, state, res.merged_lead_ids)
         return outputs
 
     def _engagement(
         self, event: Envelope[Any], data: LeadEngagement, ids: Identifiers, keys: list[str], snap: Snapshot
     ) -> Outcome:
-        # An engagement never merges leads: the strongest identifier that is known decides.
-        lead_id = next((snap.links[k] for k in keys if k in snap.links), None)
+        # An engagement never merges leads: the strongest identifier that is known decides (for a
+        # number several leads gave, the lead that gave it last: an engagement has no email to
+        # tell them apart, and it does not change who anyone is).
+        lead_id = next((snap.links[k][-1] for k in keys if snap.links.get(k)), None)
         state = snap.leads.get(lead_id) if lead_id else None
         if state is None:
-            lead_id = resolve(keys, {}, {}).lead_id
-            state = new_lead(lead_id, data.occurred_at)
-            for ident in keys:
-                snap.links[ident] = lead_id
-                snap.changed_links[ident] = lead_id
+            state = new_lead(new_lead_id(keys[0]), data.occurred_at)
+            link(snap, replace(state, identifiers=tuple(keys)))
         if state.has_seen(event.id):
             return Outcome(duplicate=True)
         state = apply_engagement(state, event.id, data, ids)
@@ -169,3 +178,13 @@ class Scorer:
                 channel=data.channel,
             )
         return Trigger(event_id=event.id, event_type=event.type)
+
+
+def link(snap: Snapshot, state: LeadState, merged: Sequence[str] = ()) -> None:
+    """Point the lead's identifiers at it: a strong identifier at it alone, a phone at it beside
+    the other leads that gave the number (leads merged into it leave the number's list)."""
+    for ident in state.identifiers:
+        before = snap.links.get(ident, ())
+        after = (state.lead_id,) if is_strong(ident) else relink_phone(before, state.lead_id, merged)
+        if after != before:
+            snap.links[ident] = snap.changed_links[ident] = after

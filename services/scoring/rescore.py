@@ -14,8 +14,8 @@ Safe beside running workers:
    WATCH and is re-run under the new model;
 2. leads are then re-scored a chunk at a time, each chunk read and written under WATCH, so a
    chunk a worker changed meanwhile is read again rather than overwritten with stale state;
-3. a chunk's outputs are published (and acknowledged) before its state is written: a crash
-   re-runs the chunk (same ids), never loses an output.
+3. a chunk's outputs are published (and acknowledged) before its state is appended to the
+   state topic and written: a crash re-runs the chunk (same ids), never loses an output.
 
 Canary leads (addresses under the reserved ``.invalid`` top-level domain) are left alone.
 """
@@ -175,6 +175,7 @@ async def rescore_all(
     report: Report,
     chunk_size: int = 500,
     progress: Callable[[int], object] = lambda n: None,
+    record: Callable[[list[LeadState]], Awaitable[object]] | None = None,
 ) -> Report:
     """Re-score every lead in the store, a chunk at a time; dry runs publish and write nothing."""
     async for ids in store.lead_ids(chunk_size):
@@ -196,6 +197,8 @@ async def rescore_all(
                     for r, old in zip(results, snap.leads.values(), strict=True)
                     if r is not None and r.state is not old
                 }
+                if record is not None and snap.changed_leads:
+                    await record(list(snap.changed_leads.values()))  # the state topic, before Redis
                 await store.write(snap)
                 break
             except WatchError:

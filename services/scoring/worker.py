@@ -2,12 +2,16 @@
 
 The agent takes records in batches (``stream.take_events``): one Redis round trip and one
 producer flush per batch instead of per record, which is where a naive agent spends its time.
-Offsets are acknowledged after the batch body returns (outputs acked, state written).
+Offsets are acknowledged after the batch body returns (outputs acked, states appended to the
+state topic, state written). Before the first batch, and whenever a batch finds the keyspace's
+built marker gone, Redis is rebuilt from the state topic (``Wiring.ensure_built``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import uuid
 from typing import Any
 
 import faust
@@ -20,11 +24,12 @@ from leadpipe.runtime.health import redis_reachable
 from leadpipe.runtime.kafka import make_producer, send_record
 from leadpipe.runtime.logs import setup_logging
 from leadpipe.runtime.metrics import serve_ops
-from leadpipe.runtime.stream import EventProcessor, raw_batches
+from leadpipe.runtime.stream import TRANSIENT, EventProcessor, raw_batches
 from schemas.codec import Record
 from services.scoring.adapters.metrics import ScoringMetrics
 from services.scoring.adapters.redis_store import RedisLeadStore
 from services.scoring.adapters.reference_files import ModelCatalog, load_model, load_reference
+from services.scoring.adapters.state_log import StateLog, ensure_state_topic, rebuild
 from services.scoring.batch import EXPECTED, BatchProcessor
 from services.scoring.config import ScoringSettings
 from services.scoring.handlers import Scorer
@@ -49,7 +54,33 @@ class Wiring:
         self.expected = expected
         self.redis: Redis[bytes] | None = None
         self.producer: Any = None
+        self.store: RedisLeadStore | None = None
         self.processing = False
+        self._rebuilding = asyncio.Lock()
+
+    async def ensure_built(self) -> None:
+        """Rebuilds Redis from the state topic unless it carries the built marker (at start, and
+        when a batch finds it gone: Redis wiped under the worker). Concurrent callers wait for
+        one rebuild; a wipe during the rebuild makes it run again; Redis or the broker being
+        away is waited out."""
+        assert self.store is not None
+        store, topic = self.store, self.settings.scoring_state_topic
+        async with self._rebuilding:
+            delay = 0.5
+            while True:
+                try:
+                    if await store.is_built():
+                        return
+                    log.warning("scoring state is missing from Redis; rebuilding it from %s", topic)
+                    token = uuid.uuid4().hex
+                    await store.begin_rebuild(token)
+                    await rebuild(self.settings, topic, store, StateLog(self.producer, topic))
+                    if await store.mark_built(token):
+                        self.metrics.rebuilds.inc()
+                except TRANSIENT as exc:
+                    log.warning("rebuild failed, retrying in %.1fs: %s", delay, exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
 
     async def start(self) -> BatchProcessor:
         s = self.settings
@@ -64,7 +95,9 @@ class Wiring:
         model = load_model(s.scoring_model_path)
         ref = load_reference(s.scoring_data_dir, s.scoring_served_area_path)
         log.info("scoring model %s loaded (%d rules)", model.version, len(model.rules))
-        store = RedisLeadStore(self.redis, s.scoring_redis_prefix)
+        store = self.store = RedisLeadStore(self.redis, s.scoring_redis_prefix)
+        await ensure_state_topic(s, s.scoring_state_topic)
+        await self.ensure_built()
         observer = _Observer(self.metrics)
         processor = EventProcessor(
             service="scoring", metrics=self.metrics.stage, sink=_ProducerSink(self.producer),
@@ -79,7 +112,8 @@ class Wiring:
         return BatchProcessor(
             scorer=Scorer(model, ref, observer), store=store, processor=processor, metrics=self.metrics,
             send_nowait=send_nowait, expected=self.expected, output_topic=s.scoring_output_topic,
-            models=ModelCatalog(s.scoring_models_dir).get,
+            models=ModelCatalog(s.scoring_models_dir).get, state_log=StateLog(producer, s.scoring_state_topic),
+            ensure_built=self.ensure_built,
         )  # fmt: skip
 
     async def stop(self) -> None:

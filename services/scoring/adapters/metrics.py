@@ -28,3 +28,8 @@ class ScoringMetrics:
             "Batches re-run because another worker changed one of their leads",
             registry=registry,
         )
+        self.rebuilds = Counter(
+            "leadpipe_scoring_rebuilds_total",
+            "Times the Redis keyspace was found without its built marker and rebuilt from the state topic",
+            registry=registry,
+        )

@@ -2,15 +2,19 @@
 
 - ``scoring:lead:<lead id>``: the lead's state (JSON), including the ids of the events
   already counted (idempotency travels with the state it protects);
-- ``scoring:link:<identifier>``: the lead id an identifier belongs to;
+- ``scoring:link:<identifier>``: the lead id a strong identifier belongs to; for a phone, the
+  ids of the leads that gave it, space-separated (two or more: a shared number);
 - ``scoring:model``: the active scoring model version (set by ``leadpipe scoring rescore``;
   absent means each worker's configured model). Every batch reads and watches it, so a
   worker switches models at its next batch, and a batch that was scored with the old model
   while the version changed is re-run rather than written.
+- ``scoring:meta:built``: the keyspace holds the state (set after a rebuild from the state
+  topic, ``adapters/state_log.py``). Every batch reads and watches it with its links: a Redis
+  wiped under the worker is noticed before anything is decided on the empty keyspace.
 
-Everything here is rebuildable by replaying ``lead.captured`` and ``lead.engagement``
-from the start (lead ids derive from identifiers, so a replay reproduces them). A batch
-is read and written under WATCH, so two workers never overwrite each other's changes.
+Everything here is a copy of the compacted state topic (lead states and the active model);
+links derive from the lead states. A batch is read and written under WATCH, so two workers
+never overwrite each other's changes.
 """
 
 from __future__ import annotations
@@ -23,9 +27,12 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import WatchError
 
+from schemas.lead_captured.v1 import LeadCaptured
 from services.scoring.domain.engagement import EngagementRecord
-from services.scoring.domain.lead import Emitted, LeadState
+from services.scoring.domain.identity import is_strong
+from services.scoring.domain.lead import CaptureRecord, Emitted, LeadState
 
 _TIME_FIELDS = ("created_at", "first_captured_at", "last_captured_at", "consent_given_at")
 _TUPLE_FIELDS = (
@@ -43,8 +50,22 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _default(value: Any) -> Any:
+    if isinstance(value, LeadCaptured):
+        return value.model_dump(mode="json", exclude_none=True)
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
 def dump_state(state: LeadState) -> bytes:
-    return orjson.dumps(state)
+    return orjson.dumps(state, default=_default)
+
+
+def encode_link(identifier: str, lead_ids: tuple[str, ...]) -> str:
+    return " ".join(lead_ids) if not is_strong(identifier) else lead_ids[-1]
+
+
+def decode_link(value: bytes | str) -> tuple[str, ...]:
+    return tuple(_text(value).split())
 
 
 def load_state(raw: bytes | str) -> LeadState:
@@ -60,18 +81,46 @@ def load_state(raw: bytes | str) -> LeadState:
     )
     if data.get("emitted"):
         data["emitted"] = Emitted(**data["emitted"])
+    data["captures"] = tuple(
+        CaptureRecord(
+            c["capture_id"],
+            c["event_id"],
+            c["lead_id"],
+            tuple(c["identifiers"]),
+            LeadCaptured.model_validate(c["capture"]),
+        )
+        for c in data.get("captures") or ()
+    )
     return LeadState(**data)
+
+
+def links_of(states: Iterable[LeadState]) -> dict[str, tuple[str, ...]]:
+    """The links these lead states make (what a rebuild restores)."""
+    return _links((s.lead_id, s.identifiers) for s in states)
+
+
+def _links(leads: Iterable[tuple[str, Iterable[str]]]) -> dict[str, tuple[str, ...]]:
+    links: dict[str, tuple[str, ...]] = {}
+    for lead_id, identifiers in leads:
+        for identifier in identifiers:
+            if is_strong(identifier):
+                links[identifier] = (lead_id,)
+            else:
+                links[identifier] = (*links.get(identifier, ()), lead_id)
+    return links
 
 
 @dataclass
 class Snapshot:
     """What a batch read, and what it changed (written back in one transaction)."""
 
-    links: dict[str, str]
+    links: dict[str, tuple[str, ...]]
     leads: dict[str, LeadState]
     #: The active model version when the batch was read (None: the worker's configured model).
     model_version: str | None = None
-    changed_links: dict[str, str] = field(default_factory=dict)
+    #: False when the keyspace carries no built marker (Redis wiped: rebuild before deciding).
+    built: bool = True
+    changed_links: dict[str, tuple[str, ...]] = field(default_factory=dict)
     changed_leads: dict[str, LeadState] = field(default_factory=dict)
     deleted_leads: set[str] = field(default_factory=set)
 
@@ -92,18 +141,29 @@ class RedisLeadStore:
     def model_key(self) -> str:
         return f"{self.prefix}model"
 
+    @property
+    def built_key(self) -> str:
+        return f"{self.prefix}meta:built"
+
     async def read(self, identifiers: Iterable[str]) -> Snapshot:
-        """Links of the identifiers, the states of the leads they point at, and the active model, watched."""
+        """Links of the identifiers, the states of the leads they point at (and the links of
+        those leads' phones, which a merge or split rewrites), the active model and the built
+        marker, all watched."""
         ids = list(dict.fromkeys(identifiers))
         pipe = self.redis.pipeline(transaction=True)
         self._pipe = pipe
-        keys = [self.model_key, *(self.link_key(i) for i in ids)]
+        keys = [self.model_key, self.built_key, *(self.link_key(i) for i in ids)]
         await pipe.watch(*keys)
-        model, *values = await pipe.mget(keys)
-        links = {i: _text(v) for i, v in zip(ids, values, strict=True) if v}
-        lead_ids = sorted(set(links.values()))
+        model, built, *values = await pipe.mget(keys)
+        links = {i: decode_link(v) for i, v in zip(ids, values, strict=True) if v}
+        lead_ids = sorted({lid for lids in links.values() for lid in lids})
         leads = await self._read_leads(pipe, lead_ids)
-        return Snapshot(links=links, leads=leads, model_version=_text(model) if model else None)
+        phones = sorted({i for s in leads.values() for i in s.identifiers if not is_strong(i) and i not in links})
+        if phones:
+            more = [self.link_key(i) for i in phones]
+            await pipe.watch(*more)
+            links |= {i: decode_link(v) for i, v in zip(phones, await pipe.mget(more), strict=True) if v}
+        return Snapshot(links=links, leads=leads, model_version=_text(model) if model else None, built=bool(built))
 
     async def read_leads(self, lead_ids: list[str]) -> Snapshot:
         """The states of these leads and the active model, watched (for re-scoring a chunk)."""
@@ -144,7 +204,7 @@ class RedisLeadStore:
         try:
             pipe.multi()
             if snap.changed_links:
-                pipe.mset({self.link_key(i): lid for i, lid in snap.changed_links.items()})
+                pipe.mset({self.link_key(i): encode_link(i, lids) for i, lids in snap.changed_links.items()})
             if snap.changed_leads:
                 pipe.mset({self.lead_key(lid): dump_state(s) for lid, s in snap.changed_leads.items()})
             for lid in snap.deleted_leads:
@@ -182,3 +242,47 @@ class RedisLeadStore:
     async def put_leads(self, states: list[LeadState]) -> None:
         if states:
             await self.redis.mset({self.lead_key(s.lead_id): dump_state(s) for s in states})
+
+    # -- rebuild ----------------------------------------------------------------------------
+    @property
+    def rebuilding_key(self) -> str:
+        return f"{self.prefix}meta:rebuilding"
+
+    async def is_built(self) -> bool:
+        return bool(await self.redis.exists(self.built_key))
+
+    async def begin_rebuild(self, token: str) -> None:
+        await self.redis.set(self.rebuilding_key, token)
+
+    async def restore(self, raw_states: Iterable[bytes], model_version: str | None) -> int:
+        """Put back lead states read from the state topic, with their links and the active
+        model. Nothing that exists is overwritten: a worker that finished its own rebuild first
+        may already have moved a lead on. Returns how many leads were put back."""
+        # Only the id and identifiers are needed to restore a state: not the whole model.
+        leads = [(str(d["lead_id"]), list(d.get("identifiers") or ()), raw) for raw in raw_states
+                 if (d := orjson.loads(raw))]  # fmt: skip
+        pipe = self.redis.pipeline(transaction=False)
+        for lead_id, _, raw in leads:
+            pipe.set(self.lead_key(lead_id), raw, nx=True)
+        for identifier, lids in _links((lead_id, ids) for lead_id, ids, _ in leads).items():
+            pipe.set(self.link_key(identifier), encode_link(identifier, lids), nx=True)
+        if model_version:
+            pipe.set(self.model_key, model_version, nx=True)
+        done = await pipe.execute()
+        return sum(bool(x) for x in done[: len(leads)])
+
+    async def mark_built(self, token: str) -> bool:
+        """Sets the built marker; False if the keyspace was wiped again since ``begin_rebuild``."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            await pipe.watch(self.rebuilding_key)
+            if _text(await pipe.get(self.rebuilding_key) or b"") != token:
+                await pipe.reset()
+                return False
+            pipe.multi()
+            pipe.set(self.built_key, "1")
+            pipe.delete(self.rebuilding_key)
+            try:
+                await pipe.execute()
+            except WatchError:
+                return False
+        return True

@@ -4,7 +4,8 @@
 
     ScoringError
     ├── ModelError       a scoring model (YAML) is invalid; names the field and the problem
-    └── IdentityError    an event carries nothing that identifies a person
+    ├── IdentityError    an event carries nothing that identifies a person
+    └── SplitError       a split asked for cannot be made (names the lead or capture)
 """
 
 from __future__ import annotations
@@ -24,3 +25,7 @@ class ModelError(ScoringError):
 
 class IdentityError(ScoringError):
     """Nothing in the event identifies a person (no valid email, phone or badge)."""
+
+
+class SplitError(ScoringError):
+    """A merge cannot be split as asked (unknown lead, capture not on it, nothing would remain)."""

@@ -1,4 +1,4 @@
-"""A lead's state as scoring keeps it, and how captures, engagements and merges change it.
+"""A lead's state as scoring keeps it, and how captures, engagements, merges and splits change it.
 
 Every function returns a new state and leaves its input untouched, so a failed event
 never leaves a half-applied change behind.
@@ -13,12 +13,27 @@ from typing import Any
 from schemas.lead_captured.v1 import LeadCaptured
 from schemas.lead_engagement.v1 import LeadEngagement
 from services.scoring.domain.engagement import EngagementRecord
-from services.scoring.domain.identity import Identifiers
+from services.scoring.domain.errors import SplitError
+from services.scoring.domain.identity import Identifiers, is_strong, new_lead_id
 from services.scoring.domain.qualification import asks_long_payment_terms
 
 #: How many processed event ids and engagements a lead remembers.
 SEEN_LIMIT = 500
 HISTORY_LIMIT = 500
+#: How many captures a lead keeps whole (what a split re-folds); the oldest go first.
+CAPTURE_LIMIT = 50
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureRecord:
+    """A capture as it was counted, kept so that a wrong merge can be split again."""
+
+    capture_id: str
+    event_id: str
+    #: The lead the capture was first counted on (a split gives a merged-away lead its id back).
+    lead_id: str
+    identifiers: tuple[str, ...]
+    capture: LeadCaptured
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +92,7 @@ class LeadState:
     seen: tuple[str, ...] = ()
     merged_from: tuple[str, ...] = ()
     emitted: Emitted | None = field(default=None)
+    captures: tuple[CaptureRecord, ...] = ()
 
     def has_seen(self, event_id: str) -> bool:
         return event_id in self.seen
@@ -163,6 +179,10 @@ def apply_capture(state: LeadState, event_id: str, capture: LeadCaptured, ids: I
         long_payment_terms=state.long_payment_terms
         or asks_long_payment_terms(q.budget, q.timeline, *capture.notes, *q.other.values()),
         seen=_seen(state, event_id),
+        captures=(
+            *state.captures,
+            CaptureRecord(capture.capture_id, event_id, state.lead_id, tuple(ids.strings()), capture),
+        )[-CAPTURE_LIMIT:],
     )
 
 
@@ -230,6 +250,9 @@ def merge(survivor: LeadState, others: list[LeadState]) -> LeadState:
             purchased=merged.purchased or other.purchased,
             seen=tuple(dict.fromkeys((*other.seen, *merged.seen)))[-SEEN_LIMIT:],
             merged_from=_add(merged.merged_from, other.lead_id, *other.merged_from),
+            captures=tuple(sorted((*merged.captures, *other.captures), key=lambda c: c.capture.captured_at))[
+                -CAPTURE_LIMIT:
+            ],
         )
     return merged
 
@@ -243,3 +266,65 @@ def _latest_consent(a: LeadState, b: LeadState) -> dict[str, Any]:
         "consent_capture_id": a.consent_capture_id,
         "consent_source_kind": a.consent_source_kind,
     }
+
+
+def _refold(state: LeadState, captures: list[CaptureRecord]) -> LeadState:
+    ordered = sorted(captures, key=lambda c: c.capture.captured_at)
+    for record in ordered:
+        state = apply_capture(state, record.event_id, record.capture, Identifiers.from_strings(record.identifiers))
+    return replace(state, captures=tuple(ordered))
+
+
+def split(state: LeadState, capture_id: str) -> tuple[LeadState, LeadState]:
+    """Undo a wrong merge: the capture ``capture_id``, with every capture sharing one of its
+    strong identifiers (the same person's other forms), leaves the lead for a lead of its own.
+
+    Returns ``(kept, split_off)``. Both are re-folded from their own captures; the engagements,
+    suppressions and processed event ids stay with the lead that counted them (an engagement
+    carries no capture to tell whose it was). The split-off lead takes back the id of the lead
+    its captures were first counted on when that was another lead merged in, else a new id
+    derived from the lead and the capture (the same split always makes the same id).
+    """
+    target = next((c for c in state.captures if c.capture_id == capture_id), None)
+    if target is None:
+        known = ", ".join(c.capture_id for c in state.captures) or "none"
+        raise SplitError(
+            f"capture_id: {capture_id!r} is not a capture of lead {state.lead_id} (its captures: {known})",
+            field="capture_id",
+        )
+    strong = {i for i in target.identifiers if is_strong(i)}
+    moving, staying = [target], [c for c in state.captures if c is not target]
+    while found := [c for c in staying if strong & set(c.identifiers)]:
+        moving += found
+        staying = [c for c in staying if all(c is not f for f in found)]
+        strong |= {i for c in found for i in c.identifiers if is_strong(i)}
+    if not staying:
+        raise SplitError(
+            f"capture_id: every capture of lead {state.lead_id} shares {sorted(strong) or 'the phone'} with "
+            f"{capture_id!r}: nothing would remain to split from",
+            field="capture_id",
+        )
+    origins = {c.lead_id for c in moving}
+    off_id = (
+        origins.pop()
+        if len(origins) == 1 and state.lead_id not in origins
+        else new_lead_id(f"split:{state.lead_id}:{capture_id}")
+    )
+    off = _refold(new_lead(off_id, min(c.capture.captured_at for c in moving)), moving)
+    off = replace(off, seen=tuple(dict.fromkeys(c.event_id for c in moving)))
+    from_captures = {i for c in state.captures for i in c.identifiers}
+    kept = _refold(
+        replace(
+            new_lead(state.lead_id, state.created_at),
+            identifiers=tuple(i for i in state.identifiers if i not in from_captures),
+            engagements=state.engagements,
+            suppressed_channels=state.suppressed_channels,
+            complained=state.complained,
+            invalid_addresses=state.invalid_addresses,
+            purchased=state.purchased,
+            merged_from=tuple(m for m in state.merged_from if m != off_id),
+            emitted=state.emitted,
+        ),
+        staying,
+    )
+    return replace(kept, seen=state.seen), off

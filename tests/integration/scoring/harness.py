@@ -32,6 +32,10 @@ class Topics:
     scored: str
 
     @property
+    def state(self) -> str:
+        return f"{self.scored}.state"
+
+    @property
     def all(self) -> list[str]:
         return [self.captured, self.engagement, self.scored, f"{self.captured}.dlq", f"{self.engagement}.dlq"]
 
@@ -59,6 +63,7 @@ def worker(bootstrap: str, redis_url: str, unique: str, topics: Topics, state_di
         "SCORING_REDIS_PREFIX": f"scoring:{unique}:",
         "SCORING_INPUT_TOPICS": f"{topics.captured},{topics.engagement}",
         "SCORING_OUTPUT_TOPIC": topics.scored,
+        "SCORING_STATE_TOPIC": topics.state,
         "KAFKA_PARTITIONS": "3",
         "LOG_LEVEL": os.environ.get("SCORING_TEST_LOG_LEVEL", "WARNING"),
     }

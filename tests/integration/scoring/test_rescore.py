@@ -51,6 +51,7 @@ async def test_rescore_publishes_only_changed_leads_and_switches_the_running_wor
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "REDIS_URL": redis_url,
         "SCORING_REDIS_PREFIX": f"scoring:{unique}:", "SCORING_OUTPUT_TOPIC": t.scored,
+        "SCORING_STATE_TOPIC": t.state,
     }  # fmt: skip
     rescore = ("scoring", "rescore", "--model", "fit-2026.2", "--json", "--no-progress")
     try:

@@ -113,3 +113,22 @@ def test_losing_redis_mid_run_is_an_error_that_says_how_to_resume(capsys: pytest
     assert code == 3
     err = capsys.readouterr().err
     assert "lost Redis or Kafka after 0 lead(s)" in err and "run again with --run-id r-7" in err
+
+
+def test_a_split_with_redis_unreachable_is_an_error_naming_it(capsys: pytest.CaptureFixture[str]):
+    url = f"redis://{nowhere()}/0"
+    code = main(["scoring", "split", "--lead-id", "ld_1", "--capture-id", "c-1", "--redis-url", url,
+                 "--bootstrap", nowhere()])  # fmt: skip
+    assert code == 3
+    assert f"Redis at {url} unreachable" in capsys.readouterr().err
+
+
+def test_a_split_with_the_broker_unreachable_is_an_error_naming_it(capsys: pytest.CaptureFixture[str]):
+    peer, broker = _RedisThatGoesAway(), nowhere()
+    try:
+        code = main(["scoring", "split", "--lead-id", "ld_1", "--capture-id", "c-1",
+                     "--redis-url", f"redis://127.0.0.1:{peer.port}/0", "--bootstrap", broker])  # fmt: skip
+    finally:
+        peer.sock.close()
+    assert code == 3
+    assert f"Kafka at {broker} unreachable" in capsys.readouterr().err
