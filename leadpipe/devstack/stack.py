@@ -109,6 +109,8 @@ class Stack:
         self.procs: dict[str, list[ManagedProcess]] = {}
         self._ports: dict[str, list[int]] = {}
         self._redis_port = 0
+        #: seconds each start-up phase took (kafka, redis, topics, services), for "up in ..." lines
+        self.timings: dict[str, float] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> Stack:
@@ -116,6 +118,7 @@ class Stack:
         self.outbox.mkdir(parents=True, exist_ok=True)
         try:
             self.start_infra()
+            t0 = time.monotonic()
             # Every port first: a service's environment may name another's (LEADPIPE_PUBLIC_URL).
             for spec in self.specs:
                 self._ports[spec.name] = [self._pick_port(spec, i) for i in range(self.replicas[spec.name])]
@@ -124,12 +127,14 @@ class Stack:
             for spec in self.specs:
                 for i, proc in enumerate(self.procs[spec.name]):
                     wait_for_port(self._ports[spec.name][i], timeout_s=60.0, proc=proc.proc)
+            self.timings["services listening"] = time.monotonic() - t0
         except BaseException:
             self.stop()
             raise
         return self
 
     def start_infra(self) -> None:
+        t0 = time.monotonic()
         if not self.bootstrap:
             wanted = int(os.environ.get("LEADPIPE_BROKER_PORT", "9092")) if self.ports_mode == "fixed" else 0
             self.kafka = KafkaCluster(self.state_dir / "kafka", self.logs, nodes=self.brokers, first_port=wanted)
@@ -140,9 +145,12 @@ class Stack:
             self.redis = start_redis(self._redis_port, self.state_dir / "redis", self.logs / "redis.log")
             self.redis_url = f"redis://127.0.0.1:{self._redis_port}/0"
         asyncio.run(wait_for_broker(self.bootstrap, brokers=self.brokers, timeout_s=90.0))
+        self.timings["kafka+redis"] = time.monotonic() - t0
+        t0 = time.monotonic()
         self.created_topics = asyncio.run(
             ensure_topics(self.bootstrap, partitions=self.partitions, replication_factor=self.replication_factor)
         )
+        self.timings["topics"] = time.monotonic() - t0
 
     @property
     def replication_factor(self) -> int:

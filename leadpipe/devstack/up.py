@@ -72,10 +72,14 @@ def run(state_dir: Path, *, ready_file: Path | None = None, brokers: int = 1) ->
             flush=True,
         )
         stack.start()
+        t_ready = time.monotonic()
         stack.wait_ready([s.name for s in stack.specs], timeout_s=120.0)
+        stack.timings["services ready"] = time.monotonic() - t_ready
         (stack.state_dir / "pids").write_text("".join(f"{p.name} {p.pid}\n" for p in stack.all_processes()))
         lines = [
-            f"leadpipe is up in {time.monotonic() - t0:.1f}s (every service ready)",
+            f"leadpipe is up in {time.monotonic() - t0:.1f}s (every service ready; "
+            + ", ".join(f"{k} {v:.1f}s" for k, v in stack.timings.items())
+            + ")",
             f"  kafka        {stack.bootstrap}  ({stack.brokers} node(s), {len(stack.created_topics)} topics created)",
             f"  redis        {stack.redis_url}",
         ]
