@@ -51,8 +51,10 @@ class _Producer(faust_aiokafka.Producer):
     def _settings_extra(self) -> Any:
         # Faust makes its producer idempotent only inside transactions; ours always is (acks=all),
         # unless KAFKA_ENABLE_IDEMPOTENCE=false for a broker that cannot (InitProducerId refused).
-        idempotent = getattr(self.app, "enable_idempotence", True)
-        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": idempotent}
+        acks = getattr(self.app, "acks", "all")
+        idempotent = getattr(self.app, "enable_idempotence", True) and acks == "all"
+        return {**super()._settings_extra(), "acks": acks if acks == "all" else int(acks),
+                "enable_idempotence": idempotent}  # fmt: skip
 
 
 class _Transport(faust_aiokafka.Transport):
@@ -65,6 +67,7 @@ class App(faust.App):
 
     fetch_max_wait_ms: int = 1500
     enable_idempotence: bool = True
+    acks: str = "all"
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
@@ -102,7 +105,7 @@ def make_app(app_id: str, settings: ServiceSettings, **overrides: Any) -> App:
         "broker_heartbeat_interval": 1.0,
         "broker_max_poll_interval": max(settings.kafka_rebalance_timeout_s, 10.0),
         "broker_commit_interval": 1.0,
-        "producer_acks": -1,
+        "producer_acks": -1 if settings.kafka_acks == "all" else int(settings.kafka_acks),
         "consumer_auto_offset_reset": "earliest",
         "topic_partitions": settings.kafka_partitions,
         "topic_replication_factor": settings.kafka_replication_factor,
@@ -114,4 +117,5 @@ def make_app(app_id: str, settings: ServiceSettings, **overrides: Any) -> App:
     app = App(app_id, **(options | overrides))
     app.fetch_max_wait_ms = settings.kafka_fetch_max_wait_ms
     app.enable_idempotence = settings.kafka_enable_idempotence
+    app.acks = settings.kafka_acks
     return app

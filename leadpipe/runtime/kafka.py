@@ -35,8 +35,8 @@ def client_options(settings: ServiceSettings) -> dict[str, Any]:
 
 def make_producer(settings: ServiceSettings, **overrides: Any) -> AIOKafkaProducer:
     opts = client_options(settings) | {
-        "acks": "all",
-        "enable_idempotence": settings.kafka_enable_idempotence,
+        "acks": "all" if settings.kafka_acks == "all" else int(settings.kafka_acks),
+        "enable_idempotence": settings.kafka_enable_idempotence and settings.kafka_acks == "all",
         "max_request_size": settings.kafka_max_record_bytes + 64_000,
         "linger_ms": 2,
     }

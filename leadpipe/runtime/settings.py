@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +20,10 @@ class ServiceSettings(BaseSettings):
     leadpipe_state_dir: Path = Field(default=Path(".leadpipe"))
     # Idempotent producers (acks=all): a retried send after a lost ack is not written twice.
     kafka_enable_idempotence: bool = True
+    # acks=all: a record is acknowledged once every in-sync replica has it. Anything weaker can
+    # lose records Kafka acknowledged (and so leads ingest answered 202 for) when a leader dies;
+    # the setting exists so the chaos suite can show that (tests/chaos: leader_cut_off).
+    kafka_acks: Literal["all", "1", "0"] = "all"
     # How long a crashed worker's partitions wait before moving to a live one: the session
     # timeout. Kafka's client default is 45 s; 10 s moves them sooner (the chaos suite's kill -9
     # of a worker recovers in about 12 s instead of about 47 s) at the price of a rebalance when a

@@ -9,6 +9,12 @@ Faults (``Fault.kind``):
   ``seconds``, start it again on its data; ``broker_kill9``: the same with SIGKILL (a crash; its
   log is recovered at start). ``target="leader"`` picks the node leading the most pipeline
   partitions. On a cluster the next fault waits until every partition is in sync again;
+- ``leader_cut_off``: the two brokers following the busiest leader are frozen (SIGSTOP) for
+  ``seconds`` while the load goes on, so nothing new reaches a second replica; then the leader
+  is killed with SIGKILL, the followers thawed (one of them becomes leader) and the old leader
+  restarted (it truncates what only it had). With ``acks=all`` nothing was acknowledged during
+  the freeze (ingest spooled it); with ``KAFKA_ACKS=1`` ingest answered 202 for records only the
+  dead leader had, and the audit finds them lost (``LEADPIPE_CHAOS_ACKS=1`` shows it);
 - ``rolling_restart``: every broker in turn stopped with SIGTERM and started again, each back
   in sync before the next (a rolling upgrade);
 - ``stack_restart``: the whole stack (services, brokers, Redis) stopped with SIGTERM and started
@@ -25,7 +31,9 @@ passes or ``settle_s`` runs out; the last report is the verdict.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,6 +67,8 @@ class Fault:
             return f"{how} broker {self.target or '1'}, down {self.seconds:g}s"
         if self.kind == "rolling_restart":
             return "rolling restart of every broker"
+        if self.kind == "leader_cut_off":
+            return f"busiest leader cut off from its followers for {self.seconds:g}s, then killed"
         if self.kind == "stack_restart":
             return f"whole stack stopped (SIGTERM) and started again after {self.seconds:g}s"
         if self.kind == "stack_crash":
@@ -81,8 +91,13 @@ def short_plan() -> list[Fault]:
 
 def cluster_plan() -> list[Fault]:
     """CI, three brokers: the busiest leader killed with SIGKILL under load and restarted 10 s
-    later, then a rolling restart of all three."""
-    return [Fault("broker_kill9", "leader", seconds=10.0), Fault("rolling_restart")]
+    later; the busiest leader cut off from its followers, then killed; a rolling restart of all
+    three."""
+    return [
+        Fault("broker_kill9", "leader", seconds=10.0),
+        Fault("leader_cut_off", seconds=5.0),
+        Fault("rolling_restart"),
+    ]
 
 
 def long_plan(rounds: int, seed: int, *, wipe: bool = True) -> list[Fault]:
@@ -122,6 +137,8 @@ def stack_env() -> dict[str, str]:
         # Rep alerts all go to a handful of reps: the per-recipient limit would defer them.
         "NOTIFIER_RECIPIENT_LIMIT": "1000000",
         "LOG_LEVEL": "INFO",
+        # LEADPIPE_CHAOS_ACKS=1 weakens every producer on purpose: the audit must then fail.
+        "KAFKA_ACKS": os.environ.get("LEADPIPE_CHAOS_ACKS", "all"),
     }
 
 
@@ -158,6 +175,24 @@ def apply(stack: Stack, fault: Fault, say: Callable[[str], None] = print) -> Non
         time.sleep(fault.seconds)
         stack.restart_broker(node)
         assert stack.kafka is not None
+        stack.kafka.wait_in_sync()
+    elif fault.kind == "leader_cut_off":
+        assert stack.kafka is not None
+        leader = _node(stack, "leader")
+        followers = [n.process for n in stack.kafka.node_list if n.node_id != leader and n.process is not None]
+        say(
+            f"  brokers {[n.node_id for n in stack.kafka.node_list if n.node_id != leader]} frozen, leader {leader} alone"
+        )
+        for proc in followers:
+            os.killpg(proc.pid, signal.SIGSTOP)
+        try:
+            time.sleep(fault.seconds)
+            stack.kill9_broker(leader)
+        finally:
+            for proc in followers:
+                os.killpg(proc.pid, signal.SIGCONT)
+        time.sleep(3.0)
+        stack.restart_broker(leader)
         stack.kafka.wait_in_sync()
     elif fault.kind == "rolling_restart":
         assert stack.kafka is not None
