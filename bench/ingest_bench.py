@@ -4,7 +4,7 @@
 - scans/s uploaded in batches of 500 against a raw aiokafka producer sending the same records.
 
 Usage: .venv/bin/python bench/ingest_bench.py [--seconds 10] [--concurrency 16]
-Starts its own broker (Tansu), redis-server and ingest process (uvicorn) on free ports.
+Starts its own broker (Apache Kafka, one node), redis-server and ingest process (uvicorn) on free ports.
 """
 
 from __future__ import annotations
@@ -125,7 +125,8 @@ async def raw_producer(bootstrap: str, seconds: float) -> tuple[int, float]:
 
 
 async def bench(args: argparse.Namespace) -> None:
-    from leadpipe.devstack.processes import ManagedProcess, free_port, start_broker, start_redis, wait_for_port
+    from leadpipe.devstack.kafka import start_broker
+    from leadpipe.devstack.processes import ManagedProcess, free_port, start_redis, wait_for_port
     from leadpipe.runtime.kafka import ensure_topics
 
     tmp = Path(tempfile.mkdtemp(prefix="ingest-bench-"))

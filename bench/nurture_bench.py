@@ -3,7 +3,7 @@
     .venv/bin/python bench/nurture_bench.py [--events 3000] [--partitions 6] [--repeat 1]
                                             [--json bench/results/nurture.json]
 
-One broker (Tansu) and one redis-server on free ports. N ``lead.scored`` grade-A events (one
+One broker (Apache Kafka, one node) and one redis-server on free ports. N ``lead.scored`` grade-A events (one
 new lead each, US, so each one is routed to a rep of a bench sales team with always-open hours
 and no capacity limit) are loaded once into a private topic. Each repeat measures:
 - raw hop: one aiokafka consumer -> decode (pydantic validate) -> encode -> aiokafka producer
@@ -40,7 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.scoring_bench import Stalled, all_consuming, at_once, create, preload, watch  # noqa: E402
-from leadpipe.devstack.processes import ManagedProcess, free_port, start_broker, start_redis, wait_for_port  # noqa: E402
+from leadpipe.devstack.kafka import start_broker  # noqa: E402
+from leadpipe.devstack.processes import ManagedProcess, free_port, start_redis, wait_for_port  # noqa: E402
 from schemas.codec import Record, encode  # noqa: E402
 from tests.integration.nurture.harness import INPUTS, OUTPUTS, scored, write_config  # noqa: E402
 

@@ -3,7 +3,7 @@
     .venv/bin/python bench/pipeline_bench.py            # quick run: 3-6 minutes on 2 busy cores
     .venv/bin/python bench/pipeline_bench.py --full     # longer phases (15+ minutes)
 
-One broker (Tansu) and one redis-server on free ports; every service runs as its own process
+One broker (Apache Kafka, one node) and one redis-server on free ports; every service runs as its own process
 (``leadpipe.devstack.stack.Stack``). Phases, in this order:
 
 a. raw chain (``bench/raw_chain.py``) on the same broker before the services start: the same

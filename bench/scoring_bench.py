@@ -43,7 +43,8 @@ from leadpipe.runtime.kafka import new_topic
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from leadpipe.devstack.processes import ManagedProcess, free_port, start_broker, start_redis, wait_for_port  # noqa: E402
+from leadpipe.devstack.kafka import start_broker  # noqa: E402
+from leadpipe.devstack.processes import ManagedProcess, free_port, start_redis, wait_for_port  # noqa: E402
 from schemas.codec import decode, encode  # noqa: E402
 from schemas.envelope import new_event  # noqa: E402
 from schemas.lead_captured.v1 import LeadCaptured  # noqa: E402

@@ -381,6 +381,13 @@ def stop_all(procs: Sequence[ManagedProcess], timeout_s: float) -> None:
         proc.stop(timeout_s=max(0.1, deadline - time.monotonic()))
 
 
+def start_broker(port: int, log_path: Path) -> ManagedProcess:
+    """One Kafka node on ``port`` with its data beside ``log_path`` (the benchmarks' broker); stop
+    the returned process to stop it."""
+    cluster = KafkaCluster(log_path.parent / f"kafka-{port}", log_path.parent, first_port=port).start()
+    return cluster.processes[0]
+
+
 @contextlib.contextmanager
 def running(state_dir: Path, log_dir: Path, nodes: int = 1) -> Iterator[KafkaCluster]:
     cluster = KafkaCluster(state_dir, log_dir, nodes=nodes).start()
