@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -47,7 +48,14 @@ def journey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Journey]:
     }
     with (
         smtp_server(smtp_port) as inbox,
-        Stack(root / "stack", services=list(PIPELINE), ports="free", env=env) as stack,
+        # LEADPIPE_TEST_BROKERS=3: the journeys on a local three-node cluster.
+        Stack(
+            root / "stack",
+            services=list(PIPELINE),
+            ports="free",
+            env=env,
+            brokers=int(os.environ.get("LEADPIPE_TEST_BROKERS", "1")),
+        ) as stack,  # fmt: skip
         httpx.Client(timeout=30) as http,
     ):
         tail = TopicTail(stack.bootstrap, stack.redis_url).start()
