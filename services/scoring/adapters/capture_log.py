@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
-from leadpipe.runtime.kafka import make_consumer, read_to_end
+from leadpipe.runtime.kafka import make_consumer, read_to_end, topic_partitions
 from leadpipe.runtime.settings import ServiceSettings
 from schemas.codec import decode
 from schemas.envelope import Envelope
@@ -28,9 +28,7 @@ async def find_captures(
     consumer: AIOKafkaConsumer = make_consumer(settings, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        if consumer.partitions_for_topic(topic) is None:
-            await consumer.topics()
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        tps = (await topic_partitions(consumer, [topic]))[topic]
 
         async def pick(records: list[ConsumerRecord[Any, Any]]) -> None:
             for r in records:

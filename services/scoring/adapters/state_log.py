@@ -19,9 +19,9 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
-from leadpipe.runtime.kafka import ensure_topics, make_consumer, read_to_end
+from leadpipe.runtime.kafka import ensure_topics, make_consumer, read_to_end, topic_partitions
 from leadpipe.runtime.settings import ServiceSettings
 from schemas.topics import TopicSpec, registry
 from services.scoring.adapters.redis_store import RedisLeadStore, dump_state
@@ -66,9 +66,7 @@ async def read_states(settings: ServiceSettings, topic: str) -> tuple[list[bytes
     await consumer.start()
     latest: dict[bytes, bytes | None] = {}
     try:
-        if consumer.partitions_for_topic(topic) is None:
-            await consumer.topics()  # metadata for a topic this consumer never asked about yet
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        tps = (await topic_partitions(consumer, [topic]))[topic]
 
         async def keep_latest(records: list[ConsumerRecord[Any, Any]]) -> None:
             fold(latest, ((r.key, r.value) for r in records))
