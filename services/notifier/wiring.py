@@ -14,7 +14,12 @@ from services.notifier.adapters.metrics import NotifierMetrics
 from services.notifier.adapters.outbox import FileOutbox
 from services.notifier.adapters.rebuild import rebuild
 from services.notifier.adapters.redis_ledger import RedisLedger
-from services.notifier.adapters.redis_state import RedisRecipientLimiter, RedisRetryBacklog, RedisSuppressionList
+from services.notifier.adapters.redis_state import (
+    RedisErasedList,
+    RedisRecipientLimiter,
+    RedisRetryBacklog,
+    RedisSuppressionList,
+)
 from services.notifier.adapters.smtp_sender import SmtpSender
 from services.notifier.adapters.templates import TemplateRenderer
 from services.notifier.config import NotifierSettings
@@ -98,6 +103,8 @@ def build_notifier(
         channels=channels if channels is not None else build_channels(s),
         ledger=ledger,
         suppression=suppression,
+        erased=RedisErasedList(redis, secret=s.leadpipe_privacy_secret, prefix=prefix),
+        outbox_dirs=[s.notifier_outbox_dir],
         limiter=RedisRecipientLimiter(
             redis, limit=s.notifier_recipient_limit, window_s=s.notifier_recipient_window_s, prefix=prefix
         ),
