@@ -7,11 +7,13 @@ receipts (``person.erased``) carry nothing but the subject's keyed hash.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import Field, model_validator
 
 from schemas.base import Payload, UtcDatetime
+from schemas.identity import erasure_hashes, keyed_hash
 
 Text = Annotated[str, Field(max_length=500)]
 
@@ -41,3 +43,31 @@ class PersonErasureRequested(Payload):
         if not (self.email or self.phone or self.lead_ids):
             raise ValueError("email, phone or lead_ids: an erasure request must name the person")
         return self
+
+
+def erasure_request(
+    secret: str,
+    *,
+    request_id: str,
+    requested_at: datetime,
+    requested_by: str,
+    email: str | None = None,
+    phone: str | None = None,
+    lead_ids: list[str] | None = None,
+) -> PersonErasureRequested:
+    """The request for a person, with the keyed hashes of their identifiers filled in (the subject
+    hash is the email's, else the phone's, else the first lead id's). Raises ``ValidationError``
+    naming the field when nothing names the person."""
+    hashes = erasure_hashes(secret, email=email, phone=phone)
+    ids = list(lead_ids or [])
+    subject = hashes[0] if hashes else keyed_hash(secret, "lead", ids[0]) if ids else ""
+    return PersonErasureRequested(
+        request_id=request_id,
+        requested_at=requested_at,
+        requested_by=requested_by,
+        subject_hash=subject or "0" * 64,
+        email=email.strip() if email and email.strip() else None,
+        phone=phone.strip() if phone and phone.strip() else None,
+        lead_ids=ids,
+        identifier_hashes=hashes,
+    )
