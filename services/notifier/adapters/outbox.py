@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 
 from services.notifier.adapters.email_mime import build_email
-from services.notifier.domain.erasure import outbox_line_is_theirs, redact_outbox_line
+from services.notifier.domain.erasure import outbox_line_is_theirs, redact_outbox_line, their_lead_ids
 from services.notifier.domain.message import OutboundMessage, SendResult
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -70,11 +70,10 @@ def erase_from_outbox(directory: Path, addresses: set[str], lead_ids: set[str]) 
     path = directory / "outbox.jsonl"
     if not path.exists():
         return 0, 0
+    entries = [orjson.loads(raw) for raw in path.read_bytes().splitlines() if raw.strip()]
+    lead_ids = lead_ids | their_lead_ids(entries, addresses)
     lines, redacted, deleted = [], 0, 0
-    for raw in path.read_bytes().splitlines():
-        if not raw.strip():
-            continue
-        entry = orjson.loads(raw)
+    for entry in entries:
         if not entry.get("erased") and outbox_line_is_theirs(entry, addresses, lead_ids):
             file = entry.get("file")
             if isinstance(file, str) and (directory / file).exists():
