@@ -49,8 +49,9 @@ _KEYS: dict[str, str] = {
 }
 
 #: An erasure request names the person in clear; it only needs to live until every service
-#: honoured it, so its topic (and dead letters) keep one day. Receipts have no personal data.
-_RETENTION_MS: dict[str, int] = {"person.erasure_requested": 24 * 3600 * 1000}
+#: honoured it, so its topic (and dead letters) keep one day. Receipts hold no personal data and
+#: are the lasting record of the erasure (the notifier rebuilds its erased list from them): kept.
+_RETENTION_MS: dict[str, int] = {"person.erasure_requested": 24 * 3600 * 1000, "person.erased": -1}
 _DLQ_RETENTION_MS: dict[str, int] = {"person.erasure_requested": 24 * 3600 * 1000}
 
 

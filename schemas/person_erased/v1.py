@@ -33,3 +33,8 @@ class PersonErased(Payload):
     items: list[ErasedItem] = Field(default_factory=list)
     #: what this service does not erase (e.g. append-only topics left to retention)
     remaining: list[Text] = Field(default_factory=list)
+    #: the notifier's: keyed hashes of the addresses now on its erased list (it rebuilds that list
+    #: from these receipts, which are kept for good: they hold no address)
+    suppressed_hashes: list[Annotated[str, Field(min_length=16, max_length=128)]] = Field(
+        default_factory=list, max_length=10
+    )

@@ -166,6 +166,7 @@ class Notifier:
         outbox. The ledger holds ids, states and provider responses, no address: left as is."""
         req: PersonErasureRequested = event.data
         items: list[ErasedItem] = []
+        digests: list[str] = []
         if self.erased is not None:
             digests = req.identifier_hashes or erasure_hashes(self.erased.secret, email=req.email, phone=req.phone)
             added = await self.erased.add(digests, req.requested_at)
@@ -191,6 +192,7 @@ class Notifier:
                 "notification.requested.v1 / notification.outcome.v1 and their DLQs: append-only, until retention",
                 "messages already delivered by a real provider (SMTP, SMS): outside the pipeline",
             ],
+            suppressed_hashes=digests,
         )
         return [
             new_event(receipt, source=SOURCE, subject=req.subject_hash, id=f"{req.request_id}/notifier", cause=event)
