@@ -29,7 +29,16 @@ from leadpipe.ops.settings import OpsSettings
 from schemas.topics import TOPICS
 from services.notifier.domain.erasure import ERASED_ERROR
 from tests.e2e.conftest import journey_window
-from tests.e2e.harness import WEEK_S, Journey, TopicTail, pick_place, wait_ready, write_playbooks, write_sales_team
+from tests.e2e.harness import (
+    WEEK_S,
+    Journey,
+    TopicTail,
+    pick_place,
+    scan_logs_for,
+    wait_ready,
+    write_playbooks,
+    write_sales_team,
+)
 
 pytestmark = pytest.mark.slow
 PRIVACY_KEY = "dev-privacy-key"
@@ -202,6 +211,7 @@ def test_an_erased_person_is_gone_from_every_store_the_design_claims_and_a_new_c
     for spool in j.stack.state_dir.glob("**/spool.sqlite3"):
         with sqlite3.connect(spool) as db:
             assert [v for (v,) in db.execute("SELECT value FROM spool") if holds(v, needles)] == []
+    assert scan_logs_for(j.stack.logs, [email, phone, last]) == {}, j.stack.logs
     records = raw_topics(j.stack.bootstrap)
     for topic in STATE_TOPICS:  # compacted: the latest record per key is what compaction keeps
         latest: dict[bytes, bytes | None] = {}
