@@ -22,6 +22,7 @@ from schemas.codec import encode
 from schemas.envelope import new_event
 from schemas.identity import identity_key
 from schemas.links import InvalidToken, verify
+from schemas.person_erased.v1 import ErasedItem, PersonErased
 from schemas.person_erasure_requested.v1 import erasure_request
 from services.ingest.adapters.publisher import Outcome
 from services.ingest.config import IngestSettings, hash_api_key
@@ -414,8 +415,17 @@ def build_router(settings: IngestSettings, deps: IngestDeps) -> APIRouter:
             phone=wanted.phone,
             lead_ids=wanted.lead_ids,
         )
+        receipt = PersonErased(
+            request_id=req.request_id,
+            subject_hash=req.subject_hash,
+            service="ingest",
+            erased_at=datetime.now(UTC),
+            items=[ErasedItem(store="sqlite:ingest spool (this replica)", action="deleted", count=spooled)],
+            remaining=["the spools of other ingest replicas", "lead.captured.v1 / lead.engagement.v1: until retention"],
+        )
         try:
-            ids, _ = await publish([(req, req.subject_hash, "privacy/erasure")])
+            ids, _ = await publish([(req, req.subject_hash, "privacy/erasure"),
+                                    (receipt, req.subject_hash, "privacy/erasure")])  # fmt: skip
         except SpoolUnavailable:
             return problem(503, "Temporarily unavailable", "please retry", headers={"Retry-After": "5"})
         log.info("erasure requested", extra={"request_id": req.request_id, "caller": caller, "spool_rows": spooled})

@@ -186,10 +186,10 @@ def test_an_erased_person_is_gone_from_every_store_the_design_claims_and_a_new_c
     assert resp.status_code == 202, resp.text
     request_id = resp.json()["request_id"]
     receipts = j.wait(
-        "a receipt from scoring, nurture and the notifier",
+        "a receipt from ingest, scoring, nurture and the notifier",
         lambda: (
             (rs := [e.data for e in j.tail.events("person.erased.v1") if e.data.request_id == request_id])
-            and {x.service for x in rs} == {"scoring", "nurture", "notifier"}
+            and {x.service for x in rs} >= {"ingest", "scoring", "nurture", "notifier"}
             and rs
         ),
         timeout_s=60,
@@ -198,6 +198,7 @@ def test_an_erased_person_is_gone_from_every_store_the_design_claims_and_a_new_c
     print(f"erasure receipts from every service after {took:.2f}s")
     counts = {(x.service, i.store): i.count for x in receipts for i in x.items}
     assert counts[("scoring", "redis:scoring:lead")] == 1 and counts[("nurture", "redis:nurture:lead")] == 1, counts
+    assert counts[("ingest", "sqlite:ingest spool (this replica)")] == 0  # the broker was up: nothing spooled
     assert counts[("notifier", "file:outbox.jsonl")] >= 1 and counts[("notifier", "redis:notifier:erased")] == 2
 
     # -- nothing readable where the design says so ----------------------------------------------------------

@@ -49,6 +49,10 @@ async def test_an_accepted_erasure_request_is_published_with_keyed_hashes_of_the
     )
     assert event.data.identifier_hashes == hashes and event.data.requested_by == "api:dev-dsr"
     assert event.subject == hashes[0]
+    receipts = await read_events(ingest.settings.kafka_bootstrap_servers, "person.erased.v1", None)
+    [mine] = [r.data for r in receipts if r.data.request_id == body["request_id"]]
+    assert mine.service == "ingest" and mine.items[0].count == 0
+    assert b"dana" not in mine.model_dump_json().lower().encode()
 
 
 def test_erasing_from_the_spool_removes_only_the_persons_records(tmp_path: Path):
