@@ -19,6 +19,8 @@ from schemas.lead_scored.v1 import LeadScored
 from schemas.lead_stage_changed.v1 import LeadStageChanged
 from schemas.notification_outcome.v1 import NotificationOutcome
 from schemas.notification_requested.v1 import NotificationRequested
+from schemas.person_erased.v1 import PersonErased
+from schemas.person_erasure_requested.v1 import PersonErasureRequested
 
 PAYLOADS: tuple[type[Payload], ...] = (
     LeadCaptured,
@@ -29,6 +31,8 @@ PAYLOADS: tuple[type[Payload], ...] = (
     AssignmentResponse,
     NotificationRequested,
     NotificationOutcome,
+    PersonErasureRequested,
+    PersonErased,
 )
 
 #: dataschema -> payload model

@@ -7,6 +7,7 @@ carries no personal data while staying stable for ordering.
 from __future__ import annotations
 
 import hashlib
+import hmac
 
 import phonenumbers
 
@@ -55,3 +56,22 @@ def identity_key(
     if show_id and badge_id:
         return _digest("bd", normalise_badge(show_id, badge_id))
     raise ValueError("identity: need an email, a phone, or a show_id with a badge_id")
+
+
+def keyed_hash(secret: str, kind: str, value: str) -> str:
+    """HMAC-SHA256 (hex) of a normalised identifier under the pipeline's privacy secret.
+
+    Unlike the record key (a plain hash), a list of these cannot be reversed by hashing a
+    directory of addresses without the secret: this is what an erased person is remembered by.
+    """
+    return hmac.new(secret.encode(), f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def erasure_hashes(secret: str, *, email: str | None = None, phone: str | None = None) -> list[str]:
+    """The keyed hashes an erased person's identifiers are suppressed by (email first)."""
+    out = []
+    if email and email.strip():
+        out.append(keyed_hash(secret, "email", normalise_email(email)))
+    if phone and phone.strip():
+        out.append(keyed_hash(secret, "phone", normalise_phone(phone) or phone.strip()))
+    return out

@@ -26,6 +26,7 @@ class TopicSpec:
 
 
 DEFAULT_PARTITIONS = 6
+DEFAULT_RETENTION_MS = 14 * 24 * 3600 * 1000
 
 _CONSUMERS: dict[str, tuple[str, ...]] = {
     "lead.captured": ("scoring",),
@@ -36,12 +37,22 @@ _CONSUMERS: dict[str, tuple[str, ...]] = {
     "notification.requested": ("notifier",),
     "lead.stage_changed": (),
     "lead.assigned": (),
+    "person.erasure_requested": ("scoring", "nurture", "notifier"),
+    "person.erased": (),
 }
 
 _KEYS: dict[str, str] = {
     "lead.captured": "identity key (normalised email, else phone, else show+badge)",
     "lead.engagement": "identity key (normalised email, else phone)",
+    "person.erasure_requested": "subject hash (keyed hash of the first identifier)",
+    "person.erased": "subject hash (keyed hash of the first identifier)",
 }
+
+#: An erasure request names the person in clear; it only needs to live until every service
+#: honoured it, so its topic (and dead letters) keep one day. Receipts hold no personal data and
+#: are the lasting record of the erasure (the notifier rebuilds its erased list from them): kept.
+_RETENTION_MS: dict[str, int] = {"person.erasure_requested": 24 * 3600 * 1000, "person.erased": -1}
+_DLQ_RETENTION_MS: dict[str, int] = {"person.erasure_requested": 24 * 3600 * 1000}
 
 
 #: Compacted state topics: a service's copy of its Redis state, keyed by lead id (latest wins),
@@ -65,6 +76,7 @@ def _registry(partitions: int) -> dict[str, TopicSpec]:
             partitions=partitions,
             event_type=payload.ce_type(),
             consumed_by=consumers,
+            retention_ms=_RETENTION_MS.get(payload.EVENT_TYPE, DEFAULT_RETENTION_MS),
         )
         specs[spec.name] = spec
         if consumers:
@@ -72,7 +84,7 @@ def _registry(partitions: int) -> dict[str, TopicSpec]:
                 name=dlq_name(spec.name),
                 key="same as the original record",
                 partitions=1,
-                retention_ms=30 * 24 * 3600 * 1000,
+                retention_ms=_DLQ_RETENTION_MS.get(payload.EVENT_TYPE, 30 * 24 * 3600 * 1000),
                 dead_letter_of=spec.name,
             )
             specs[dlq.name] = dlq

@@ -25,6 +25,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _bootstrap_arg(basis)
     basis.set_defaults(func=_basis)
 
+    erase = s.add_parser(
+        "erase",
+        help="erase a person everywhere (publishes person.erasure_requested; services honour it)",
+    )
+    erase.add_argument("--email", default=None, help="the person's email address")
+    erase.add_argument("--phone", default=None, help="the person's phone number")
+    erase.add_argument("--lead-id", action="append", default=[], dest="lead_ids", help="a lead id (repeatable)")
+    erase.add_argument("--wait", type=float, default=60.0, help="seconds to wait for every service's receipt (0: none)")
+    erase.add_argument("--json", action="store_true")
+    _bootstrap_arg(erase)
+    erase.set_defaults(func=_erase)
+
+    export = s.add_parser("export", help="one JSON document of everything the topics hold on a person")
+    export.add_argument("--email", default=None, help="the person's email address")
+    export.add_argument("--phone", default=None, help="the person's phone number")
+    export.add_argument("--output", "-o", default="-", help="file to write (default: stdout)")
+    _bootstrap_arg(export)
+    export.set_defaults(func=_export)
+
 
 @_guard
 def _basis(args: argparse.Namespace) -> int:
@@ -54,4 +73,65 @@ def _basis(args: argparse.Namespace) -> int:
             print(f"    shown: {m.proof['text_shown']!r} ({m.proof['source_kind']}"
                   f" {m.proof['form_id'] or m.proof['show_id'] or ''}, ip sha256 {m.proof['ip_sha256']})")  # fmt: skip
     print(f"{len(sent)} message(s)", file=sys.stderr)
+    return 0
+
+
+@_guard
+def _erase(args: argparse.Namespace) -> int:
+    import getpass
+
+    from leadpipe.ops.privacy import SERVICES, request_erasure
+    from leadpipe.ops.settings import settings_for
+
+    if not args.email and not args.phone and not args.lead_ids:
+        print("leadpipe: error: --email, --phone or --lead-id: name the person to erase", file=sys.stderr)
+        return 2
+    req, receipts = asyncio.run(
+        request_erasure(
+            settings_for(args.bootstrap),
+            email=args.email,
+            phone=args.phone,
+            lead_ids=args.lead_ids,
+            requested_by=f"cli:{getpass.getuser()}",
+            wait_s=args.wait,
+        )
+    )
+    missing = sorted(set(SERVICES) - {r.service for r in receipts}) if args.wait > 0 else []
+    if args.json:
+        doc = {
+            "request_id": req.request_id,
+            "subject_hash": req.subject_hash,
+            "receipts": [r.model_dump(mode="json") for r in receipts],
+            "missing": missing,
+        }
+        print(json.dumps(doc, indent=2))
+    else:
+        print(f"erasure {req.request_id} requested (subject {req.subject_hash[:16]}…)")
+        for r in receipts:
+            done = ", ".join(f"{i.store} {i.action} {i.count}" for i in r.items)
+            print(f"  {r.service}: {done}")
+        if missing:
+            print(f"  no receipt yet from: {', '.join(missing)}", file=sys.stderr)
+        print("  not erased by this request: ingest spools (use POST /v1/privacy/erasure), append-only topics"
+              " (retention; docs/privacy.md)", file=sys.stderr)  # fmt: skip
+    return 1 if missing else 0
+
+
+@_guard
+def _export(args: argparse.Namespace) -> int:
+    from leadpipe.ops.privacy import export_person
+    from leadpipe.ops.settings import settings_for
+
+    if not args.email and not args.phone:
+        print("leadpipe: error: --email or --phone: give the person's address", file=sys.stderr)
+        return 2
+    doc = asyncio.run(export_person(settings_for(args.bootstrap), email=args.email, phone=args.phone))
+    text = json.dumps(doc, indent=2, ensure_ascii=False)
+    if args.output == "-":
+        print(text)
+    else:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+    counts = ", ".join(f"{k} {len(v)}" for k, v in doc.items() if isinstance(v, list) and k != "limits")
+    print(counts, file=sys.stderr)
     return 0

@@ -40,5 +40,9 @@ class ServiceSettings(BaseSettings):
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: str | None = None
+    # Keys the one-way hashes an erased person is remembered by (docs/privacy.md). Shared by
+    # every service and the privacy CLI; a deployment must set its own and never rotate it
+    # without re-hashing the suppression list.
+    leadpipe_privacy_secret: str = "dev-privacy-secret"
     log_level: str = "INFO"
     log_json: bool = True

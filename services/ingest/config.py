@@ -25,6 +25,11 @@ class IngestSettings(ServiceSettings):
     ingest_forms_dir: Path = FORMS_DIR
     #: name -> sha256(key). The dev default is the hash of "dev-scanner-key".
     ingest_api_keys: dict[str, str] = Field(default_factory=lambda: {"dev-scanner": hash_api_key("dev-scanner-key")})
+    #: name -> sha256(key) of the callers allowed to request erasures (a CRM, a DSR tool); not
+    #: the scanner keys. The dev default is the hash of "dev-privacy-key".
+    ingest_privacy_api_keys: dict[str, str] = Field(
+        default_factory=lambda: {"dev-dsr": hash_api_key("dev-privacy-key")}
+    )
     #: provider -> HMAC secret. The deployment must set its own.
     ingest_webhook_secrets: dict[str, str] = Field(default_factory=lambda: {"demo": "dev-webhook-secret"})
     ingest_webhook_window_s: float = 300.0

@@ -8,6 +8,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -21,8 +22,11 @@ from schemas.codec import encode
 from schemas.envelope import new_event
 from schemas.identity import identity_key
 from schemas.links import InvalidToken, verify
+from schemas.person_erased.v1 import ErasedItem, PersonErased
+from schemas.person_erasure_requested.v1 import erasure_request
 from services.ingest.adapters.publisher import Outcome
 from services.ingest.config import IngestSettings, hash_api_key
+from services.ingest.domain.erasure import parse_erasure, spool_keys
 from services.ingest.domain.errors import FieldProblem, InvalidInput
 from services.ingest.domain.forms import FormConfig, Submitter, build_capture, is_spam
 from services.ingest.domain.scans import build_captures, parse_batch
@@ -361,6 +365,80 @@ def build_router(settings: IngestSettings, deps: IngestDeps) -> APIRouter:
             await store.redis.delete(f"ingest:whsig:{guard}")
             return problem(503, "Temporarily unavailable", "please retry", headers={"Retry-After": "5"})
         return json_response(202, {"status": "accepted", "event_ids": ids})
+
+    # ---- privacy: erasure requests (a CRM or a DSR tool) -------------------------------------
+    privacy_keys = dict(settings.ingest_privacy_api_keys)
+
+    def privacy_caller(request: Request) -> str | None:
+        auth = request.headers.get("authorization", "")
+        key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+        if not key:
+            return None
+        digest = hash_api_key(key)
+        return next((name for name, stored in privacy_keys.items() if hmac.compare_digest(digest, stored)), None)
+
+    @router.post("/v1/privacy/erasure")
+    async def post_erasure(request: Request) -> Response:
+        caller = privacy_caller(request)
+        if caller is None:
+            reject("unauthorized")
+            return problem(
+                401,
+                "Unauthorized",
+                "a valid privacy API key is required (Authorization: Bearer KEY)",
+                headers={"WWW-Authenticate": 'Bearer realm="leadpipe-privacy"'},
+            )
+        if media_type(request) != "application/json":
+            reject("media_type")
+            return problem(415, "Unsupported media type", "send application/json")
+        try:
+            body = await read_body(request, 16_000)
+            wanted = parse_erasure(orjson.loads(body))
+        except BodyTooLarge as exc:
+            reject("too_large")
+            return problem(413, "Request too large", str(exc))
+        except orjson.JSONDecodeError as exc:
+            reject("invalid")
+            return problem(422, "Invalid JSON", str(exc), errors=[FieldProblem("body", "is not valid JSON")])
+        except InvalidInput as exc:
+            reject("invalid")
+            return problem(422, "Invalid erasure request", str(exc), errors=exc.problems)
+        # The spool first: a record still waiting for the broker would otherwise reach scoring
+        # after the request and bring the person back.
+        spooled = await deps.publisher.erase_spooled([k.encode() for k in spool_keys(wanted.email, wanted.phone)])
+        req = erasure_request(
+            settings.leadpipe_privacy_secret,
+            request_id=str(uuid.uuid4()),
+            requested_at=datetime.now(UTC),
+            requested_by=f"api:{caller}",
+            email=wanted.email,
+            phone=wanted.phone,
+            lead_ids=wanted.lead_ids,
+        )
+        receipt = PersonErased(
+            request_id=req.request_id,
+            subject_hash=req.subject_hash,
+            service="ingest",
+            erased_at=datetime.now(UTC),
+            items=[ErasedItem(store="sqlite:ingest spool (this replica)", action="deleted", count=spooled)],
+            remaining=["the spools of other ingest replicas", "lead.captured.v1 / lead.engagement.v1: until retention"],
+        )
+        try:
+            ids, _ = await publish([(req, req.subject_hash, "privacy/erasure"),
+                                    (receipt, req.subject_hash, "privacy/erasure")])  # fmt: skip
+        except SpoolUnavailable:
+            return problem(503, "Temporarily unavailable", "please retry", headers={"Retry-After": "5"})
+        log.info("erasure requested", extra={"request_id": req.request_id, "caller": caller, "spool_rows": spooled})
+        return json_response(
+            202,
+            {
+                "status": "accepted",
+                "request_id": req.request_id,
+                "event_id": ids[0],
+                "subject_hash": req.subject_hash,
+                "spool_records_erased": spooled,
+            },
+        )
 
     # ---- rep links -----------------------------------------------------------------------
     def token_page(exc: InvalidToken) -> Response:

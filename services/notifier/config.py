@@ -20,6 +20,8 @@ class NotifierSettings(ServiceSettings):
     notifier_requested_topic: str = "notification.requested.v1"
     notifier_outcome_topic: str = "notification.outcome.v1"
     notifier_engagement_topic: str = "lead.engagement.v1"
+    notifier_erasure_topic: str = "person.erasure_requested.v1"
+    notifier_erased_topic: str = "person.erased.v1"
     #: Internal topic holding requests that wait for a retry (created by the worker).
     notifier_retry_topic: str = "notification.retry.v1"
     notifier_concurrency: int = 4

@@ -18,9 +18,10 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from leadpipe.runtime.metrics import StageMetrics
@@ -28,17 +29,27 @@ from leadpipe.runtime.stream import TRANSIENT, RawMessage, RecordSink
 from schemas.codec import Record, encode
 from schemas.dlq import dead_letter
 from schemas.envelope import Envelope, new_event
+from schemas.identity import erasure_hashes, normalise_email, normalise_phone
 from schemas.lead_engagement.v1 import LeadEngagement
 from schemas.notification_outcome.v1 import NotificationOutcome
 from schemas.notification_requested.v1 import NotificationRequested
+from schemas.person_erased.v1 import ErasedItem, PersonErased
+from schemas.person_erasure_requested.v1 import PersonErasureRequested
 from schemas.topics import dlq_name
 from services.notifier.adapters.channel import ChannelSender
 from services.notifier.adapters.metrics import NotifierMetrics
+from services.notifier.adapters.outbox import erase_from_outbox
 from services.notifier.adapters.rate_gate import TokenBucket
 from services.notifier.adapters.redis_ledger import RedisLedger
-from services.notifier.adapters.redis_state import RedisRecipientLimiter, RedisRetryBacklog, RedisSuppressionList
+from services.notifier.adapters.redis_state import (
+    RedisErasedList,
+    RedisRecipientLimiter,
+    RedisRetryBacklog,
+    RedisSuppressionList,
+)
 from services.notifier.adapters.templates import TemplateRenderer
 from services.notifier.domain.consent import consent_refusal
+from services.notifier.domain.erasure import erased_refusal
 from services.notifier.domain.errors import RenderError
 from services.notifier.domain.message import SendResult
 from services.notifier.domain.policy import Action, RetryPolicy, after_failure, before_send, limit_scope
@@ -91,6 +102,8 @@ class Notifier:
         jitter: Callable[[], float] = random.random,
         max_record_bytes: int = 1_000_000,
         rebuild: Callable[[], Awaitable[object]] | None = None,
+        erased: RedisErasedList | None = None,
+        outbox_dirs: Sequence[Path] = (),
     ):
         self.renderer = renderer
         self.channels = channels
@@ -109,6 +122,8 @@ class Notifier:
         self.jitter = jitter
         self.max_record_bytes = max_record_bytes
         self.rebuild = rebuild
+        self.erased = erased
+        self.outbox_dirs = tuple(dict.fromkeys(outbox_dirs))
         self._rebuilding = asyncio.Lock()
         #: Ids this worker is between claiming and recording (guards a send whose lease a wipe lost).
         self._sending: set[str] = set()
@@ -145,6 +160,44 @@ class Notifier:
             log.info("address suppressed", extra={"event_id": event.id, "reason": entry.reason})
         return []
 
+    # -- erasure ----------------------------------------------------------------------------
+    async def on_erasure(self, event: Envelope[Any]) -> list[Envelope[Any]]:
+        """Puts the person's addresses on the erased list (keyed hashes only) and redacts the dev
+        outbox. The ledger holds ids, states and provider responses, no address: left as is."""
+        req: PersonErasureRequested = event.data
+        items: list[ErasedItem] = []
+        digests: list[str] = []
+        if self.erased is not None:
+            digests = req.identifier_hashes or erasure_hashes(self.erased.secret, email=req.email, phone=req.phone)
+            added = await self.erased.add(digests, req.requested_at)
+            items.append(ErasedItem(store="redis:notifier:erased", action="keyed hash suppressed", count=added))
+        addresses = {a for a in (req.email and normalise_email(req.email), req.phone and req.phone.strip()) if a}
+        if req.phone:
+            addresses.add(normalise_phone(req.phone) or req.phone.strip())
+        lines = files = 0
+        for directory in self.outbox_dirs:
+            n_lines, n_files = erase_from_outbox(directory, addresses, set(req.lead_ids))
+            lines, files = lines + n_lines, files + n_files
+        if self.outbox_dirs:
+            items.append(ErasedItem(store="file:outbox.jsonl", action="lines redacted", count=lines))
+            items.append(ErasedItem(store="file:outbox/*.eml", action="deleted", count=files))
+        log.info("erasure honoured", extra={"event_id": event.id, "request_id": req.request_id})
+        receipt = PersonErased(
+            request_id=req.request_id,
+            subject_hash=req.subject_hash,
+            service="notifier",
+            erased_at=datetime.fromtimestamp(self.clock(), UTC),
+            items=items,
+            remaining=[
+                "notification.requested.v1 / notification.outcome.v1 and their DLQs: append-only, until retention",
+                "messages already delivered by a real provider (SMTP, SMS): outside the pipeline",
+            ],
+            suppressed_hashes=digests,
+        )
+        return [
+            new_event(receipt, source=SOURCE, subject=req.subject_hash, id=f"{req.request_id}/notifier", cause=event)
+        ]
+
     # -- requests ---------------------------------------------------------------------------
     async def on_retry(self, event: Envelope[Any], msg: RawMessage) -> list[Envelope[Any]]:
         self.metrics.retry_backlog.set(await self.backlog.remove(event.data.notification_id))
@@ -167,6 +220,14 @@ class Notifier:
         now = self.clock()
         channel = req.channel.value
         reason = await self.suppression.reason(channel, req.recipient.address) if req.audience == "lead" else None
+        if reason is None and req.audience == "lead" and self.erased is not None:
+            reason = erased_refusal(
+                purpose=self.renderer.purpose(req.template),
+                audience=req.audience,
+                erased_at=await self.erased.erased_at(channel, req.recipient.address),
+                basis=None if req.consent is None else req.consent.basis,
+                consent_given_at=None if req.consent is None else req.consent.given_at,
+            )
         refusal = consent_refusal(
             purpose=self.renderer.purpose(req.template),
             audience=req.audience,

@@ -14,7 +14,12 @@ from services.notifier.adapters.metrics import NotifierMetrics
 from services.notifier.adapters.outbox import FileOutbox
 from services.notifier.adapters.rebuild import rebuild
 from services.notifier.adapters.redis_ledger import RedisLedger
-from services.notifier.adapters.redis_state import RedisRecipientLimiter, RedisRetryBacklog, RedisSuppressionList
+from services.notifier.adapters.redis_state import (
+    RedisErasedList,
+    RedisRecipientLimiter,
+    RedisRetryBacklog,
+    RedisSuppressionList,
+)
 from services.notifier.adapters.smtp_sender import SmtpSender
 from services.notifier.adapters.templates import TemplateRenderer
 from services.notifier.config import NotifierSettings
@@ -86,10 +91,12 @@ def build_notifier(
     prefix = s.notifier_redis_prefix
     ledger = RedisLedger(redis, prefix=prefix, ttl_s=s.notifier_ledger_ttl_s, guarded=rebuildable)
     suppression = RedisSuppressionList(redis, prefix=prefix)
+    erased = RedisErasedList(redis, secret=s.leadpipe_privacy_secret, prefix=prefix)
 
     async def rebuild_state() -> object:
         return await rebuild(s, ledger, suppression, outcome_topic=s.notifier_outcome_topic,
-                             engagement_topic=s.notifier_engagement_topic)  # fmt: skip
+                             engagement_topic=s.notifier_engagement_topic, erased=erased,
+                             erased_topic=s.notifier_erased_topic)  # fmt: skip
 
     return Notifier(
         renderer=TemplateRenderer(
@@ -98,6 +105,8 @@ def build_notifier(
         channels=channels if channels is not None else build_channels(s),
         ledger=ledger,
         suppression=suppression,
+        erased=erased,
+        outbox_dirs=[s.notifier_outbox_dir],
         limiter=RedisRecipientLimiter(
             redis, limit=s.notifier_recipient_limit, window_s=s.notifier_recipient_window_s, prefix=prefix
         ),

@@ -24,6 +24,7 @@ from leadpipe.runtime.stream import TRANSIENT, EventProcessor, RawMessage
 from schemas.codec import Record
 from schemas.lead_engagement.v1 import LeadEngagement
 from schemas.notification_requested.v1 import NotificationRequested
+from schemas.person_erasure_requested.v1 import PersonErasureRequested
 from services.notifier.config import NotifierSettings
 from services.notifier.handlers import Notifier, due_at
 from services.notifier.wiring import SERVICE, build_notifier
@@ -100,6 +101,7 @@ def build_app(settings: NotifierSettings) -> faust.App:
     requested = app.topic(settings.notifier_requested_topic)
     retry = app.topic(settings.notifier_retry_topic)
     engagement = app.topic(settings.notifier_engagement_topic)
+    erasure = app.topic(settings.notifier_erasure_topic)
 
     async def records(stream: Any) -> AsyncIterator[RawMessage]:
         await runtime.ready.wait()
@@ -138,6 +140,12 @@ def build_app(settings: NotifierSettings) -> faust.App:
         async for msg in records(stream):
             assert runtime.processor is not None and runtime.notifier is not None
             await runtime.processor.process(msg, LeadEngagement, runtime.notifier.on_engagement)
+
+    @app.agent(erasure)
+    async def on_erasure(stream: Any) -> None:
+        async for msg in records(stream):
+            assert runtime.processor is not None and runtime.notifier is not None
+            await runtime.processor.process(msg, PersonErasureRequested, runtime.notifier.on_erasure)
 
     app.notifier_runtime = runtime  # type: ignore[attr-defined]
     return app

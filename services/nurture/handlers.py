@@ -29,9 +29,12 @@ from schemas.lead_stage_changed.v1 import LeadStageChanged
 from schemas.links import assignment_token
 from schemas.notification_outcome.v1 import NotificationOutcome
 from schemas.notification_requested.v1 import NotificationRequested, Recipient, TouchRef
+from schemas.person_erased.v1 import ErasedItem, PersonErased
+from schemas.person_erasure_requested.v1 import PersonErasureRequested
 from services.nurture.adapters.metrics import NurtureMetrics
 from services.nurture.adapters.redis_store import NO_LIMIT, RedisNurtureStore
 from services.nurture.domain.engine import Decision, Notify, Nurture
+from services.nurture.domain.erasure import is_subject_of_erasure
 from services.nurture.domain.routing import Candidate, least_loaded, rank, serve_next
 from services.nurture.domain.state import LeadState
 
@@ -56,6 +59,9 @@ class StateAppender(Protocol):
 
     async def flush(self) -> None:
         """Returns once every state appended so far is acknowledged."""
+
+    async def tombstone(self, lead_id: str) -> None:
+        """Sends a null state for the lead (erased); acknowledged by the next ``flush``."""
 
 
 class Known:
@@ -110,6 +116,42 @@ class NurtureHandler:
         self.capacity_freed = asyncio.Event()
 
     # -- entry points ---------------------------------------------------------------------------
+    async def erase(self, event: Envelope[Any]) -> list[Envelope[Any]]:
+        """Deletes the person's lead states from Redis (with their due times, queue places and
+        reservations) and tombstones them on the state topic; stage counts stay (aggregates)."""
+        req: PersonErasureRequested = event.data
+        found: list[str] = []
+        async for chunk in self.store.states():
+            found += [
+                st.lead_id
+                for st in chunk
+                if is_subject_of_erasure(st, email=req.email, phone=req.phone, lead_ids=req.lead_ids)
+            ]
+        keys = 0
+        for lead_id in found:
+            keys += await self.store.erase(lead_id)
+            await self.state_log.tombstone(lead_id)
+        await self.state_log.flush()
+        log.info("erasure honoured: %d lead state(s)", len(found), extra={"request_id": req.request_id})
+        receipt = PersonErased(
+            request_id=req.request_id,
+            subject_hash=req.subject_hash,
+            service="nurture",
+            erased_at=self.clock(),
+            items=[
+                ErasedItem(store="redis:nurture:lead", action="deleted", count=len(found)),
+                ErasedItem(store="redis:nurture (state, due, queue, reservations)", action="keys deleted", count=keys),
+                ErasedItem(store="kafka:nurture.state.v1", action="tombstoned", count=len(found)),
+            ],
+            remaining=[
+                "lead.stage_changed.v1 / lead.assigned.v1 / notification.requested.v1: append-only, until retention",
+                "nurture.state.v1: older states until the log cleaner compacts the segment",
+            ],
+        )
+        await self.publisher.publish([new_event(receipt, source="/leadpipe/nurture", subject=req.subject_hash,
+                                                id=f"{req.request_id}/nurture", cause=event)])  # fmt: skip
+        return []
+
     async def handle(self, event: Envelope[Any], known: Known | None = None) -> list[Envelope[Any]]:
         """The ``EventProcessor`` handler: publishes itself (before the state write), returns [].
         The state-topic append is acknowledged by ``state_log.flush()`` (the batch calls it).

@@ -26,12 +26,13 @@ from leadpipe.runtime.health import redis_reachable
 from leadpipe.runtime.kafka import make_producer, send_record
 from leadpipe.runtime.logs import setup_logging
 from leadpipe.runtime.metrics import serve_ops
-from leadpipe.runtime.stream import TRANSIENT, EventProcessor, raw_batches
+from leadpipe.runtime.stream import TRANSIENT, EventProcessor, RawMessage, raw_batches
 from schemas.assignment_response.v1 import AssignmentResponse
 from schemas.codec import Record, encode
 from schemas.envelope import Envelope
 from schemas.lead_scored.v1 import LeadScored
 from schemas.notification_outcome.v1 import NotificationOutcome
+from schemas.person_erasure_requested.v1 import PersonErasureRequested
 from services.nurture.adapters.metrics import NurtureMetrics
 from services.nurture.adapters.redis_store import RedisNurtureStore
 from services.nurture.adapters.state_log import StateLog, ensure_state_topic, rebuild
@@ -179,6 +180,15 @@ def build_app(settings: NurtureSettings, registry: CollectorRegistry | None = No
                 await batches.process(records)
         finally:
             await wiring.stop()
+
+    erasure = app.topic(settings.topic(PersonErasureRequested.topic()), key_type=bytes, value_type=bytes)
+
+    @app.agent(erasure, name="nurture-erasure")
+    async def erase(stream: faust.StreamT[bytes]) -> None:
+        handler = await wiring.start()
+        assert wiring.processor is not None
+        async for event in stream.events():
+            await wiring.processor.process(RawMessage.from_kafka(event.message), PersonErasureRequested, handler.erase)
 
     @app.task  # type: ignore[untyped-decorator]
     async def serve() -> None:

@@ -25,5 +25,6 @@ class ScoringSettings(ServiceSettings):
     scoring_group_id: str = "leadpipe-scoring"
     scoring_input_topics: str = "lead.captured.v1,lead.engagement.v1"
     scoring_output_topic: str = "lead.scored.v1"
+    scoring_erasure_topic: str = "person.erasure_requested.v1"
     #: The compacted topic every lead state is appended to; a wiped Redis is rebuilt from it.
     scoring_state_topic: str = "scoring.state.v1"

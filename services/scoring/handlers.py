@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -18,9 +18,12 @@ from schemas.envelope import Envelope, new_event
 from schemas.lead_captured.v1 import LeadCaptured
 from schemas.lead_engagement.v1 import LeadEngagement
 from schemas.lead_scored.v1 import LeadScored, Trigger
+from schemas.person_erased.v1 import ErasedItem, PersonErased
+from schemas.person_erasure_requested.v1 import PersonErasureRequested
 from services.scoring.adapters.redis_store import Snapshot
 from services.scoring.domain.engagement import ACTIONABLE
 from services.scoring.domain.enrichment import ReferenceData, normalise_country
+from services.scoring.domain.errors import IdentityError
 from services.scoring.domain.identity import (
     Identifiers,
     KnownLead,
@@ -188,3 +191,55 @@ def link(snap: Snapshot, state: LeadState, merged: Sequence[str] = ()) -> None:
         after = (state.lead_id,) if is_strong(ident) else relink_phone(before, state.lead_id, merged)
         if after != before:
             snap.links[ident] = snap.changed_links[ident] = after
+
+
+class LeadEraser(Protocol):
+    async def erase(self, keys: list[str], lead_ids: list[str]) -> tuple[list[str], int]: ...
+
+
+class StateTombstones(Protocol):
+    async def append(
+        self, states: Iterable[LeadState], deleted: Iterable[str] = (), *, model_version: str | None = None
+    ) -> int: ...
+
+
+class Eraser:
+    """``person.erasure_requested`` in -> the person's lead profiles and identity links gone from
+    Redis, tombstones on the state topic -> a ``person.erased`` receipt out."""
+
+    def __init__(
+        self,
+        store: LeadEraser,
+        state_log: StateTombstones,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
+        self.store = store
+        self.state_log = state_log
+        self.clock = clock
+
+    async def handle(self, event: Envelope[Any]) -> list[Envelope[Any]]:
+        req: PersonErasureRequested = event.data
+        try:
+            keys = normalise_identifiers(email=req.email, phone=req.phone).strings() if req.email or req.phone else []
+        except IdentityError:  # e.g. only a phone that does not parse: the lead ids still count
+            keys = []
+        erased, links = await self.store.erase(keys, list(req.lead_ids))
+        await self.state_log.append([], deleted=erased)
+        receipt = PersonErased(
+            request_id=req.request_id,
+            subject_hash=req.subject_hash,
+            service="scoring",
+            erased_at=self.clock(),
+            items=[
+                ErasedItem(store="redis:scoring:lead", action="deleted", count=len(erased)),
+                ErasedItem(store="redis:scoring:link", action="unlinked or deleted", count=links),
+                ErasedItem(store="kafka:scoring.state.v1", action="tombstoned", count=len(erased)),
+            ],
+            remaining=[
+                "lead.captured.v1 / lead.engagement.v1 / lead.scored.v1 and their DLQs: append-only, until retention",
+                "scoring.state.v1: older states until the log cleaner compacts the segment",
+            ],
+        )
+        return [
+            new_event(receipt, source=SOURCE, subject=req.subject_hash, id=f"{req.request_id}/scoring", cause=event)
+        ]

@@ -24,15 +24,16 @@ from leadpipe.runtime.health import redis_reachable
 from leadpipe.runtime.kafka import make_producer, send_record
 from leadpipe.runtime.logs import setup_logging
 from leadpipe.runtime.metrics import serve_ops
-from leadpipe.runtime.stream import TRANSIENT, EventProcessor, raw_batches
+from leadpipe.runtime.stream import TRANSIENT, EventProcessor, RawMessage, raw_batches
 from schemas.codec import Record
+from schemas.person_erasure_requested.v1 import PersonErasureRequested
 from services.scoring.adapters.metrics import ScoringMetrics
 from services.scoring.adapters.redis_store import RedisLeadStore
 from services.scoring.adapters.reference_files import ModelCatalog, load_model, load_reference
 from services.scoring.adapters.state_log import StateLog, ensure_state_topic, rebuild
 from services.scoring.batch import EXPECTED, BatchProcessor
 from services.scoring.config import ScoringSettings
-from services.scoring.handlers import Scorer
+from services.scoring.handlers import Eraser, Scorer
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class Wiring:
         self.producer: Any = None
         self.store: RedisLeadStore | None = None
         self.processing = False
+        self.started = asyncio.Event()
         self._rebuilding = asyncio.Lock()
 
     async def ensure_built(self) -> None:
@@ -109,6 +111,7 @@ class Wiring:
             return await producer.send(topic, record.value, key=record.key, headers=record.headers)
 
         self.processing = True
+        self.started.set()
         return BatchProcessor(
             scorer=Scorer(model, ref, observer), store=store, processor=processor, metrics=self.metrics,
             send_nowait=send_nowait, expected=self.expected, output_topic=s.scoring_output_topic,
@@ -118,6 +121,7 @@ class Wiring:
 
     async def stop(self) -> None:
         self.processing = False
+        self.started.clear()
         if self.producer is not None:
             await self.producer.stop()
         if self.redis is not None:
@@ -168,6 +172,20 @@ def build_app(settings: ScoringSettings, registry: CollectorRegistry | None = No
                 await batches.process(records)
         finally:
             await wiring.stop()
+
+    erasure = app.topic(settings.scoring_erasure_topic, key_type=bytes, value_type=bytes)
+
+    @app.agent(erasure, name="scoring-erasure")
+    async def erase(stream: faust.StreamT[bytes]) -> None:
+        await wiring.started.wait()
+        assert wiring.redis is not None
+        # Its own store: a store's watched pipeline belongs to one caller at a time.
+        eraser = Eraser(RedisLeadStore(wiring.redis, settings.scoring_redis_prefix),
+                        StateLog(wiring.producer, settings.scoring_state_topic))  # fmt: skip
+        processor = EventProcessor(service="scoring", metrics=metrics.stage, sink=_ProducerSink(wiring.producer),
+                                   max_record_bytes=settings.kafka_max_record_bytes)  # fmt: skip
+        async for event in stream.events():
+            await processor.process(RawMessage.from_kafka(event.message), PersonErasureRequested, eraser.handle)
 
     @app.task  # type: ignore[untyped-decorator]
     async def serve() -> None:

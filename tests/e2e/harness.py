@@ -430,6 +430,8 @@ class TopicTail:
 
     def _add(self, topic: str, offset: int, key: bytes, value: bytes, headers: Any) -> None:
         if topic == STATE_TOPIC:
+            if not value:  # a tombstone: the lead was erased
+                return
             seen = Seen(topic, offset, state=orjson.loads(value))
         else:
             try:

@@ -212,5 +212,9 @@ class Publisher:
             await consumer.stop()
         return found
 
+    async def erase_spooled(self, keys: list[bytes]) -> int:
+        """Removes a person's records (by record key) from the spool before they reach the broker."""
+        return await asyncio.to_thread(self.spool.erase_keys, keys)
+
     async def ready(self) -> dict[str, bool]:
         return {"broker": self.connected and not self.spooling, "spool": self.spool.writable()}

@@ -108,6 +108,19 @@ class SqliteSpool:
             self._db.execute("COMMIT")
             self._depth, self._oldest = self._db.execute("SELECT count(*), min(spooled_at) FROM spool").fetchone()
 
+    def erase_keys(self, keys: list[bytes]) -> int:
+        """Deletes every spooled record with one of these record keys (a person's identity keys);
+        returns how many went. A row the replay task already read may still be sent once."""
+        if not keys:
+            return 0
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            marks = ",".join("?" * len(keys))
+            deleted = self._db.execute(f"DELETE FROM spool WHERE key IN ({marks})", keys).rowcount
+            self._db.execute("COMMIT")
+            self._depth, self._oldest = self._db.execute("SELECT count(*), min(spooled_at) FROM spool").fetchone()
+        return int(deleted)
+
     def mark_maybe_sent(self, seqs: list[int]) -> None:
         if not seqs:
             return

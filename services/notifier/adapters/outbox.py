@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 
 from services.notifier.adapters.email_mime import build_email
+from services.notifier.domain.erasure import outbox_line_is_theirs, redact_outbox_line, their_lead_ids
 from services.notifier.domain.message import OutboundMessage, SendResult
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -57,3 +58,32 @@ class FileOutbox:
 
     async def close(self) -> None:
         return None
+
+
+def erase_from_outbox(directory: Path, addresses: set[str], lead_ids: set[str]) -> tuple[int, int]:
+    """Redacts the person's lines of ``outbox.jsonl`` (rewritten whole, then renamed over the old
+    file) and deletes their ``.eml`` files. Returns (lines redacted, files deleted).
+
+    Synchronous on purpose: the worker's sends write the same file from the same event loop,
+    so no append can fall between the read and the rename.
+    """
+    path = directory / "outbox.jsonl"
+    if not path.exists():
+        return 0, 0
+    entries = [orjson.loads(raw) for raw in path.read_bytes().splitlines() if raw.strip()]
+    lead_ids = lead_ids | their_lead_ids(entries, addresses)
+    lines, redacted, deleted = [], 0, 0
+    for entry in entries:
+        if not entry.get("erased") and outbox_line_is_theirs(entry, addresses, lead_ids):
+            file = entry.get("file")
+            if isinstance(file, str) and (directory / file).exists():
+                (directory / file).unlink()
+                deleted += 1
+            entry = redact_outbox_line(entry)
+            redacted += 1
+        lines.append(orjson.dumps(entry))
+    if redacted:
+        tmp = path.with_suffix(".jsonl.tmp")
+        tmp.write_bytes(b"".join(line + b"\n" for line in lines))
+        tmp.replace(path)
+    return redacted, deleted

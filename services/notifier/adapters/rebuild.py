@@ -3,7 +3,8 @@
 - the delivery ledger from ``notification.outcome``: every outcome's notification id gets its
   terminal state back (``published``), so a re-requested id is answered from the ledger and not
   sent again;
-- the suppression list from ``lead.engagement``: every unsubscribe, complaint and hard bounce.
+- the suppression list from ``lead.engagement``: every unsubscribe, complaint and hard bounce;
+- the erased list from the notifier's own ``person.erased`` receipts (keyed hashes only).
 
 Both topics are read from their start to the end offsets taken when the rebuild begins; later
 records are the live agents' business. A record that does not decode is skipped (counted and
@@ -24,8 +25,9 @@ from schemas.codec import Record, decode
 from schemas.errors import DecodeError
 from schemas.lead_engagement.v1 import LeadEngagement
 from schemas.notification_outcome.v1 import NotificationOutcome
+from schemas.person_erased.v1 import PersonErased
 from services.notifier.adapters.redis_ledger import RedisLedger
-from services.notifier.adapters.redis_state import RedisSuppressionList
+from services.notifier.adapters.redis_state import RedisErasedList, RedisSuppressionList
 from services.notifier.domain.suppression import suppressions_for
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ class Rebuilt:
     outcomes: int = 0
     restored: int = 0
     suppressions: int = 0
+    erased: int = 0
     skipped: int = 0
 
 
@@ -56,8 +59,23 @@ async def rebuild(
     *,
     outcome_topic: str,
     engagement_topic: str,
+    erased: RedisErasedList | None = None,
+    erased_topic: str = "person.erased.v1",
 ) -> Rebuilt:
     done = Rebuilt()
+
+    async def receipts(records: list[ConsumerRecord[Any, Any]]) -> None:
+        assert erased is not None
+        for r in records:
+            rec = _record(r)
+            try:
+                data: PersonErased = decode(rec.value, rec.headers, PersonErased).data
+            except DecodeError as exc:
+                done.skipped += 1
+                log.warning("rebuild skipped a receipt at %s/%d@%d: %s", r.topic, r.partition, r.offset, exc)
+                continue
+            if data.service == "notifier" and data.suppressed_hashes:
+                done.erased += await erased.add(data.suppressed_hashes, data.erased_at)
 
     async def outcomes(records: list[ConsumerRecord[Any, Any]]) -> None:
         entries = []
@@ -96,11 +114,14 @@ async def rebuild(
     consumer: AIOKafkaConsumer = make_consumer(settings, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        tps = await partitions(consumer, engagement_topic, outcome_topic)
+        tps = await partitions(consumer, engagement_topic, outcome_topic, erased_topic)
+        if erased is not None:
+            await read_to_end(consumer, tps[erased_topic], receipts)
         await read_to_end(consumer, tps[engagement_topic], engagements)
         await read_to_end(consumer, tps[outcome_topic], outcomes)
     finally:
         await consumer.stop()
-    log.info("rebuilt notifier state: %d outcomes read (%d restored), %d suppressions, %d records skipped",
-             done.outcomes, done.restored, done.suppressions, done.skipped)  # fmt: skip
+    log.info("rebuilt notifier state: %d outcomes read (%d restored), %d suppressions, %d erased addresses,"
+             " %d records skipped", done.outcomes, done.restored, done.suppressions, done.erased,
+             done.skipped)  # fmt: skip
     return done

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterable
+from datetime import datetime
 
 from redis.asyncio import Redis
 
+from schemas.identity import erasure_hashes
 from services.notifier.domain.suppression import Suppression, normalize_address
 
 
@@ -79,3 +82,36 @@ class RedisRetryBacklog:
         pipe.zcard(self.key)
         _, size = await pipe.execute()
         return int(size)
+
+
+class RedisErasedList:
+    """``<prefix>erased:<hmac>`` -> when the person was erased (ISO time). The key is the keyed
+    hash of the normalised address (``schemas.identity.keyed_hash``); no address is stored."""
+
+    def __init__(self, redis: Redis[bytes], *, secret: str, prefix: str = "notifier:"):
+        self.redis = redis
+        self.secret = secret
+        self.prefix = prefix
+
+    def key(self, digest: str) -> str:
+        return f"{self.prefix}erased:{digest}"
+
+    def digest(self, channel: str, address: str) -> str | None:
+        if channel == "email":
+            return erasure_hashes(self.secret, email=address)[0] if address.strip() else None
+        if channel in ("sms", "phone"):
+            return erasure_hashes(self.secret, phone=address)[0] if address.strip() else None
+        return None
+
+    async def add(self, digests: Iterable[str], erased_at: datetime) -> int:
+        keys = [self.key(d) for d in digests]
+        if keys:
+            await self.redis.mset({k: erased_at.isoformat() for k in keys})
+        return len(keys)
+
+    async def erased_at(self, channel: str, address: str) -> datetime | None:
+        digest = self.digest(channel, address)
+        if digest is None:
+            return None
+        value = await self.redis.get(self.key(digest))
+        return datetime.fromisoformat(value.decode()) if value is not None else None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -165,6 +165,28 @@ class RedisNurtureStore:
         pipe.zrem(self.due_key, lead_id)
         pipe.hdel(self.queue_key, lead_id)
         await pipe.execute()
+
+    async def states(self, count: int = 500) -> AsyncIterator[list[LeadState]]:
+        """Every lead state, a SCAN chunk at a time (an erasure looks a person up this way: nurture
+        keeps no index by address, and erasures are rare)."""
+        async for keys in self.redis.scan_iter(match=f"{self.prefix}lead:*", count=count):
+            raw = await self.redis.hget(keys, "s")
+            if raw is not None:
+                try:
+                    yield [LeadState.model_validate_json(raw)]
+                except ValueError:
+                    continue
+
+    async def erase(self, lead_id: str) -> int:
+        """Deletes the lead's state, its due time, its queue place and its assignment reservations;
+        returns how many keys went. A save racing with it fails its version check (no key: 0)."""
+        assign = [k async for k in self.redis.scan_iter(match=f"{self.prefix}assign:{lead_id}:*", count=500)]
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(self._lead(lead_id), *assign)
+        pipe.zrem(self.due_key, lead_id)
+        pipe.hdel(self.queue_key, lead_id)
+        deleted, _, _ = await pipe.execute()
+        return int(deleted)
 
     async def claim_due(self, now: float, lease_s: float, limit: int) -> list[str]:
         ids = await self._claim(keys=[self.due_key], args=[repr(now), repr(now + lease_s), str(limit)])

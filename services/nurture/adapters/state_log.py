@@ -38,13 +38,17 @@ class StateLog:
         self.producer = producer
         self.topic = topic
         self.retry_base_s, self.retry_max_s = retry_base_s, retry_max_s
-        self._pending: list[tuple[bytes, bytes, Any]] = []
+        self._pending: list[tuple[bytes, bytes | None, Any]] = []
 
     async def append(self, state: LeadState) -> None:
         key, value = state.lead_id.encode(), state.model_dump_json().encode()
         await self._send(key, value)
 
-    async def _send(self, key: bytes, value: bytes) -> None:
+    async def tombstone(self, lead_id: str) -> None:
+        """A null value for the lead: compaction drops its earlier states from the topic."""
+        await self._send(lead_id.encode(), None)
+
+    async def _send(self, key: bytes, value: bytes | None) -> None:
         try:
             ack = await self.producer.send(self.topic, value, key=key)
         except Exception as exc:  # kept, and sent again by ``flush``
@@ -55,7 +59,7 @@ class StateLog:
         delay = self.retry_base_s
         while self._pending:
             taken, self._pending = self._pending, []
-            failed: dict[bytes, bytes] = {}
+            failed: dict[bytes, bytes | None] = {}
             for key, value, ack in taken:
                 failed.pop(key, None)  # a lead's newer state supersedes an older failed one
                 try:
@@ -101,7 +105,11 @@ async def rebuild(
 
         async def keep_latest(records: list[ConsumerRecord[Any, Any]]) -> None:
             for r in records:
-                if r.key is not None and r.value is not None:
+                if r.key is None:
+                    continue
+                if r.value is None:  # a tombstone: the lead was erased
+                    latest.pop(r.key, None)
+                else:
                     latest[r.key] = r.value
 
         await read_to_end(consumer, tps, keep_latest)

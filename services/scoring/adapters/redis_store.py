@@ -31,6 +31,7 @@ from redis.exceptions import WatchError
 
 from schemas.lead_captured.v1 import LeadCaptured
 from services.scoring.domain.engagement import EngagementRecord
+from services.scoring.domain.erasure import leads_to_erase, links_after_erasure
 from services.scoring.domain.identity import is_strong
 from services.scoring.domain.lead import CaptureRecord, Emitted, LeadState
 
@@ -212,6 +213,45 @@ class RedisLeadStore:
             await pipe.execute()
         finally:
             await pipe.reset()
+
+    async def erase(self, keys: list[str], lead_ids: list[str]) -> tuple[list[str], int]:
+        """Deletes the leads an erasure request takes (``domain.erasure``) and unlinks their
+        identifiers, in one watched transaction (a batch touching the same keys retries after it).
+        Returns the erased lead ids and how many links changed or went."""
+        while True:
+            pipe = self.redis.pipeline(transaction=True)
+            try:
+                link_keys = [self.link_key(k) for k in keys]
+                if link_keys:
+                    await pipe.watch(*link_keys)
+                values = await pipe.mget(link_keys) if link_keys else []
+                links = {k: decode_link(v) for k, v in zip(keys, values, strict=True) if v}
+                candidates = sorted({*lead_ids, *(lid for lids in links.values() for lid in lids)})
+                leads = await self._read_leads(pipe, candidates)
+                erased = leads_to_erase(
+                    keys=keys, links=links, identifiers={lid: st.identifiers for lid, st in leads.items()},
+                    lead_ids=lead_ids,
+                )  # fmt: skip
+                theirs = sorted({i for lid in erased for i in leads[lid].identifiers} - set(links))
+                if theirs:
+                    more = [self.link_key(i) for i in theirs]
+                    await pipe.watch(*more)
+                    links |= {i: decode_link(v) for i, v in zip(theirs, await pipe.mget(more), strict=True) if v}
+                changed = links_after_erasure(links, erased)
+                pipe.multi()
+                for lid in erased:
+                    pipe.delete(self.lead_key(lid))
+                for ident, lids in changed.items():
+                    if lids:
+                        pipe.set(self.link_key(ident), encode_link(ident, lids))
+                    else:
+                        pipe.delete(self.link_key(ident))
+                await pipe.execute()
+                return sorted(erased), len(changed)
+            except WatchError:
+                continue
+            finally:
+                await pipe.reset()
 
     async def abandon(self) -> None:
         if self._pipe is not None:

@@ -1,0 +1,68 @@
+"""``POST /v1/privacy/erasure``: a CRM or a DSR tool asks for a person's erasure (privacy keys
+only), bad input is refused naming the field, and the person's spooled records go first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from schemas.codec import Record
+from schemas.identity import erasure_hashes, identity_key
+from services.ingest.adapters.spool import SqliteSpool
+from tests.integration.ingest.conftest import Ingest, read_events
+
+PRIVACY = {"authorization": "Bearer dev-privacy-key"}
+
+
+async def test_an_erasure_request_without_a_privacy_key_is_refused_401_even_with_a_scanner_key(ingest: Ingest):
+    for headers in ({}, {"authorization": "Bearer dev-scanner-key"}, {"authorization": "Bearer nope"}):
+        resp = await ingest.client.post("/v1/privacy/erasure", json={"email": "dana@example.com"}, headers=headers)
+        assert resp.status_code == 401, resp.text
+        assert resp.headers["content-type"] == "application/problem+json"
+        assert resp.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_a_bad_erasure_request_is_refused_422_naming_each_field(ingest: Ingest):
+    resp = await ingest.client.post("/v1/privacy/erasure", json={"email": "dana", "lead_ids": "ld_1"}, headers=PRIVACY)
+    assert resp.status_code == 422 and resp.headers["content-type"] == "application/problem+json"
+    assert [e["field"] for e in resp.json()["errors"]] == ["email", "lead_ids"]
+    empty = await ingest.client.post("/v1/privacy/erasure", json={}, headers=PRIVACY)
+    assert empty.status_code == 422 and empty.json()["errors"][0]["field"] == "email"
+    broken = await ingest.client.post(
+        "/v1/privacy/erasure", content=b"{", headers=PRIVACY | {"content-type": "application/json"}
+    )
+    assert broken.status_code == 422 and broken.json()["errors"][0]["field"] == "body"
+    form = await ingest.client.post("/v1/privacy/erasure", data={"email": "d@e.com"}, headers=PRIVACY)
+    assert form.status_code == 415
+
+
+async def test_an_accepted_erasure_request_is_published_with_keyed_hashes_of_the_identifiers(ingest: Ingest):
+    resp = await ingest.client.post(
+        "/v1/privacy/erasure", json={"email": "Dana@Example.com", "phone": "+1 415 555 0100"}, headers=PRIVACY
+    )
+    assert resp.status_code == 202, resp.text
+    body = resp.json()
+    secret = ingest.settings.leadpipe_privacy_secret
+    hashes = erasure_hashes(secret, email="dana@example.com", phone="+14155550100")
+    assert body["subject_hash"] == hashes[0] and body["spool_records_erased"] == 0
+    [event] = await read_events(
+        ingest.settings.kafka_bootstrap_servers, "person.erasure_requested.v1", {body["event_id"]}
+    )
+    assert event.data.identifier_hashes == hashes and event.data.requested_by == "api:dev-dsr"
+    assert event.subject == hashes[0]
+    receipts = await read_events(ingest.settings.kafka_bootstrap_servers, "person.erased.v1", None)
+    [mine] = [r.data for r in receipts if r.data.request_id == body["request_id"]]
+    assert mine.service == "ingest" and mine.items[0].count == 0
+    assert b"dana" not in mine.model_dump_json().lower().encode()
+
+
+def test_erasing_from_the_spool_removes_only_the_persons_records(tmp_path: Path):
+    spool = SqliteSpool(tmp_path / "spool.db")
+    dana, sam = identity_key(email="dana@example.com").encode(), identity_key(email="sam@example.com").encode()
+    phone_only = identity_key(phone="+14155550100").encode()
+    rows = [("lead.captured.v1", Record(key=k, value=b"{}", headers=[]), f"e{i}", False)
+            for i, k in enumerate((dana, sam, phone_only, dana))]  # fmt: skip
+    spool.append(rows)
+    assert spool.erase_keys([dana, phone_only]) == 3
+    assert [r.record.key for r in spool.head(10)] == [sam] and spool.depth == 1
+    assert spool.erase_keys([]) == 0
+    spool.close()
