@@ -166,3 +166,58 @@ def start_redis(
     ).start()
     wait_for_port(port, host, 15.0, proc.proc)
     return proc
+
+
+def postgres_bindir() -> Path:
+    """Debian's PostgreSQL binaries (``/usr/lib/postgresql/<version>/bin``), the newest installed."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name))
+    if not found:
+        on_path = shutil.which("postgres")
+        if on_path:
+            return Path(on_path).parent
+        raise RuntimeError("PostgreSQL not found: install it (Debian: apt-get install postgresql)")
+    return found[-1].parent
+
+
+def _as_postgres_user() -> list[str]:
+    # PostgreSQL refuses to run as root: as root, run it (and initdb) as Debian's `postgres` user.
+    if os.geteuid() != 0:
+        return []
+    return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"]
+
+
+def start_postgres(
+    port: int, data_dir: Path, log_path: Path, host: str = "127.0.0.1", durable: bool = True
+) -> ManagedProcess:
+    """A private PostgreSQL on host:port with its own data dir (initialised on first use; trust
+    auth on loopback only, user ``leadpipe``). ``durable=False`` turns fsync off (tests).
+    The URL: ``postgresql://leadpipe@host:port/postgres``."""
+    bindir = postgres_bindir()
+    prefix = _as_postgres_user()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if prefix:
+        shutil.chown(data_dir, "postgres", "postgres")
+        os.chmod(data_dir, 0o700)
+    if not (data_dir / "PG_VERSION").exists():
+        subprocess.run(
+            [*prefix, str(bindir / "initdb"), "-D", str(data_dir), "-U", "leadpipe", "--auth=trust", "-E", "UTF8"]
+            + ([] if durable else ["--no-sync"]),
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+    settings = ["-c", "unix_socket_directories=", "-c", "listen_addresses=" + host, "-p", str(port)]
+    if not durable:
+        settings += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+    proc = ManagedProcess(
+        "postgres", [*prefix, str(bindir / "postgres"), "-D", str(data_dir), *settings], log_path
+    ).start()
+    wait_for_port(port, host, 30.0, proc.proc)
+    # Listening is not accepting: until recovery ends it answers "the database system is starting up".
+    deadline = time.monotonic() + 30.0
+    while subprocess.run([str(bindir / "pg_isready"), "-q", "-h", host, "-p", str(port)], check=False).returncode:
+        if time.monotonic() > deadline or not proc.alive():
+            proc.stop()
+            raise RuntimeError(f"PostgreSQL on {host}:{port} did not become ready; log: {log_path}")
+        time.sleep(0.1)
+    return proc

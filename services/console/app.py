@@ -1,0 +1,82 @@
+"""The console ASGI app: wiring, the projector task and the ops endpoints. Pages live in pages.py."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import yaml
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from leadpipe.runtime.kafka import make_producer, publish
+from schemas.envelope import Envelope
+from services.console import projector
+from services.console.adapters.metrics import ConsoleMetrics
+from services.console.adapters.postgres_store import PostgresStore
+from services.console.config import ConsoleSettings
+from services.console.domain.access import users_from_team
+from services.console.handlers import Projector
+from services.console.pages import PageDeps, build_router
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: ConsoleSettings, registry: CollectorRegistry | None = None) -> FastAPI:
+    metrics = ConsoleMetrics(registry or CollectorRegistry())
+    users = users_from_team(yaml.safe_load(settings.console_sales_team.read_text()))
+    # The pages read on their own connection, so a long projection batch does not hold them up.
+    reads = PostgresStore(settings.database_url)
+    writes = PostgresStore(settings.database_url)
+    ready = asyncio.Event()
+    producer: dict[str, AIOKafkaProducer] = {}
+
+    async def send(event: Envelope[Any]) -> None:
+        await publish(producer["p"], event, max_bytes=settings.kafka_max_record_bytes)
+        metrics.published.labels(event.data.EVENT_TYPE).inc()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await writes.connect()
+        await writes.migrate()
+        await reads.connect()
+        producer["p"] = make_producer(settings)
+        await producer["p"].start()
+        task = asyncio.create_task(projector.run(settings, Projector(writes, metrics), ready))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await producer["p"].stop()
+            await reads.close()
+            await writes.close()
+
+    app = FastAPI(title="leadpipe console", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.include_router(build_router(PageDeps(settings, reads, users, send)))
+
+    def json(status: int, body: Any) -> Response:
+        return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_endpoint() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> Response:
+        return json(200, {"status": "ok"})
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> Response:
+        checks = {"postgres": await reads.ping(), "partitions_assigned": ready.is_set()}
+        ok = all(checks.values())
+        return json(200 if ok else 503, {"status": "ok" if ok else "unavailable", "checks": checks})
+
+    return app
