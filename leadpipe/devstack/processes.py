@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -194,6 +196,15 @@ def start_postgres(
     The URL: ``postgresql://leadpipe@host:port/postgres``."""
     bindir = postgres_bindir()
     prefix = _as_postgres_user()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    if prefix and not data_dir.exists() and subprocess.run([*prefix, "test", "-x", str(data_dir.parent)]).returncode:
+        # The postgres user cannot enter root's private dirs (pytest's tmp): the data lives under
+        # /tmp, linked from the state dir, so a restart of the same stack finds it again.
+        digest = hashlib.sha1(str(data_dir.resolve()).encode()).hexdigest()[:12]
+        outside = Path(tempfile.gettempdir()) / f"leadpipe-postgres-{digest}"
+        outside.mkdir(exist_ok=True)
+        data_dir.symlink_to(outside)
+    data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     if prefix:
         shutil.chown(data_dir, "postgres", "postgres")
