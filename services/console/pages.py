@@ -50,6 +50,8 @@ def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     sign_ = "-" if seconds < 0 else ""
+    if abs(seconds) < 60:
+        return f"{sign_}{abs(seconds):.1f}s"
     s = int(abs(seconds))
     if s >= 3600:
         return f"{sign_}{s // 3600}h{(s % 3600) // 60:02d}m"

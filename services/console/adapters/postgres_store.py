@@ -98,60 +98,70 @@ class PostgresStore:
 
     # -- projection ------------------------------------------------------------------------
     async def project(self, facts: Sequence[Fact]) -> int:
-        """Store new facts and re-fold the leads they touch; returns how many were new."""
-        new = 0
-        async with self.conn.transaction():
-            touched: set[str] = set()
-            for fact in facts:
-                lead_id = fact.lead_id
-                trigger = trigger_of(fact)
-                if lead_id is None:  # a capture or engagement: linked once its scoring is known
-                    cur = await self.conn.execute(
-                        "SELECT lead_id FROM console_events WHERE trigger_event_id = %s AND lead_id IS NOT NULL"
-                        " ORDER BY time, event_id LIMIT 1",
-                        (fact.event_id,),
-                    )
-                    found = await cur.fetchone()
-                    lead_id = found["lead_id"] if found else None
-                cur = await self.conn.execute(
-                    "INSERT INTO console_events (event_id, type, time, lead_id, trigger_event_id, summary, data)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING",
-                    (fact.event_id, fact.type, fact.time, lead_id, trigger, fact.summary, _jsonb(dict(fact.data))),
-                )
-                if cur.rowcount == 0:
-                    continue
-                new += 1
-                if trigger is not None and lead_id is not None:
-                    cur = await self.conn.execute(
-                        "UPDATE console_events SET lead_id = %s WHERE event_id = %s AND lead_id IS NULL",
-                        (lead_id, trigger),
-                    )
-                if lead_id is not None:
-                    touched.add(lead_id)
-            for lead_id in sorted(touched):
-                await self._refold(lead_id)
-        return new
+        """Store new facts and re-fold the leads they touch; returns how many were new.
 
-    async def _refold(self, lead_id: str) -> None:
-        row = fold(lead_id, await self._facts(lead_id))
-        values = asdict(row)
-        values["reasons"] = _jsonb(list(row.reasons))
+        A handful of statements per batch, whatever its size: the projection keeps up by batching,
+        not by being clever per event."""
+        unique = list({f.event_id: f for f in facts}.values())
+        async with self.conn.transaction():
+            unlinked = [f.event_id for f in unique if f.lead_id is None]
+            links: dict[str, str] = {}
+            if unlinked:  # a capture or engagement: linked to the lead its scoring names
+                cur = await self.conn.execute(
+                    "SELECT DISTINCT ON (trigger_event_id) trigger_event_id, lead_id FROM console_events"
+                    " WHERE trigger_event_id = ANY(%s) AND lead_id IS NOT NULL ORDER BY trigger_event_id, time, event_id",
+                    (unlinked,),
+                )
+                links = {r["trigger_event_id"]: r["lead_id"] for r in await cur.fetchall()}
+            rows = [
+                (f.event_id, f.type, f.time, f.lead_id or links.get(f.event_id), trigger_of(f), f.summary,
+                 _jsonb(dict(f.data)))
+                for f in unique
+            ]  # fmt: skip
+            cur = await self.conn.execute(
+                "INSERT INTO console_events (event_id, type, time, lead_id, trigger_event_id, summary, data)"
+                " SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::text[],"
+                " %s::jsonb[]) ON CONFLICT (event_id) DO NOTHING RETURNING event_id, lead_id, trigger_event_id",
+                [list(col) for col in zip(*rows, strict=True)] if rows else [[]] * 7,
+            )
+            inserted = await cur.fetchall()
+            touched = {r["lead_id"] for r in inserted if r["lead_id"] is not None}
+            triggers = [
+                (r["trigger_event_id"], r["lead_id"]) for r in inserted if r["trigger_event_id"] and r["lead_id"]
+            ]
+            if triggers:
+                await self.conn.execute(
+                    "UPDATE console_events e SET lead_id = t.lead_id FROM unnest(%s::text[], %s::text[])"
+                    " AS t(event_id, lead_id) WHERE e.event_id = t.event_id AND e.lead_id IS NULL",
+                    [[t for t, _ in triggers], [lid for _, lid in triggers]],
+                )
+            if touched:
+                await self._refold(sorted(touched))
+        return len(inserted)
+
+    async def _refold(self, lead_ids: list[str]) -> None:
+        cur = await self.conn.execute(
+            "SELECT event_id, type, time, lead_id, summary, data FROM console_events WHERE lead_id = ANY(%s)",
+            (lead_ids,),
+        )
+        by_lead: dict[str, list[Fact]] = {lid: [] for lid in lead_ids}
+        for r in await cur.fetchall():
+            by_lead[r["lead_id"]].append(
+                Fact(r["event_id"], r["type"], r["time"], r["lead_id"], r["summary"], r["data"])
+            )
+        values = []
+        for lead_id, lead_facts in by_lead.items():
+            row = asdict(fold(lead_id, lead_facts))
+            row["reasons"] = _jsonb(list(row["reasons"]))
+            values.append(row)
         cols = ", ".join(_LEAD_COLUMNS)
         marks = ", ".join(f"%({c})s" for c in _LEAD_COLUMNS)
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _LEAD_COLUMNS if c != "lead_id")
-        await self.conn.execute(
-            f"INSERT INTO console_leads ({cols}) VALUES ({marks}) ON CONFLICT (lead_id) DO UPDATE SET {updates}",
-            values,
-        )
-
-    async def _facts(self, lead_id: str) -> list[Fact]:
-        cur = await self.conn.execute(
-            "SELECT event_id, type, time, lead_id, summary, data FROM console_events WHERE lead_id = %s", (lead_id,)
-        )
-        return [
-            Fact(r["event_id"], r["type"], r["time"], r["lead_id"], r["summary"], r["data"])
-            for r in await cur.fetchall()
-        ]
+        async with self.conn.cursor() as many:
+            await many.executemany(
+                f"INSERT INTO console_leads ({cols}) VALUES ({marks}) ON CONFLICT (lead_id) DO UPDATE SET {updates}",
+                values,
+            )
 
     # -- reads -----------------------------------------------------------------------------
     async def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
