@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -17,7 +17,6 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from schemas.envelope import Envelope
 from schemas.links import InvalidToken, sign, verify
-from services.console.adapters.postgres_store import PostgresStore
 from services.console.config import ConsoleSettings
 from services.console.domain import reporting
 from services.console.domain.access import User, can_see, check_password
@@ -33,10 +32,19 @@ _templates = Environment(
 LOGGABLE = tuple(o for o, kind in OUTCOMES.items() if kind is not None)
 
 
+class ReadModel(Protocol):
+    """What the pages read (PostgreSQL in production, a fake in tests)."""
+
+    async def leads_of(self, rep_id: str) -> list[LeadRow]: ...
+    async def lead(self, lead_id: str) -> LeadRow | None: ...
+    async def all_leads(self) -> list[LeadRow]: ...
+    async def timeline(self, lead_id: str) -> list[dict[str, Any]]: ...
+
+
 @dataclass
 class PageDeps:
     settings: ConsoleSettings
-    store: PostgresStore
+    store: ReadModel
     users: dict[str, User]
     publish: Callable[[Envelope[Any]], Awaitable[None]]
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
