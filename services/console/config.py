@@ -26,3 +26,5 @@ class ConsoleSettings(ServiceSettings):
     console_session_ttl_s: int = 8 * 3600
     console_cookie_secure: bool = False
     console_consumer_group: str = "console"
+    #: Nurture's give-up rule (its playbooks' default): the manager sees leads within two touches of it.
+    console_give_up_after_touches: int = 6

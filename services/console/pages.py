@@ -238,6 +238,8 @@ def build_router(deps: PageDeps) -> APIRouter:
             speed=reporting.speed_to_lead(leads),
             breaches=reporting.breaches(leads, now),
             core=[lead for lead in leads if lead.core_account],
+            giving_up=reporting.about_to_give_up(leads, settings.console_give_up_after_touches),
+            give_up_after=settings.console_give_up_after_touches,
             now=now,
         )
 

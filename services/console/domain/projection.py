@@ -24,6 +24,10 @@ OUTCOMES: Mapping[str, str | None] = {
 }
 
 
+#: Engagements that answer a lead's touches (nurture's ``ANSWERS``): the unanswered count restarts.
+ANSWERS = frozenset({"email_replied", "meeting_booked", "email_clicked", "page_visit", "purchased"})
+
+
 @dataclass(frozen=True, slots=True)
 class Fact:
     """One event as the console keeps it: enough to fold a lead's row and draw its timeline."""
@@ -66,6 +70,9 @@ class LeadRow:
     queued_at: datetime | None = None
     sla_breached: bool = False
     updated_at: datetime | None = None
+    #: Lead-facing touches delivered since the lead last answered (from notification outcomes: an
+    #: approximation of nurture's own count, which it keeps in its state, not in an event).
+    unanswered_touches: int = 0
 
 
 def ordered(facts: Iterable[Fact]) -> list[Fact]:
@@ -147,10 +154,12 @@ def apply(row: LeadRow, fact: Fact) -> LeadRow:
         if d.get("audience") == "rep" and d.get("status") == "sent" and d.get("assignment_id") == row.assignment_id:
             return replace(row, alerted_at=row.alerted_at or t)
         if d.get("audience") == "lead" and d.get("status") == "sent":
-            return replace(row, last_contact_at=t)
+            return replace(row, last_contact_at=t, unanswered_touches=row.unanswered_touches + 1)
         return row
     if fact.type == "lead.engagement":
         kind = d.get("kind")
+        if kind in ANSWERS:
+            row = replace(row, unanswered_touches=0)
         if d.get("provider") == "console":
             outcome = next((o for o, k in OUTCOMES.items() if k == kind), kind)
             return replace(row, last_contact_at=t, last_outcome=outcome)

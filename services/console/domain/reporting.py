@@ -77,3 +77,13 @@ def breaches(leads: Iterable[LeadRow], now: datetime) -> list[LeadRow]:
         or (lead.assignment_status == "pending" and lead.accept_by is not None and lead.accept_by < now)
     ]
     return sorted(late, key=lambda r: (r.rep_id or "", r.lead_id))
+
+
+#: Stages in which nurture is still working a lead (give-up applies only there).
+ACTIVE = frozenset({"captured", "engaged", "sales_qualified", "opportunity"})
+
+
+def about_to_give_up(leads: Iterable[LeadRow], give_up_after: int, warn_within: int = 2) -> list[LeadRow]:
+    """Active leads within ``warn_within`` unanswered touches of being given up (recycled)."""
+    near = [lead for lead in leads if lead.stage in ACTIVE and lead.unanswered_touches >= give_up_after - warn_within]
+    return sorted(near, key=lambda r: (-r.unanswered_touches, r.lead_id))

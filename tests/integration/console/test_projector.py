@@ -142,7 +142,7 @@ async def test_projects_lead_events_and_rebuilds_identical_rows(
     registry = CollectorRegistry()
     proj = Projector(store, ConsoleMetrics(registry))
     try:
-        assert await store.migrate() == [1]
+        assert await store.migrate() == [1, 2]
         assert await store.migrate() == []  # idempotent
         task = asyncio.create_task(projector.run(settings, proj, asyncio.Event()))
         lead_id = f"lead-{unique}"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from services.console.domain.access import User, can_see, check_password, hash_password, users_from_team
 from services.console.domain.facts import to_fact
 from services.console.domain.projection import LeadRow, fold, percentile, sla_seconds_left, work_order
-from services.console.domain.reporting import breaches, funnel, queue, speed_to_lead
+from services.console.domain.reporting import about_to_give_up, breaches, funnel, queue, speed_to_lead
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
@@ -168,3 +168,23 @@ def test_manager_numbers() -> None:
 def test_percentiles_use_the_nearest_rank() -> None:
     values = [float(v) for v in range(1, 11)]
     assert (percentile(values, 50), percentile(values, 90), percentile([], 50)) == (5.0, 9.0, None)
+
+
+def lead_touch(minutes: float, eid: str) -> object:
+    data = {"lead_id": "L1", "status": "sent", "audience": "lead", "channel": "email", "attempts": 1}
+    return to_fact("notification.outcome", eid, at(minutes), data | {"template": "nurture_b_1"})
+
+
+def test_unanswered_touches_count_until_the_lead_answers() -> None:
+    touches = [lead_touch(i, f"t{i}") for i in range(5)]
+    assert fold("L1", touches).unanswered_touches == 5  # type: ignore[arg-type]
+    click = to_fact("lead.engagement", "c", at(5.5), {"kind": "email_clicked", "channel": "email"})
+    row = fold("L1", [*touches, click, lead_touch(6, "t6")])  # type: ignore[list-item]
+    assert row.unanswered_touches == 1
+
+
+def test_a_manager_sees_active_leads_two_touches_from_being_given_up() -> None:
+    near = LeadRow("near", stage="engaged", unanswered_touches=4)
+    fresh = LeadRow("fresh", stage="engaged", unanswered_touches=1)
+    recycled = LeadRow("gone", stage="recycled", unanswered_touches=6)
+    assert [r.lead_id for r in about_to_give_up([near, fresh, recycled], give_up_after=6)] == ["near"]
