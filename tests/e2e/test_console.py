@@ -161,7 +161,7 @@ def test_a_rep_works_their_own_leads_and_a_manager_sees_the_funnel(stack: tuple[
                 page.goto(console + f"/leads/{leads[0]}")
                 return page.inner_text("#timeline")
 
-            text = wait("the console's timeline shows it", timeline, lambda t: "meeting booked" in t)
+            text = wait("the console's timeline shows it", timeline, lambda t: "-> opportunity: meeting booked" in t)
             assert "meeting_booked via phone" in text and "-> opportunity: meeting booked" in text
             assert page.inner_text("#stage") == "opportunity"
             if shots:
