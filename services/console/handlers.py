@@ -17,9 +17,10 @@ from schemas.errors import SchemaError
 from schemas.identity import identity_key
 from schemas.lead_captured.v1 import Identity
 from schemas.lead_engagement.v1 import LeadEngagement
+from schemas.lead_outcome_logged.v1 import LeadOutcomeLogged
 from services.console.adapters.metrics import ConsoleMetrics
 from services.console.domain.facts import PROJECTED, to_fact
-from services.console.domain.projection import OUTCOMES, Fact, LeadRow
+from services.console.domain.projection import ENGAGEMENT_OUTCOMES, VERDICTS, Fact, LeadRow
 
 log = logging.getLogger(__name__)
 SOURCE = "leadpipe/console"
@@ -89,10 +90,21 @@ def assignment_response(
 
 
 def outcome_event(lead: LeadRow, rep_id: str, outcome: str, now: datetime, note: str | None = None) -> Envelope[Any]:
-    """A logged outcome as the engagement nurture already acts on (see ``OUTCOMES``)."""
-    kind = OUTCOMES.get(outcome)
+    """A logged outcome as the event nurture acts on: an engagement when one carries it, else
+    ``lead.outcome_logged`` (see ``ENGAGEMENT_OUTCOMES`` and ``VERDICTS``)."""
+    if outcome in VERDICTS:
+        verdict = LeadOutcomeLogged(
+            outcome_id=f"console-{uuid.uuid4()}",
+            lead_id=lead.lead_id,
+            rep_id=rep_id,
+            outcome=outcome,
+            logged_at=now,
+            note=note or None,
+        )
+        return _event(verdict, lead.lead_id)
+    kind = ENGAGEMENT_OUTCOMES.get(outcome)
     if kind is None:
-        raise ValueError(f"outcome {outcome!r} has no event the pipeline acts on")
+        raise ValueError(f"outcome {outcome!r}: choose one of {', '.join((*ENGAGEMENT_OUTCOMES, *VERDICTS))}")
     if not (lead.email or lead.phone):
         raise ValueError("the lead has no email or phone to identify it by")
     detail = f"{outcome.replace('_', ' ')} logged in the console by {rep_id}" + (f": {note}" if note else "")

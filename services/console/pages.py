@@ -28,8 +28,8 @@ LOGIN_COOKIE = "console_login"
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"])
 )
-#: Outcomes offered in the form: those the pipeline acts on (see ``OUTCOMES``).
-LOGGABLE = tuple(o for o, kind in OUTCOMES.items() if kind is not None)
+#: Outcomes offered in the form (each published as an event nurture acts on).
+LOGGABLE = OUTCOMES
 
 
 class ReadModel(Protocol):

@@ -167,6 +167,24 @@ def test_a_rep_works_their_own_leads_and_a_manager_sees_the_funnel(stack: tuple[
             if shots:
                 page.screenshot(path=f"{shots}/console-rep-lead.png", full_page=False)
 
+            # Later the deal is lost: the rep's verdict is its own event, and nurture recycles the lead.
+            page.select_option("select[name=outcome]", "lost")
+            page.click("button:text-is('Log outcome')")
+            assert "Recorded: lost" in page.inner_text("[role=status]")
+            recycled = wait(
+                "nurture recycles the lost lead",
+                lambda: next(
+                    (e for e in tail.events("lead.stage_changed.v1", leads[0]) if e.data.to_stage.value == "recycled"),
+                    None,
+                ),
+            )
+            assert recycled.data.reason == f"lost (logged by {rep})"
+            wait(
+                "the console shows it",
+                lambda: page.goto(console + f"/leads/{leads[0]}") and page.inner_text("#stage"),
+                lambda t: t == "recycled",
+            )
+
             manager = browser.new_page(viewport={"width": 1100, "height": 900})
             manager.goto(console + "/login")
             manager.fill("input[name=user]", "mgr-amer")
@@ -192,7 +210,7 @@ def test_a_rep_works_their_own_leads_and_a_manager_sees_the_funnel(stack: tuple[
                 return funnel("grade") == dict(grades) and funnel("stage") == dict(stages)
 
             wait("the manager's funnel matches the events", matches)
-            assert sum(funnel("grade").values()) == 3
+            assert sum(funnel("grade").values()) == 3 and funnel("stage").get("recycled") == 1
             if shots:
                 manager.screenshot(path=f"{shots}/console-manager.png", full_page=False)
         finally:

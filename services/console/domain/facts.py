@@ -18,6 +18,7 @@ PROJECTED = (
     "assignment.response",
     "notification.outcome",
     "lead.engagement",
+    "lead.outcome_logged",
 )
 
 
@@ -57,4 +58,7 @@ def describe(event_type: str, d: Mapping[str, Any]) -> str:
     if event_type == "lead.engagement":
         detail = f": {d['detail']}" if d.get("detail") else ""
         return f"{d.get('kind')} via {d.get('channel')}{detail}"
+    if event_type == "lead.outcome_logged":
+        note = f": {d['note']}" if d.get("note") else ""
+        return f"{d.get('rep_id')} logged {str(d.get('outcome')).replace('_', ' ')}{note}"
     return event_type

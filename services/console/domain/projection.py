@@ -12,16 +12,18 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-#: The outcomes a rep can log, and the engagement kind each is published as (the event nurture
-#: acts on: a reply or meeting stops the cadence and advances the stage, a purchase makes a
-#: customer). ``None``: no existing event carries it yet (recorded nowhere; see the README).
-OUTCOMES: Mapping[str, str | None] = {
+#: Outcomes a rep logs that an engagement already carries, and its kind (the event nurture acts
+#: on: a reply or a meeting stops the cadence and advances the stage, a purchase makes a customer;
+#: scoring counts them too).
+ENGAGEMENT_OUTCOMES: Mapping[str, str] = {
     "reached": "email_replied",
     "meeting_booked": "meeting_booked",
     "won": "purchased",
-    "not_interested": None,
-    "lost": None,
 }
+#: Verdicts no engagement carries: published as ``lead.outcome_logged`` (nurture disqualifies or
+#: recycles the lead and stops the cadence).
+VERDICTS = ("not_interested", "lost")
+OUTCOMES = (*ENGAGEMENT_OUTCOMES, *VERDICTS)
 
 
 #: Engagements that answer a lead's touches (nurture's ``ANSWERS``): the unanswered count restarts.
@@ -156,12 +158,14 @@ def apply(row: LeadRow, fact: Fact) -> LeadRow:
         if d.get("audience") == "lead" and d.get("status") == "sent":
             return replace(row, last_contact_at=t, unanswered_touches=row.unanswered_touches + 1)
         return row
+    if fact.type == "lead.outcome_logged":
+        return replace(row, last_contact_at=t, last_outcome=d.get("outcome"))
     if fact.type == "lead.engagement":
         kind = d.get("kind")
         if kind in ANSWERS:
             row = replace(row, unanswered_touches=0)
         if d.get("provider") == "console":
-            outcome = next((o for o, k in OUTCOMES.items() if k == kind), kind)
+            outcome = next((o for o, k in ENGAGEMENT_OUTCOMES.items() if k == kind), kind)
             return replace(row, last_contact_at=t, last_outcome=outcome)
         if kind in ("email_replied", "meeting_booked"):
             return replace(row, last_contact_at=t)

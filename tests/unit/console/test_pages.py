@@ -148,3 +148,13 @@ async def test_a_manager_sees_the_team_page_and_a_rep_does_not(console: Any) -> 
     client.cookies.clear()
     await sign_in(client, "rep-ben")
     assert (await client.get("/team")).status_code == 403
+
+
+async def test_a_lost_deal_is_published_as_the_reps_verdict_for_nurture(console: Any) -> None:
+    client, published, _ = console
+    csrf = await sign_in(client, "rep-ana")
+    await client.post("/leads/L-ana/outcome", data={"csrf": csrf, "outcome": "lost", "note": "chose a competitor"})
+    [event] = published
+    assert (event.type, event.subject, event.data.outcome, event.data.rep_id, event.data.note) == (
+        "dev.leadpipe.lead.outcome_logged", "L-ana", "lost", "rep-ana", "chose a competitor",
+    )  # fmt: skip

@@ -188,3 +188,15 @@ def test_a_manager_sees_active_leads_two_touches_from_being_given_up() -> None:
     fresh = LeadRow("fresh", stage="engaged", unanswered_touches=1)
     recycled = LeadRow("gone", stage="recycled", unanswered_touches=6)
     assert [r.lead_id for r in about_to_give_up([near, fresh, recycled], give_up_after=6)] == ["near"]
+
+
+def test_a_reps_verdict_is_the_last_outcome_and_on_the_timeline() -> None:
+    verdict = to_fact(
+        "lead.outcome_logged",
+        "v1",
+        at(20),
+        {"lead_id": "L1", "rep_id": "rep-ana", "outcome": "not_interested", "note": "no budget"},
+    )
+    row = fold("L1", [scored(1), verdict])  # type: ignore[list-item]
+    assert (row.last_outcome, row.last_contact_at) == ("not_interested", at(20))
+    assert verdict.summary == "rep-ana logged not interested: no budget"  # type: ignore[attr-defined]
