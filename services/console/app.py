@@ -26,6 +26,7 @@ from services.console.handlers import Projector
 from services.console.pages import PageDeps, build_router
 
 log = logging.getLogger(__name__)
+RESTART_AFTER_S = 2.0
 
 
 def create_app(settings: ConsoleSettings, registry: CollectorRegistry | None = None) -> FastAPI:
@@ -41,6 +42,23 @@ def create_app(settings: ConsoleSettings, registry: CollectorRegistry | None = N
         await publish(producer["p"], event, max_bytes=settings.kafka_max_record_bytes)
         metrics.published.labels(event.data.EVENT_TYPE).inc()
 
+    async def keep_projecting() -> None:
+        """The projector, restarted after a failure (PostgreSQL or the broker gone): logged,
+        counted, and /readyz says unavailable until it runs again."""
+        while True:
+            try:
+                await projector.run(settings, Projector(writes, metrics), ready)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                ready.clear()
+                metrics.restarts.inc()
+                log.exception("the console projection stopped; restarting in %.0f s", RESTART_AFTER_S)
+                await asyncio.sleep(RESTART_AFTER_S)
+                with contextlib.suppress(Exception):
+                    await writes.close()
+                    await writes.connect()
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await writes.connect()
@@ -48,7 +66,7 @@ def create_app(settings: ConsoleSettings, registry: CollectorRegistry | None = N
         await reads.connect()
         producer["p"] = make_producer(settings)
         await producer["p"].start()
-        task = asyncio.create_task(projector.run(settings, Projector(writes, metrics), ready))
+        task = asyncio.create_task(keep_projecting())
         try:
             yield
         finally:

@@ -116,8 +116,9 @@ def build_router(deps: PageDeps) -> APIRouter:
             return forbidden()
         user = deps.users.get(form.get("user", "").strip())
         hashes = settings.console_password_hashes
-        stored = hashes.get(user.id, hashes.get("*", "")) if user else ""
-        if user is None or not check_password(form.get("password", ""), stored):
+        # An unknown user costs the same hashing as a known one (no timing oracle for user ids).
+        stored = hashes.get(user.id if user else "*", hashes.get("*", "")) or hashes.get("*", "")
+        if not check_password(form.get("password", ""), stored) or user is None:
             return _page("login.html", 401, csrf=nonce, error="Unknown user or wrong password.")
         claims = {"uid": user.id, "csrf": secrets.token_urlsafe(24)}
         token = sign(settings.console_session_secret, "console_session", claims, settings.console_session_ttl_s)

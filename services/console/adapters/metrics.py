@@ -21,6 +21,9 @@ class ConsoleMetrics:
             "console_projection_lag_seconds", "Now minus the time of the last projected event", registry=registry
         )
         self.batch = Histogram("console_batch_seconds", "Time to project one consumed batch", registry=registry)
+        self.restarts = Counter(
+            "console_projector_restarts_total", "Times the projector failed and was restarted", registry=registry
+        )
         self.published = Counter(
             "console_events_published_total", "Events the console published", ["type"], registry=registry
         )

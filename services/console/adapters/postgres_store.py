@@ -7,6 +7,7 @@ topics) does not change the row.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -43,6 +44,9 @@ class PostgresStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self._conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
+        # One connection, one transaction at a time: concurrent requests on a shared connection
+        # would nest their transactions into each other's.
+        self._lock = asyncio.Lock()
 
     async def connect(self) -> PostgresStore:
         self._conn = await psycopg.AsyncConnection.connect(self.url, row_factory=dict_row, autocommit=False)
@@ -61,7 +65,7 @@ class PostgresStore:
 
     async def ping(self) -> bool:
         try:
-            async with self.conn.transaction():
+            async with self._lock, self.conn.transaction():
                 await self.conn.execute("SELECT 1")
             return True
         except psycopg.Error:
@@ -71,7 +75,7 @@ class PostgresStore:
     async def migrate(self) -> list[int]:
         """Apply the numbered SQL files not applied yet (``NNN_name.sql``); returns those applied."""
         applied: list[int] = []
-        async with self.conn.transaction():
+        async with self._lock, self.conn.transaction():
             await self.conn.execute(
                 "CREATE TABLE IF NOT EXISTS console_migrations (version int PRIMARY KEY, name text NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now())"
@@ -93,7 +97,7 @@ class PostgresStore:
 
     async def drop(self) -> None:
         """Empty the projection (the rebuild's first step); migrations stay applied."""
-        async with self.conn.transaction():
+        async with self._lock, self.conn.transaction():
             await self.conn.execute(f"TRUNCATE {', '.join(_TABLES)}")
 
     # -- projection ------------------------------------------------------------------------
@@ -103,7 +107,7 @@ class PostgresStore:
         A handful of statements per batch, whatever its size: the projection keeps up by batching,
         not by being clever per event."""
         unique = list({f.event_id: f for f in facts}.values())
-        async with self.conn.transaction():
+        async with self._lock, self.conn.transaction():
             unlinked = [f.event_id for f in unique if f.lead_id is None]
             links: dict[str, str] = {}
             if unlinked:  # a capture or engagement: linked to the lead its scoring names
@@ -165,7 +169,7 @@ class PostgresStore:
 
     # -- reads -----------------------------------------------------------------------------
     async def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
-        async with self.conn.transaction():
+        async with self._lock, self.conn.transaction():
             cur = await self.conn.execute(sql, tuple(params))
             return await cur.fetchall()
 
