@@ -185,7 +185,8 @@ def _as_postgres_user() -> list[str]:
     # PostgreSQL refuses to run as root: as root, run it (and initdb) as Debian's `postgres` user.
     if os.geteuid() != 0:
         return []
-    return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"]
+    # --pdeathsig: a change of user clears the parent-death signal; setpriv sets it again after.
+    return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--pdeathsig", "KILL"]
 
 
 def start_postgres(
