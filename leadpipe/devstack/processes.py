@@ -189,6 +189,26 @@ def _as_postgres_user() -> list[str]:
     return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--pdeathsig", "KILL"]
 
 
+_OUTSIDE_PREFIX = "leadpipe-postgres-"
+
+
+def _collect_orphaned_postgres_dirs() -> None:
+    """Remove data dirs kept under /tmp for state dirs that no longer exist (a test's tmp dir,
+    removed by pytest), unless a server still runs on one."""
+    for outside in Path(tempfile.gettempdir()).glob(f"{_OUTSIDE_PREFIX}*"):
+        try:
+            owner = Path((outside / "owner").read_text())
+        except OSError:
+            continue
+        if owner.is_symlink() or owner.exists():
+            continue
+        pid_file = outside / "data" / "postmaster.pid"
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int(pid_file.read_text().split()[0]), 0)
+            continue  # still running
+        shutil.rmtree(outside, ignore_errors=True)
+
+
 def start_postgres(
     port: int, data_dir: Path, log_path: Path, host: str = "127.0.0.1", durable: bool = True
 ) -> ManagedProcess:
@@ -201,10 +221,12 @@ def start_postgres(
     if prefix and not data_dir.exists() and subprocess.run([*prefix, "test", "-x", str(data_dir.parent)]).returncode:
         # The postgres user cannot enter root's private dirs (pytest's tmp): the data lives under
         # /tmp, linked from the state dir, so a restart of the same stack finds it again.
+        _collect_orphaned_postgres_dirs()
         digest = hashlib.sha1(str(data_dir.resolve()).encode()).hexdigest()[:12]
-        outside = Path(tempfile.gettempdir()) / f"leadpipe-postgres-{digest}"
-        outside.mkdir(exist_ok=True)
-        data_dir.symlink_to(outside)
+        outside = Path(tempfile.gettempdir()) / f"{_OUTSIDE_PREFIX}{digest}"
+        (outside / "data").mkdir(parents=True, exist_ok=True)
+        (outside / "owner").write_text(str(data_dir.resolve()))
+        data_dir.symlink_to(outside / "data")
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     if prefix:

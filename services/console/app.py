@@ -42,11 +42,19 @@ def create_app(settings: ConsoleSettings, registry: CollectorRegistry | None = N
         await publish(producer["p"], event, max_bytes=settings.kafka_max_record_bytes)
         metrics.published.labels(event.data.EVENT_TYPE).inc()
 
+    backfill = {"needed": False}
+
     async def keep_projecting() -> None:
         """The projector, restarted after a failure (PostgreSQL or the broker gone): logged,
-        counted, and /readyz says unavailable until it runs again."""
+        counted, and /readyz says unavailable until it runs again. A new, empty read model is
+        first filled from the start of the topics: the consumer group's committed offsets may
+        belong to a database that is gone (Kafka is the source of truth, PostgreSQL is not)."""
         while True:
             try:
+                if backfill["needed"]:
+                    log.info("empty read model: rebuilding it from the topics before following them")
+                    await projector.rebuild(settings, writes, Projector(writes, metrics))
+                    backfill["needed"] = False
                 await projector.run(settings, Projector(writes, metrics), ready)
             except asyncio.CancelledError:
                 raise
@@ -62,7 +70,7 @@ def create_app(settings: ConsoleSettings, registry: CollectorRegistry | None = N
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await writes.connect()
-        await writes.migrate()
+        backfill["needed"] = 1 in await writes.migrate()
         await reads.connect()
         producer["p"] = make_producer(settings)
         await producer["p"].start()

@@ -14,7 +14,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from leadpipe.runtime.kafka import make_producer, publish, send_record
+from leadpipe.runtime.kafka import make_consumer, make_producer, publish, send_record, topic_partitions
 from schemas.assignment_response.v1 import AssignmentResponse
 from schemas.base import Channel, EngagementKind, Grade, SourceKind, Stage
 from schemas.codec import Record
@@ -29,7 +29,7 @@ from services.console import projector
 from services.console.adapters.metrics import ConsoleMetrics
 from services.console.adapters.postgres_store import PostgresStore
 from services.console.config import ConsoleSettings
-from services.console.handlers import Projector
+from services.console.handlers import TOPICS, Projector
 
 
 def lead_events(run: str) -> list[Envelope[Any]]:
@@ -195,3 +195,62 @@ async def test_projects_lead_events_and_rebuilds_identical_rows(
         assert await store.dump() == live
     finally:
         await store.close()
+
+
+async def group_caught_up(settings: ConsoleSettings) -> bool:
+    """The console's consumer group has committed the end of every topic it reads."""
+    consumer = make_consumer(settings, group_id=settings.console_consumer_group)
+    await consumer.start()
+    try:
+        tps = [tp for tps in (await topic_partitions(consumer, TOPICS)).values() for tp in tps]
+        ends = await consumer.end_offsets(tps)
+        committed = [(await consumer.committed(tp)) or 0 for tp in tps]
+        return all(c >= ends[tp] for c, tp in zip(committed, tps, strict=True))
+    finally:
+        await consumer.stop()
+
+
+async def test_a_new_empty_database_is_filled_from_the_topics_though_the_group_has_read_them(
+    registry_topics: str, postgres_server: str, unique: str
+) -> None:
+    import psycopg
+
+    from services.console.app import create_app
+
+    urls = []
+    for n in (1, 2):
+        async with await psycopg.AsyncConnection.connect(postgres_server, autocommit=True) as conn:
+            await conn.execute(f"CREATE DATABASE r{n}_{unique}")  # type: ignore[arg-type]  # a generated name
+        urls.append(postgres_server.rsplit("/", 1)[0] + f"/r{n}_{unique}")
+    events = lead_events(unique)
+    lead_id = f"lead-{unique}"
+
+    async def console_sees_the_lead(database_url: str) -> None:
+        settings = ConsoleSettings(
+            kafka_bootstrap_servers=registry_topics,
+            redis_url="redis://unused",
+            database_url=database_url,
+            console_consumer_group=f"console-{unique}",  # the same group both times
+        )
+        app = create_app(settings)
+        store = await PostgresStore(database_url).connect()
+        try:
+            async with app.router.lifespan_context(app):
+
+                async def seen() -> bool:
+                    return len(await store.timeline(lead_id)) == len(events)
+
+                await until(seen, 30)
+                await until(lambda: group_caught_up(settings), 30)
+        finally:
+            await store.close()
+
+    producer = make_producer(ConsoleSettings(kafka_bootstrap_servers=registry_topics, redis_url="r", database_url="d"))
+    await producer.start()
+    try:
+        for event in events:
+            await publish(producer, event, max_bytes=1_000_000)
+    finally:
+        await producer.stop()
+    await console_sees_the_lead(urls[0])
+    await console_sees_the_lead(urls[1])  # the group's offsets are past the lead's events by now
