@@ -58,7 +58,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Top
             tail.stop()
     data = root / "stack" / "postgres"
     if data.is_symlink():  # the server's data went under /tmp (see start_postgres): do not leave it there
-        shutil.rmtree(data.resolve(), ignore_errors=True)
+        shutil.rmtree(data.resolve().parent, ignore_errors=True)
 
 
 def post_lead(s: Stack, run: str, n: int, country: str, phone: str) -> str:
