@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "services.scoring.cli",
     "services.nurture.cli",
     "services.notifier.cli",
+    "services.console.cli",
 )
 
 

@@ -15,6 +15,7 @@ from schemas.base import Payload
 from schemas.lead_assigned.v1 import LeadAssigned
 from schemas.lead_captured.v1 import LeadCaptured
 from schemas.lead_engagement.v1 import LeadEngagement
+from schemas.lead_outcome_logged.v1 import LeadOutcomeLogged
 from schemas.lead_scored.v1 import LeadScored
 from schemas.lead_stage_changed.v1 import LeadStageChanged
 from schemas.notification_outcome.v1 import NotificationOutcome
@@ -29,6 +30,7 @@ PAYLOADS: tuple[type[Payload], ...] = (
     LeadStageChanged,
     LeadAssigned,
     AssignmentResponse,
+    LeadOutcomeLogged,
     NotificationRequested,
     NotificationOutcome,
     PersonErasureRequested,

@@ -34,6 +34,7 @@ _CONSUMERS: dict[str, tuple[str, ...]] = {
     "lead.scored": ("nurture",),
     "notification.outcome": ("nurture",),
     "assignment.response": ("nurture",),
+    "lead.outcome_logged": ("nurture",),
     "notification.requested": ("notifier",),
     "lead.stage_changed": (),
     "lead.assigned": (),

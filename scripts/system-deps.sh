@@ -2,6 +2,7 @@
 # Installs the Debian packages the stack and the tests use, when missing.
 #   java + mvn:   the embedded Apache Kafka (fetched with Maven, run on Java 17+)
 #   redis-server: the embedded Redis
+#   postgresql:   the sales console's read model (a private server, like Redis)
 #   kcat, prometheus (promtool), chromium: tools the tests drive
 # --run-only: just what `make run` needs. Under CI=true a package that cannot be installed is an
 # error (CI must not go green by skipping the tests that need it); elsewhere a warning.
@@ -11,6 +12,7 @@ need() { command -v "$1" >/dev/null || want+=("$2"); }
 need java openjdk-17-jre-headless
 need mvn maven
 need redis-server redis-server
+[ -n "$(ls /usr/lib/postgresql/*/bin/postgres 2>/dev/null)" ] || command -v postgres >/dev/null || want+=(postgresql)
 if [ "${1:-}" != "--run-only" ]; then
   need kcat kcat
   need promtool prometheus

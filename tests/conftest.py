@@ -40,6 +40,23 @@ def redis_url(redis_server: infra.RedisServer) -> str:
 
 
 @pytest.fixture(scope="session")
+def postgres_server(infra_dir: Path) -> Iterator[str]:
+    with infra.postgres(infra_dir) as url:
+        yield url
+
+
+@pytest.fixture
+def database_url(postgres_server: str, unique: str) -> str:
+    """A fresh, empty database on the session's PostgreSQL server."""
+    import psycopg
+
+    name = f"t_{unique}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]  # a generated name
+    return postgres_server.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(scope="session")
 def registry_topics(kafka_bootstrap: str) -> str:
     """The registry's topics exist on the session broker."""
     from leadpipe.runtime.kafka import ensure_topics

@@ -83,3 +83,29 @@ def redis(data_dir: Path) -> Iterator[RedisServer]:
         yield RedisServer(f"redis://127.0.0.1:{port}/0", proc)
     finally:
         proc.stop()
+
+
+@contextmanager
+def postgres(log_dir: Path) -> Iterator[str]:
+    """A PostgreSQL server URL: ``LEADPIPE_TEST_DATABASE_URL``, else a private server (fsync off).
+
+    Its data dir is a fresh directory under /tmp, not under pytest's tmp dir: as root the server
+    runs as the ``postgres`` user, who cannot enter pytest's private (0700) directories."""
+    external = os.environ.get("LEADPIPE_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    import shutil
+    import tempfile
+
+    from leadpipe.devstack.processes import start_postgres
+
+    root = Path(tempfile.mkdtemp(prefix="leadpipe-pg-"))
+    os.chmod(root, 0o755)
+    port = free_port()
+    proc = start_postgres(port, root / "data", log_dir / "postgres.log", durable=False)
+    try:
+        yield f"postgresql://leadpipe@127.0.0.1:{port}/postgres"
+    finally:
+        proc.stop()
+        shutil.rmtree(root, ignore_errors=True)

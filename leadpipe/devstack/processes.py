@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -165,4 +167,91 @@ def start_redis(
         log_path,
     ).start()
     wait_for_port(port, host, 15.0, proc.proc)
+    return proc
+
+
+def postgres_bindir() -> Path:
+    """Debian's PostgreSQL binaries (``/usr/lib/postgresql/<version>/bin``), the newest installed."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name))
+    if not found:
+        on_path = shutil.which("postgres")
+        if on_path:
+            return Path(on_path).parent
+        raise RuntimeError("PostgreSQL not found: install it (Debian: apt-get install postgresql)")
+    return found[-1].parent
+
+
+def _as_postgres_user() -> list[str]:
+    # PostgreSQL refuses to run as root: as root, run it (and initdb) as Debian's `postgres` user.
+    if os.geteuid() != 0:
+        return []
+    # --pdeathsig: a change of user clears the parent-death signal; setpriv sets it again after.
+    return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--pdeathsig", "KILL"]
+
+
+_OUTSIDE_PREFIX = "leadpipe-postgres-"
+
+
+def _collect_orphaned_postgres_dirs() -> None:
+    """Remove data dirs kept under /tmp for state dirs that no longer exist (a test's tmp dir,
+    removed by pytest), unless a server still runs on one."""
+    for outside in Path(tempfile.gettempdir()).glob(f"{_OUTSIDE_PREFIX}*"):
+        try:
+            owner = Path((outside / "owner").read_text())
+        except OSError:
+            continue
+        if owner.is_symlink() or owner.exists():
+            continue
+        pid_file = outside / "data" / "postmaster.pid"
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int(pid_file.read_text().split()[0]), 0)
+            continue  # still running
+        shutil.rmtree(outside, ignore_errors=True)
+
+
+def start_postgres(
+    port: int, data_dir: Path, log_path: Path, host: str = "127.0.0.1", durable: bool = True
+) -> ManagedProcess:
+    """A private PostgreSQL on host:port with its own data dir (initialised on first use; trust
+    auth on loopback only, user ``leadpipe``). ``durable=False`` turns fsync off (tests).
+    The URL: ``postgresql://leadpipe@host:port/postgres``."""
+    bindir = postgres_bindir()
+    prefix = _as_postgres_user()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    if prefix and not data_dir.exists() and subprocess.run([*prefix, "test", "-x", str(data_dir.parent)]).returncode:
+        # The postgres user cannot enter root's private dirs (pytest's tmp): the data lives under
+        # /tmp, linked from the state dir, so a restart of the same stack finds it again.
+        _collect_orphaned_postgres_dirs()
+        digest = hashlib.sha1(str(data_dir.resolve()).encode()).hexdigest()[:12]
+        outside = Path(tempfile.gettempdir()) / f"{_OUTSIDE_PREFIX}{digest}"
+        (outside / "data").mkdir(parents=True, exist_ok=True)
+        (outside / "owner").write_text(str(data_dir.resolve()))
+        data_dir.symlink_to(outside / "data")
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if prefix:
+        shutil.chown(data_dir, "postgres", "postgres")
+        os.chmod(data_dir, 0o700)
+    if not (data_dir / "PG_VERSION").exists():
+        subprocess.run(
+            [*prefix, str(bindir / "initdb"), "-D", str(data_dir), "-U", "leadpipe", "--auth=trust", "-E", "UTF8"]
+            + ([] if durable else ["--no-sync"]),
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+    settings = ["-c", "unix_socket_directories=", "-c", "listen_addresses=" + host, "-p", str(port)]
+    if not durable:
+        settings += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+    proc = ManagedProcess(
+        "postgres", [*prefix, str(bindir / "postgres"), "-D", str(data_dir), *settings], log_path
+    ).start()
+    wait_for_port(port, host, 30.0, proc.proc)
+    # Listening is not accepting: until recovery ends it answers "the database system is starting up".
+    deadline = time.monotonic() + 30.0
+    while subprocess.run([str(bindir / "pg_isready"), "-q", "-h", host, "-p", str(port)], check=False).returncode:
+        if time.monotonic() > deadline or not proc.alive():
+            proc.stop()
+            raise RuntimeError(f"PostgreSQL on {host}:{port} did not become ready; log: {log_path}")
+        time.sleep(0.1)
     return proc

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from leadpipe.devstack.kafka import KafkaCluster, stop_all
-from leadpipe.devstack.processes import ManagedProcess, free_port, start_redis, wait_for_port
+from leadpipe.devstack.processes import ManagedProcess, free_port, start_postgres, start_redis, wait_for_port
 from leadpipe.runtime.kafka import ensure_topics, wait_for_broker
 
 
@@ -54,6 +54,7 @@ SERVICES = (
     ServiceSpec("notifier", "OPS_PORT", 9103, "/metrics /healthz /readyz"),
     ServiceSpec("exporter", "EXPORTER_PORT", 9104, "consumer lag and DLQ depth /metrics", "leadpipe.exporter"),
     ServiceSpec("canary", "CANARY_PORT", 9105, "synthetic lead every 30 s, round-trip /metrics", "leadpipe.canary"),
+    ServiceSpec("console", "CONSOLE_PORT", 8090, "sales console: reps' leads, managers' funnel (sign in)"),
 )
 PIPELINE = ("ingest", "scoring", "nurture", "notifier")
 
@@ -105,6 +106,10 @@ class Stack:
         self.brokers = brokers
         self.kafka: KafkaCluster | None = None
         self.redis: ManagedProcess | None = None
+        #: The console's PostgreSQL: ``DATABASE_URL`` when set, else a private server (only if the console runs).
+        self.database_url = os.environ.get("DATABASE_URL", "")
+        self.postgres: ManagedProcess | None = None
+        self._postgres_port = 0
         self.created_topics: list[str] = []
         self.procs: dict[str, list[ManagedProcess]] = {}
         self._ports: dict[str, list[int]] = {}
@@ -144,6 +149,10 @@ class Stack:
             self._redis_port = free_port()
             self.redis = start_redis(self._redis_port, self.state_dir / "redis", self.logs / "redis.log")
             self.redis_url = f"redis://127.0.0.1:{self._redis_port}/0"
+        if not self.database_url and any(s.name == "console" for s in self.specs):
+            self._postgres_port = free_port()
+            self._start_postgres()
+            self.database_url = f"postgresql://leadpipe@127.0.0.1:{self._postgres_port}/postgres"
         asyncio.run(wait_for_broker(self.bootstrap, brokers=self.brokers, timeout_s=90.0))
         self.timings["kafka+redis"] = time.monotonic() - t0
         t0 = time.monotonic()
@@ -151,6 +160,9 @@ class Stack:
             ensure_topics(self.bootstrap, partitions=self.partitions, replication_factor=self.replication_factor)
         )
         self.timings["topics"] = time.monotonic() - t0
+
+    def _start_postgres(self) -> None:
+        self.postgres = start_postgres(self._postgres_port, self.state_dir / "postgres", self.logs / "postgres.log")
 
     @property
     def replication_factor(self) -> int:
@@ -165,7 +177,7 @@ class Stack:
         """Services first (all at once: SIGTERM, then SIGKILL what is left after ``timeout_s``),
         then Redis and the brokers. Bounded: a worker stuck in a group join cannot hold it up."""
         stop_all([p for name in self.procs for p in self.procs[name]], timeout_s)
-        infra = [self.redis] if self.redis is not None else []
+        infra = [p for p in (self.redis, self.postgres) if p is not None]
         stop_all(infra + (self.kafka.processes if self.kafka is not None else []), timeout_s)
 
     def __enter__(self) -> Stack:
@@ -175,7 +187,7 @@ class Stack:
         self.stop()
 
     def all_processes(self) -> list[ManagedProcess]:
-        infra = (self.kafka.processes if self.kafka is not None else []) + ([self.redis] if self.redis else [])
+        infra = (self.kafka.processes if self.kafka is not None else []) + [p for p in (self.redis, self.postgres) if p]
         return infra + [p for name in self.procs for p in self.procs[name]]
 
     # -- where things are ------------------------------------------------------------------
@@ -197,6 +209,8 @@ class Stack:
             "KAFKA_PARTITIONS": str(self.partitions),
             "KAFKA_REPLICATION_FACTOR": str(self.replication_factor),
         }
+        if self.database_url:
+            env["DATABASE_URL"] = self.database_url
         if self._ports.get("ingest"):
             # Links that leave the pipeline (accept, decline, unsubscribe) point at this stack's ingest.
             env["LEADPIPE_PUBLIC_URL"] = self.url("ingest")
@@ -286,6 +300,8 @@ class Stack:
             self.kafka.start()
         if self.redis is not None:
             self.redis = start_redis(self._redis_port, self.state_dir / "redis", self.logs / "redis.log")
+        if self.postgres is not None:
+            self._start_postgres()
         asyncio.run(wait_for_broker(self.bootstrap, brokers=self.brokers, timeout_s=timeout_s))
         for spec in self.specs:
             self.procs[spec.name] = [self._spawn(spec, i) for i in range(self.replicas[spec.name])]

@@ -83,6 +83,8 @@ def run(state_dir: Path, *, ready_file: Path | None = None, brokers: int = 1) ->
             f"  kafka        {stack.bootstrap}  ({stack.brokers} node(s), {len(stack.created_topics)} topics created)",
             f"  redis        {stack.redis_url}",
         ]
+        if stack.database_url:
+            lines.append(f"  postgres     {stack.database_url}  (the console's read model)")
         lines += [f"  {s.name:<12} {stack.url(s.name)}/  ({s.what})" for s in stack.specs]
         missing = [s.name for s in SERVICES if s not in stack.specs]
         if missing:

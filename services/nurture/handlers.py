@@ -24,6 +24,7 @@ from leadpipe.runtime.stream import HandlerError
 from schemas.assignment_response.v1 import AssignmentResponse
 from schemas.envelope import Envelope, new_event
 from schemas.lead_assigned.v1 import LeadAssigned
+from schemas.lead_outcome_logged.v1 import LeadOutcomeLogged
 from schemas.lead_scored.v1 import LeadScored
 from schemas.lead_stage_changed.v1 import LeadStageChanged
 from schemas.links import assignment_token
@@ -170,6 +171,9 @@ class NurtureHandler:
                               known=known)  # fmt: skip
         elif isinstance(data, AssignmentResponse):
             await self._apply(data.lead_id, lambda st: self.engine.on_response(st, event.id, data, now), now, event,  # type: ignore[arg-type]
+                              known=known)  # fmt: skip
+        elif isinstance(data, LeadOutcomeLogged):
+            await self._apply(data.lead_id, lambda st: self.engine.on_rep_outcome(st, event.id, data, now), now, event,  # type: ignore[arg-type]
                               known=known)  # fmt: skip
         else:
             raise HandlerError(f"data: nurture does not handle {type(data).__name__}", field="data")

@@ -30,6 +30,7 @@ from leadpipe.runtime.stream import TRANSIENT, EventProcessor, RawMessage, raw_b
 from schemas.assignment_response.v1 import AssignmentResponse
 from schemas.codec import Record, encode
 from schemas.envelope import Envelope
+from schemas.lead_outcome_logged.v1 import LeadOutcomeLogged
 from schemas.lead_scored.v1 import LeadScored
 from schemas.notification_outcome.v1 import NotificationOutcome
 from schemas.person_erasure_requested.v1 import PersonErasureRequested
@@ -44,7 +45,7 @@ from services.nurture.domain.routing import parse_directory
 from services.nurture.handlers import Links, NurtureHandler
 
 log = logging.getLogger(__name__)
-INPUTS: tuple[type[Any], ...] = (LeadScored, NotificationOutcome, AssignmentResponse)
+INPUTS: tuple[type[Any], ...] = (LeadScored, NotificationOutcome, AssignmentResponse, LeadOutcomeLogged)
 
 
 def load_engine(settings: NurtureSettings) -> Nurture:

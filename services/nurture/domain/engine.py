@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from schemas.assignment_response.v1 import AssignmentResponse
 from schemas.base import EngagementKind, Grade, MarketingBasis, Stage
+from schemas.lead_outcome_logged.v1 import LeadOutcomeLogged
 from schemas.lead_scored.v1 import LeadScored
 from schemas.notification_outcome.v1 import NO_CONSENT_ERROR, NotificationOutcome
 from services.nurture.domain import lifecycle
@@ -475,6 +476,26 @@ class Nurture:
         if a.capacity_day:
             d.released.append((a.rep_id, a.capacity_day))
         d.route = RouteRequest(tuple(st.tried_reps), f"declined by {a.rep_id}")
+        return d
+
+    def on_rep_outcome(self, state: LeadState, event_id: str, data: LeadOutcomeLogged, now: datetime) -> Decision:
+        """A rep's verdict: *not interested* disqualifies the lead, *lost* recycles it (nurtured
+        again later); either way the cadence stops. Only the rep the lead is assigned to decides."""
+        if event_id in state.seen:
+            return Decision(state, duplicate=True)
+        st = state.model_copy(deep=True)
+        st.remember(event_id)
+        d = Decision(st)
+        a = st.assignment
+        if a is None or a.rep_id != data.rep_id or a.status == "declined":
+            d.stale = True
+            return d
+        reason = f"{data.outcome.replace('_', ' ')} (logged by {data.rep_id})"
+        self._stop(d, reason)
+        if data.outcome == "not_interested":
+            self._move(d, S.DISQUALIFIED, reason, now, event_id)
+        elif self._move(d, S.RECYCLED, reason, now, event_id):
+            st.recycled_at = now
         return d
 
     def on_capacity(self, state: LeadState, now: datetime) -> Decision:

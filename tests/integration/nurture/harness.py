@@ -26,7 +26,7 @@ from schemas.lead_scored.v1 import LeadScored
 REPO = Path(__file__).resolve().parents[3]
 CONFIG = REPO / "services" / "nurture" / "config"
 ALWAYS = {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "00:00", "end": "23:59:59.999999"}
-INPUTS = ("lead.scored.v1", "notification.outcome.v1", "assignment.response.v1")
+INPUTS = ("lead.scored.v1", "notification.outcome.v1", "assignment.response.v1", "lead.outcome_logged.v1")
 OUTPUTS = ("lead.stage_changed.v1", "lead.assigned.v1", "notification.requested.v1")
 
 

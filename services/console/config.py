@@ -1,0 +1,30 @@
+"""Settings of the console service (built only in the entrypoint, passed down)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from leadpipe.runtime.settings import ServiceSettings
+
+#: The sales-team directory nurture routes with; the console's users are its reps and managers.
+SALES_TEAM = Path(__file__).resolve().parent.parent / "nurture" / "config" / "sales_team.yaml"
+
+#: Dev only: everybody's password is "leadpipe-dev" (``hash_password("leadpipe-dev", salt="dev")``).
+DEV_PASSWORD_HASH = "pbkdf2_sha256$200000$dev$0a318b58e317ac6b963d3e199706a36cab1110e466ef764427967d38f75bcf13"
+
+
+class ConsoleSettings(ServiceSettings):
+    database_url: str = Field(description="postgresql://user@host:port/db")
+    console_host: str = "127.0.0.1"
+    console_port: int = 8090
+    console_sales_team: Path = SALES_TEAM
+    #: user id -> password hash (``leadpipe console hash-password``); ``*`` applies to anyone not listed.
+    console_password_hashes: dict[str, str] = Field(default_factory=lambda: {"*": DEV_PASSWORD_HASH})
+    console_session_secret: str = "dev-console-secret"
+    console_session_ttl_s: int = 8 * 3600
+    console_cookie_secure: bool = False
+    console_consumer_group: str = "console"
+    #: Nurture's give-up rule (its playbooks' default): the manager sees leads within two touches of it.
+    console_give_up_after_touches: int = 6

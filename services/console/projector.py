@@ -1,0 +1,56 @@
+"""The projector's Kafka side: the live consumer loop (consumer group ``console``) and the rebuild
+that reads every projected topic from its start."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+from leadpipe.runtime.kafka import make_consumer, read_to_end, topic_partitions
+from services.console.adapters.postgres_store import PostgresStore
+from services.console.config import ConsoleSettings
+from services.console.handlers import TOPICS, Projector
+
+log = logging.getLogger(__name__)
+
+
+async def run(settings: ConsoleSettings, projector: Projector, ready: asyncio.Event) -> None:
+    """Consume until cancelled; offsets are committed after the batch's transaction commits, so a
+    crash replays at most one batch, which the store skips by event id."""
+    consumer = make_consumer(settings, *TOPICS, group_id=settings.console_consumer_group)
+    await consumer.start()
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=500, max_records=500)
+            if consumer.assignment():
+                ready.set()
+            records = [r for rs in batch.values() for r in rs]
+            if not records:
+                continue
+            await projector.handle(records)
+            await consumer.commit()
+    finally:
+        await consumer.stop()
+
+
+async def rebuild(settings: ConsoleSettings, store: PostgresStore, projector: Projector) -> int:
+    """Drop the projection and read every projected topic from its beginning into it again."""
+    await store.migrate()
+    await store.drop()
+    consumer: AIOKafkaConsumer = make_consumer(settings, group_id=None)
+    await consumer.start()
+    try:
+        tps = [tp for tps in (await topic_partitions(consumer, TOPICS)).values() for tp in tps]
+
+        async def project(records: list[Any]) -> None:
+            await projector.handle(records)
+
+        await read_to_end(consumer, tps, project)
+    finally:
+        await consumer.stop()
+    count = await store.event_count()
+    log.info("console projection rebuilt: %d events", count)
+    return count
