@@ -137,6 +137,32 @@ def test_a_directors_demo_request_becomes_grade_a_and_the_rep_accepts_from_the_a
 
 
 # -- 1b ----------------------------------------------------------------------------------------------------
+def test_two_colleagues_who_type_the_switchboard_number_are_two_leads_with_two_rep_alerts(journey: Journey):
+    # DOMAIN: "Two different email addresses are two people, whatever phone they share."
+    j = journey
+    switchboard = place("America/New_York").phone(150)
+    people = [("Lena", "Okafor", "VP Engineering"), ("Marco", "Bianchi", "Director of Operations")]
+    emails = []
+    for first, last, title in people:
+        email = f"{first.lower()}.{last.lower()}.{j.run}@northwind-logistics.com"
+        emails.append(email)
+        page = j.post_demo_form(
+            {"email": email, "phone": switchboard, "first_name": first, "last_name": last,
+             "company": "Northwind Logistics", "job_title": title, "country": "US", "seats": "60",
+             "need": "One place for inbound leads", "timeline": "this quarter", "marketing_consent": "on",
+             "website": ""}
+        )  # fmt: skip
+        assert page.status_code == 200 and page.url.path == "/thanks", page.text
+    leads = [j.lead_id_for(email=e) for e in emails]
+    assert leads[0] != leads[1], j.diagnose(leads[0])
+    for lead_id, email in zip(leads, emails, strict=True):
+        scored = j.scored(lead_id)
+        assert scored.profile.email == email and not scored.merged_lead_ids, scored
+        a = j.wait("the lead assigned to a rep", lambda lid=lead_id: next(iter(assignments(j, lid)), None),
+                   lead_id=lead_id)  # fmt: skip
+        mail(j, REPS[a.rep_id][3], f"alert:{a.assignment_id}", lead_id)
+
+
 def test_a_visitor_whose_browser_asks_for_chinese_gets_the_reply_in_chinese(journey: Journey):
     j = journey
     shanghai = place("Asia/Shanghai")
