@@ -151,7 +151,12 @@ async def test_a_lead_stored_before_leads_kept_captures_is_split_from_lead_captu
         redis = Redis.from_url(running.redis_url)
         try:  # as a worker before this version stored it: no captures kept
             key = f"scoring:{running.unique}:lead:{fay}"
-            state = orjson.loads(await redis.get(key))
+            # lead.scored is published before the worker writes Redis: wait until the stored lead
+            # has counted the scan too, or the worker's write lands after ours.
+            deadline = asyncio.get_running_loop().time() + 20
+            while "lg-scan" not in (state := orjson.loads(await redis.get(key))).get("seen", []):
+                assert asyncio.get_running_loop().time() < deadline, "the scan never reached the stored lead"
+                await asyncio.sleep(0.1)
             del state["captures"]
             await redis.set(key, orjson.dumps(state))
         finally:
