@@ -79,8 +79,12 @@ def wait_ready(stack: ContainerStack, timeout_s: float = 240.0) -> None:
 
 
 @pytest.fixture(scope="session")
-def container_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ContainerStack]:
-    root = tmp_path_factory.mktemp("containers")
+def container_stack() -> Iterator[ContainerStack]:
+    # Kept after the run (pytest's own temp dirs rotate away under parallel sessions): the
+    # containers' logs, the outbox and, when the audit fails, what it saw.
+    root = Path(__file__).resolve().parents[2] / ".leadpipe" / "containers-test"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
     outbox, forms = root / "outbox", root / "forms"
     outbox.mkdir()
     forms.mkdir()
