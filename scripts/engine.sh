@@ -28,6 +28,10 @@ engine_pick() {
         ENGINE_PROBLEM="docker: ${out//$'\n'/ }"
         return 1
     fi
-    ENGINE_PROBLEM="neither podman nor docker is installed"
+    case "$want" in
+        podman) ENGINE_PROBLEM="podman is not installed (apt-get install podman runc)" ;;
+        docker) ENGINE_PROBLEM="docker is not installed" ;;
+        *) ENGINE_PROBLEM="neither podman nor docker is installed" ;;
+    esac
     return 1
 }

@@ -81,9 +81,7 @@ def interpolated(value: Any, env: Mapping[str, str]) -> Any:
 def podman(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     env = {**os.environ}
     env.setdefault("CONTAINERS_CONF", str(PODMAN_CONF))
-    result = subprocess.run(
-        ["podman", *args], capture_output=True, text=True, timeout=timeout, check=False, env=env
-    )
+    result = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout, check=False, env=env)
     if check and result.returncode != 0:
         raise StackError(f"podman {' '.join(args[:3])} ... failed: {result.stderr.strip()[-1500:]}")
     return result
@@ -208,7 +206,7 @@ def up(
             elif condition == "service_completed_successfully":
                 _wait_completed(services[dep], project, deadline)
         for container in service.containers(project):
-            podman("rm", "-f", container, check=False)
+            podman("rm", "-f", "-v", container, check=False)
             podman(*run_args(service, container, project, path.parent))
         started[service.name] = round(time.monotonic() - t0, 1)
         print(f"podman_stack: {service.name} started at +{started[service.name]}s", flush=True)
@@ -219,7 +217,7 @@ def down(project: str = "leadpipe", volumes: bool = True) -> None:
     """Remove the stack's containers, network and (by default) volumes."""
     ids = podman("ps", "-aq", "--filter", f"label={LABEL}={project}").stdout.split()
     if ids:
-        podman("rm", "-f", "-t", "5", *ids)
+        podman("rm", "-f", "-v", "-t", "5", *ids)  # -v: the image VOLUMEs (anonymous) too
     podman("network", "rm", "-f", f"{project}-net", check=False)
     if volumes:
         names = podman("volume", "ls", "-q", "--filter", f"label={LABEL}={project}").stdout.split()
