@@ -3,18 +3,24 @@
 #   nurture:  python -m services.nurture       notifier: python -m services.notifier
 #   exporter: python -m leadpipe.exporter      canary:   leadpipe canary --interval 30
 #   admin:    leadpipe topics apply | dlq ... | lag | tail TOPIC
-FROM python:3.11-slim AS build
-ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
-RUN pip install --no-cache-dir uv==0.13.9
+# BASE: any Debian-like image with Python 3.11 and its venv module. The public python:3.11-slim by
+# default; `make image` (scripts/images.sh) passes a locally built Debian bookworm + python3 image
+# where no registry is reachable.
+ARG BASE=python:3.11-slim
+
+FROM ${BASE} AS build
+ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never UV_PYTHON=python3.11 UV_SYSTEM_CERTS=1
+# uv in its own venv of the build stage only: the final stage gets none of it.
+RUN python3 -m venv /opt/uv && /opt/uv/bin/pip install --no-cache-dir -q uv==0.13.9
 WORKDIR /app
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --no-dev --no-install-project
+RUN /opt/uv/bin/uv sync --frozen --no-dev --no-install-project
 COPY schemas ./schemas
 COPY services ./services
 COPY leadpipe ./leadpipe
-RUN uv sync --frozen --no-dev
+RUN /opt/uv/bin/uv sync --frozen --no-dev
 
-FROM python:3.11-slim
+FROM ${BASE}
 RUN useradd --create-home --uid 10001 leadpipe \
     && mkdir -p /var/lib/leadpipe && chown leadpipe /var/lib/leadpipe
 WORKDIR /app
@@ -30,4 +36,8 @@ ENV PATH="/app/.venv/bin:$PATH" \
 USER leadpipe
 VOLUME /var/lib/leadpipe
 EXPOSE 8080 9101 9102 9103 9104 9105
+# Alive = the process's own HTTP port answers /healthz (ingest: INGEST_PORT; workers: OPS_PORT;
+# exporter: EXPORTER_PORT; canary: CANARY_PORT). A one-off admin command has none of them set and
+# exits before the first check.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 CMD ["python", "-c", "import os, urllib.request as u; e = os.environ; p = e.get('INGEST_PORT') or e.get('OPS_PORT') or e.get('EXPORTER_PORT') or e.get('CANARY_PORT') or '8080'; u.urlopen(f'http://127.0.0.1:{p}/healthz', timeout=4)"]
 CMD ["python", "-m", "services.ingest"]

@@ -9,7 +9,8 @@ PY := .venv/bin/python
 export UV_PYTHON ?= 3.11
 export UV_PYTHON_DOWNLOADS ?= never
 
-.PHONY: help run test install lint typecheck contracts test-unit test-integration test-contract test-e2e chaos bench schemas clean
+.PHONY: help run test install lint typecheck contracts test-unit test-integration test-contract test-e2e chaos bench schemas clean \
+	image compose-up compose-down test-containers
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -34,6 +35,7 @@ run: .venv/.synced ## run Kafka, Redis and every service locally (Ctrl-C stops a
 test: install ## run the whole suite: lint, types, import contracts, all tests
 	$(MAKE) --no-print-directory lint typecheck contracts
 	$(PY) -m pytest
+	./scripts/test-containers.sh --if-usable
 
 lint: .venv/.synced ## ruff lint and format check
 	.venv/bin/ruff check .
@@ -53,6 +55,14 @@ test-contract: install ## broker contract suite and schema compatibility
 	$(PY) -m pytest tests/contract
 test-e2e: install ## end-to-end journeys on the embedded stack
 	$(PY) -m pytest tests/e2e
+test-containers: install ## the compose stack in podman: form -> rep alert, a partitioned broker (builds images)
+	./scripts/test-containers.sh
+image: .venv/.synced ## build the leadpipe image (podman or docker) and print its size
+	./scripts/images.sh leadpipe
+compose-up: .venv/.synced ## run deploy/compose.yml: 3 KRaft brokers, Redis, services x2, exporter, Prometheus
+	./scripts/compose.sh up
+compose-down: ## stop and remove the compose stack (containers, network, volumes)
+	./scripts/compose.sh down
 chaos: install ## the long chaos run
 	LEADPIPE_CHAOS_LONG=1 $(PY) -m pytest -m chaos
 
