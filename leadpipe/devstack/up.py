@@ -65,6 +65,10 @@ def run(state_dir: Path, *, ready_file: Path | None = None, brokers: int = 1) ->
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, on_term)
+    # Ctrl-C must stop the stack even when SIGINT came in ignored: a shell without job control
+    # starts background commands with SIGINT ignored (CI does), and Python then installs no
+    # KeyboardInterrupt handler of its own.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     t0 = time.monotonic()
     try:
         print(

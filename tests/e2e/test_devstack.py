@@ -72,10 +72,13 @@ class DevUp:
 
     def start(self) -> subprocess.Popen[str]:
         self.ready.unlink(missing_ok=True)
+        # Started with SIGINT ignored, as a shell without job control starts a background command
+        # (CI does): Ctrl-C must stop the stack all the same.
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "leadpipe.cli", "dev", "up", "--state-dir", str(self.state),
              "--ready-file", str(self.ready)],
             cwd=REPO, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # noqa: PLW1509
         )  # fmt: skip
         return self.proc
 
