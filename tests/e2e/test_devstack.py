@@ -78,7 +78,7 @@ class DevUp:
             [sys.executable, "-m", "leadpipe.cli", "dev", "up", "--state-dir", str(self.state),
              "--ready-file", str(self.ready)],
             cwd=REPO, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # noqa: PLW1509
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
         )  # fmt: skip
         return self.proc
 
