@@ -13,7 +13,6 @@ offset and consumer group.
 from __future__ import annotations
 
 import base64
-import contextlib
 import fcntl
 import hashlib
 import json
@@ -24,12 +23,12 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from leadpipe.devstack.processes import ManagedProcess, free_port, port_is_free, wait_for_port
+from leadpipe.devstack.processes import ManagedProcess, free_port, port_is_free, stop_all, wait_for_port
 
 HERE = Path(__file__).resolve().parent / "kafka"
 POM = HERE / "pom.xml"
@@ -372,29 +371,11 @@ async def _describe(bootstrap: str, topics: list[str] | None) -> list[dict[str, 
         await admin.close()
 
 
-def stop_all(procs: Sequence[ManagedProcess], timeout_s: float) -> None:
-    """SIGTERM every process at once, wait up to ``timeout_s`` in all, then SIGKILL the rest."""
-    for proc in procs:
-        proc.terminate()
-    deadline = time.monotonic() + timeout_s
-    for proc in procs:
-        proc.stop(timeout_s=max(0.1, deadline - time.monotonic()))
-
-
 def start_broker(port: int, log_path: Path) -> ManagedProcess:
     """One Kafka node on ``port`` with its data beside ``log_path`` (the benchmarks' broker); stop
     the returned process to stop it."""
     cluster = KafkaCluster(log_path.parent / f"kafka-{port}", log_path.parent, first_port=port).start()
     return cluster.processes[0]
-
-
-@contextlib.contextmanager
-def running(state_dir: Path, log_dir: Path, nodes: int = 1) -> Iterator[KafkaCluster]:
-    cluster = KafkaCluster(state_dir, log_dir, nodes=nodes).start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -135,6 +135,15 @@ class ManagedProcess:
             self._log = None
 
 
+def stop_all(procs: Sequence[ManagedProcess], timeout_s: float) -> None:
+    """SIGTERM every process at once, wait up to ``timeout_s`` in all, then SIGKILL the rest."""
+    for proc in procs:
+        proc.terminate()
+    deadline = time.monotonic() + timeout_s
+    for proc in procs:
+        proc.stop(timeout_s=max(0.1, deadline - time.monotonic()))
+
+
 def redis_binary() -> str:
     found = shutil.which("redis-server")
     if not found:

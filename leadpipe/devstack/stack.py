@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from leadpipe.devstack.kafka import KafkaCluster, stop_all
-from leadpipe.devstack.processes import ManagedProcess, free_port, start_postgres, start_redis, wait_for_port
+from leadpipe.devstack.kafka import KafkaCluster
+from leadpipe.devstack.processes import ManagedProcess, free_port, start_postgres, start_redis, stop_all, wait_for_port
 from leadpipe.runtime.kafka import ensure_topics, wait_for_broker
 
 
@@ -289,12 +289,8 @@ class Stack:
         for proc in self.all_processes():
             proc.kill9()
 
-    def shutdown(self, timeout_s: float = 8.0) -> None:
-        """Everything stopped with SIGTERM (services first, as ``make run``'s Ctrl-C does)."""
-        self.stop(timeout_s)
-
     def start_again(self, *, timeout_s: float = 120.0) -> None:
-        """After ``crash`` or ``shutdown``: brokers, Redis (with its append-only file) and every
+        """After ``crash`` or ``stop``: brokers, Redis (with its append-only file) and every
         service start again on the same ports and state dirs, as a second ``make run`` would."""
         if self.kafka is not None:
             self.kafka.start()

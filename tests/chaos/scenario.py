@@ -207,7 +207,7 @@ def apply(stack: Stack, fault: Fault, say: Callable[[str], None] = print) -> Non
         if fault.kind == "stack_crash":
             stack.crash()
         else:
-            stack.shutdown()
+            stack.stop()
         time.sleep(fault.seconds)
         stack.start_again()
     else:
