@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from leadpipe.runtime.settings import ServiceSettings
+from schemas.topics import consumer_group
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
@@ -15,7 +16,8 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 class NotifierSettings(ServiceSettings):
     ops_host: str = "127.0.0.1"
     ops_port: int = 9103
-    notifier_app_id: str = "notifier"
+    #: The Faust app id, which is also the consumer group.
+    notifier_app_id: str = consumer_group("notifier")
     notifier_redis_prefix: str = "notifier:"
     notifier_requested_topic: str = "notification.requested.v1"
     notifier_outcome_topic: str = "notification.outcome.v1"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from leadpipe.runtime.settings import ServiceSettings
+from schemas.topics import consumer_group
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 
@@ -12,7 +13,7 @@ CONFIG_DIR = Path(__file__).resolve().parent / "config"
 class NurtureSettings(ServiceSettings):
     ops_host: str = "127.0.0.1"
     ops_port: int = 9102
-    nurture_group_id: str = "leadpipe-nurture"
+    nurture_group_id: str = consumer_group("nurture")
     nurture_redis_prefix: str = "nurture:"
     nurture_playbooks_path: Path = CONFIG_DIR / "playbooks.yaml"
     nurture_directory_path: Path = CONFIG_DIR / "sales_team.yaml"
