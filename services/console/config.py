@@ -17,6 +17,8 @@ DEV_PASSWORD_HASH = "pbkdf2_sha256$200000$dev$0a318b58e317ac6b963d3e199706a36cab
 
 
 class ConsoleSettings(ServiceSettings):
+    DEV_ONLY_VALUES = frozenset({DEV_PASSWORD_HASH})
+
     database_url: str = Field(description="postgresql://user@host:port/db")
     console_host: str = "127.0.0.1"
     console_port: int = 8090
