@@ -68,6 +68,19 @@ class SourceKind(StrEnum):
     API = "api"
 
 
+#: The published enums a release may add values to, and what a consumer one release behind reads
+#: for a value it does not know yet (docs/contracts.md, "Adding a value to a published enum"):
+#: inside a list the unknown value is dropped; in a single field it reads as the fallback named
+#: here, or, where the fallback is ``None`` (a consumer must not guess: an old notifier cannot
+#: send on a channel it does not know), the record is refused (dead-lettered, replayable once
+#: the consumer is upgraded). An enum not listed here is closed: a new value is a new version.
+#: Producers never get this leniency (``schemas.codec.decode(..., strict=True)``).
+OPEN_ENUMS: dict[type[StrEnum], StrEnum | None] = {
+    SourceKind: SourceKind.API,
+    Channel: None,
+}
+
+
 class Grade(StrEnum):
     A = "A"
     B = "B"

@@ -1,9 +1,16 @@
-"""The topic registry: every topic the pipeline uses, and its dead-letter twin."""
+"""The topic registry: every topic the pipeline uses, its dead-letter twin, who consumes it, and
+the consumer group each consuming service commits its offsets under.
+
+Workers and deploy files take topic names, subscriptions and group names from here
+(``subscriptions("nurture")``, ``consumer_group("nurture")``) instead of spelling them out;
+``tests/deploy/test_consumer_groups.py`` checks compose, Kubernetes and KEDA files against it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from schemas.base import Payload
 from schemas.catalog import PAYLOADS
 
 
@@ -41,6 +48,69 @@ _CONSUMERS: dict[str, tuple[str, ...]] = {
     "person.erasure_requested": ("scoring", "nurture", "notifier"),
     "person.erased": (),
 }
+
+#: Read models that project topics but dead-letter nothing (a record they cannot read is counted,
+#: logged and skipped: the producing side's dead-letter topic deals with it), so their topics get no
+#: ``.dlq`` twin on their account.
+_PROJECTIONS: dict[str, tuple[str, ...]] = {
+    "console": (
+        "lead.captured",
+        "lead.scored",
+        "lead.stage_changed",
+        "lead.assigned",
+        "assignment.response",
+        "notification.outcome",
+        "lead.engagement",
+        "lead.outcome_logged",
+    ),
+}
+
+#: service -> the Kafka consumer group it commits offsets under (for the Faust workers, the app
+#: id). The one naming scheme: a group is named here and nowhere else; configs default to these,
+#: deploy files are checked against them. New groups are ``leadpipe-<service>``; ``notifier`` and
+#: ``console`` predate that and keep their names, because renaming a group forfeits its committed
+#: offsets (and, for a Faust app, its internal topics): it is a migration, not a rename.
+CONSUMER_GROUPS: dict[str, str] = {
+    "scoring": "leadpipe-scoring",
+    "nurture": "leadpipe-nurture",
+    "notifier": "notifier",
+    "console": "console",
+    "dlq-replay": "leadpipe-dlq-replay",
+}
+
+
+class UnknownService(KeyError):
+    """A service name that has no consumer group or subscriptions in the registry."""
+
+
+def consumer_group(service: str) -> str:
+    """The consumer group ``service`` commits its offsets under."""
+    try:
+        return CONSUMER_GROUPS[service]
+    except KeyError:
+        raise UnknownService(f"no consumer group for service {service!r}; known: {sorted(CONSUMER_GROUPS)}") from None
+
+
+def topic_of(payload: type[Payload]) -> str:
+    """The topic an event model travels on (``lead.captured.v1``)."""
+    return payload.topic()
+
+
+def subscriptions(service: str) -> tuple[str, ...]:
+    """The event topics ``service`` consumes, in catalog order (``subscriptions("scoring")`` is
+    ``("lead.captured.v1", "lead.engagement.v1", "person.erasure_requested.v1")``)."""
+    known = {s for consumers in _CONSUMERS.values() for s in consumers} | set(_PROJECTIONS)
+    if service not in known:
+        raise UnknownService(f"service {service!r} consumes no topic; known: {sorted(known)}")
+    projected = _PROJECTIONS.get(service, ())
+    return tuple(p.topic() for p in PAYLOADS if service in _CONSUMERS[p.EVENT_TYPE] or p.EVENT_TYPE in projected)
+
+
+def subscribed_models(service: str) -> dict[str, type[Payload]]:
+    """topic -> the (current) event model ``service`` expects on it."""
+    by_topic = {p.topic(): p for p in PAYLOADS}
+    return {topic: by_topic[topic] for topic in subscriptions(service)}
+
 
 _KEYS: dict[str, str] = {
     "lead.captured": "identity key (normalised email, else phone, else show+badge)",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from leadpipe.runtime.settings import ServiceSettings
+from schemas.topics import consumer_group
 
 
 class OpsSettings(ServiceSettings):
@@ -12,7 +13,7 @@ class OpsSettings(ServiceSettings):
 
     redis_url: str = Field(default="", description="unused by the operator tools")
     #: The consumer group whose committed offsets mark how far each dead-letter topic was replayed.
-    dlq_replay_group: str = "leadpipe-dlq-replay"
+    dlq_replay_group: str = consumer_group("dlq-replay")
 
 
 def settings_for(bootstrap: str | None) -> OpsSettings:

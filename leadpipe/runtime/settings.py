@@ -1,19 +1,83 @@
-"""The settings every service has; each service's ``config.py`` subclasses this."""
+"""The settings every service has; each service's ``config.py`` subclasses this.
+
+- ``ServiceSettings``: infrastructure, logging, the deployment's environment. With
+  ``LEADPIPE_ENV=production`` it refuses to start while any secret setting still holds a
+  development value (``dev-...``, the ``CHANGE-ME`` placeholders of deploy/k8s/config.yml, or a
+  value the class lists in ``DEV_ONLY_VALUES``), naming every such setting.
+- ``LinkSettings``: the one block for links that leave the pipeline (the link-signing secret,
+  the public base URL, the assignment-link lifetime); the services that make or serve links
+  (ingest, nurture, notifier) mix it in, so the secret is configured once.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Values no production secret may start with: the development defaults and the placeholders.
+DEV_SECRET_PREFIXES = ("dev-", "CHANGE-ME")
+#: A setting whose name ends so holds a secret (or a map of them) and gets the production check.
+SECRET_SUFFIXES = ("_secret", "_secrets", "_token", "_password", "_key", "_keys", "_hashes")
+
+
+class DevSecretInProduction(ValueError):
+    """``LEADPIPE_ENV=production`` with a secret setting still at a development value."""
+
+    def __init__(self, settings: list[str]):
+        super().__init__(
+            f"LEADPIPE_ENV=production refuses development secrets: set your own {', '.join(settings)} "
+            f"(a value starting with {' or '.join(DEV_SECRET_PREFIXES)}, or a shipped development default, "
+            "is refused)"
+        )
+        self.settings = settings
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, SecretStr):
+        yield value.get_secret_value()
+    elif isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key)
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            yield from _strings(item)
+
+
+class LinkSettings(BaseSettings):
+    """Signed links that leave the pipeline: rep accept/decline links (nurture makes them, ingest
+    serves them) and unsubscribe links (the notifier makes them, ingest serves them). See
+    ``schemas/links.py``."""
+
+    # Settings errors never echo their input: it holds secrets.
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", hide_input_in_errors=True)
+
+    #: Signs every link token (HMAC-SHA256). The dev default is refused in production.
+    leadpipe_link_secret: str = "dev-link-secret"
+    #: The base of every link that leaves the pipeline (ingest's public address).
+    leadpipe_public_url: str = "http://127.0.0.1:8080"
+    #: How long a rep's accept/decline link stays valid.
+    link_ttl_s: float = Field(default=7 * 86400, gt=0)
 
 
 class ServiceSettings(BaseSettings):
     """Infrastructure addresses come from the environment (no defaults: the embedded dev stack
     or the deployment supplies them)."""
 
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+    # Settings errors never echo their input: it holds secrets.
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", hide_input_in_errors=True)
+
+    #: Secret values that are development defaults but do not look it (a shipped password hash).
+    DEV_ONLY_VALUES: ClassVar[frozenset[str]] = frozenset()
+
+    #: ``production`` turns on the startup checks (no development secrets).
+    leadpipe_env: Literal["development", "production"] = "development"
 
     kafka_bootstrap_servers: str = Field(description="host:port[,host:port], e.g. 127.0.0.1:9092")
     redis_url: str = Field(description="redis://host:port/db")
@@ -46,3 +110,20 @@ class ServiceSettings(BaseSettings):
     leadpipe_privacy_secret: str = "dev-privacy-secret"
     log_level: str = "INFO"
     log_json: bool = True
+
+    def development_secrets(self) -> list[str]:
+        """The secret settings (by environment variable) that still hold a development value."""
+        found = []
+        for name in sorted(type(self).model_fields):
+            if not name.endswith(SECRET_SUFFIXES):
+                continue
+            values = list(_strings(getattr(self, name)))
+            if any(v.startswith(DEV_SECRET_PREFIXES) or v in self.DEV_ONLY_VALUES for v in values):
+                found.append(name.upper())
+        return found
+
+    @model_validator(mode="after")
+    def _no_development_secrets_in_production(self) -> ServiceSettings:
+        if self.leadpipe_env == "production" and (found := self.development_secrets()):
+            raise DevSecretInProduction(found)
+        return self

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field
 
 from leadpipe.runtime.settings import ServiceSettings
+from schemas.topics import consumer_group
 
 #: The sales-team directory nurture routes with; the console's users are its reps and managers.
 SALES_TEAM = Path(__file__).resolve().parent.parent / "nurture" / "config" / "sales_team.yaml"
@@ -16,6 +17,8 @@ DEV_PASSWORD_HASH = "pbkdf2_sha256$200000$dev$0a318b58e317ac6b963d3e199706a36cab
 
 
 class ConsoleSettings(ServiceSettings):
+    DEV_ONLY_VALUES = frozenset({DEV_PASSWORD_HASH})
+
     database_url: str = Field(description="postgresql://user@host:port/db")
     console_host: str = "127.0.0.1"
     console_port: int = 8090
@@ -25,6 +28,6 @@ class ConsoleSettings(ServiceSettings):
     console_session_secret: str = "dev-console-secret"
     console_session_ttl_s: int = 8 * 3600
     console_cookie_secure: bool = False
-    console_consumer_group: str = "console"
+    console_consumer_group: str = consumer_group("console")
     #: Nurture's give-up rule (its playbooks' default): the manager sees leads within two touches of it.
     console_give_up_after_touches: int = 6

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from leadpipe.runtime.settings import ServiceSettings
+from leadpipe.runtime.settings import LinkSettings, ServiceSettings
 
 FORMS_DIR = Path(__file__).parent / "forms"
 
@@ -17,11 +17,9 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-class IngestSettings(ServiceSettings):
+class IngestSettings(ServiceSettings, LinkSettings):
     ingest_host: str = "127.0.0.1"
     ingest_port: int = 8080
-    leadpipe_link_secret: str = "dev-link-secret"
-    leadpipe_public_url: str = "http://127.0.0.1:8080"
     ingest_forms_dir: Path = FORMS_DIR
     #: name -> sha256(key). The dev default is the hash of "dev-scanner-key".
     ingest_api_keys: dict[str, str] = Field(default_factory=lambda: {"dev-scanner": hash_api_key("dev-scanner-key")})

@@ -7,15 +7,17 @@ from typing import Literal
 
 from pydantic import Field
 
-from leadpipe.runtime.settings import ServiceSettings
+from leadpipe.runtime.settings import LinkSettings, ServiceSettings
+from schemas.topics import consumer_group
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
 
-class NotifierSettings(ServiceSettings):
+class NotifierSettings(ServiceSettings, LinkSettings):
     ops_host: str = "127.0.0.1"
     ops_port: int = 9103
-    notifier_app_id: str = "notifier"
+    #: The Faust app id, which is also the consumer group.
+    notifier_app_id: str = consumer_group("notifier")
     notifier_redis_prefix: str = "notifier:"
     notifier_requested_topic: str = "notification.requested.v1"
     notifier_outcome_topic: str = "notification.outcome.v1"
@@ -27,8 +29,6 @@ class NotifierSettings(ServiceSettings):
     notifier_concurrency: int = 4
     notifier_commit_interval_s: float = 1.0
 
-    leadpipe_link_secret: str = "dev-link-secret"
-    leadpipe_public_url: str = "http://127.0.0.1:8080"
     notifier_templates_dir: Path = TEMPLATES_DIR
     notifier_outbox_dir: Path = Path(".leadpipe/outbox")
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from leadpipe.runtime.settings import ServiceSettings
+from leadpipe.runtime.settings import LinkSettings, ServiceSettings
+from schemas.topics import consumer_group
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 
 
-class NurtureSettings(ServiceSettings):
+class NurtureSettings(ServiceSettings, LinkSettings):
     ops_host: str = "127.0.0.1"
     ops_port: int = 9102
-    nurture_group_id: str = "leadpipe-nurture"
+    nurture_group_id: str = consumer_group("nurture")
     nurture_redis_prefix: str = "nurture:"
     nurture_playbooks_path: Path = CONFIG_DIR / "playbooks.yaml"
     nurture_directory_path: Path = CONFIG_DIR / "sales_team.yaml"
@@ -31,9 +32,6 @@ class NurtureSettings(ServiceSettings):
     #: Prepended to every topic name (private topics for tests; empty in production).
     nurture_topic_prefix: str = ""
     nurture_state_topic: str = "nurture.state.v1"
-    leadpipe_link_secret: str = "dev-link-secret"
-    leadpipe_public_url: str = "http://127.0.0.1:8080"
-    link_ttl_s: float = 7 * 86400
 
     def topic(self, name: str) -> str:
         return f"{self.nurture_topic_prefix}{name}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from leadpipe.runtime.settings import ServiceSettings
+from schemas.topics import consumer_group
 from services.scoring.adapters.reference_files import DATA_DIR, DEFAULT_MODEL, MODELS_DIR
 
 
@@ -22,7 +23,7 @@ class ScoringSettings(ServiceSettings):
     #: Events handled together: one Redis round trip and one producer flush per batch.
     scoring_batch_max: int = 500
     scoring_batch_within_s: float = 0.02
-    scoring_group_id: str = "leadpipe-scoring"
+    scoring_group_id: str = consumer_group("scoring")
     scoring_input_topics: str = "lead.captured.v1,lead.engagement.v1"
     scoring_output_topic: str = "lead.scored.v1"
     scoring_erasure_topic: str = "person.erasure_requested.v1"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from schemas import DecodeError, LeadCaptured, LeadScored, RecordTooLarge, decode, decode_record, encode, new_event
 from schemas.codec import Record
@@ -38,19 +39,43 @@ def test_context_attributes_travel_as_ce_headers():
 
 def test_a_bad_payload_field_is_named_in_the_error():
     record = encode(events()[0])
-    bad = record.value.replace(b'"source_kind":"booth_scan"', b'"source_kind":"carrier_pigeon"')
+    bad = record.value.replace(b'"booth_rating":"hot"', b'"booth_rating":"lukewarm"')
+    assert bad != record.value
     with pytest.raises(DecodeError) as err:
         decode(bad, record.headers)
+    assert err.value.field == "data.booth_rating"
+    assert "Input should be" in str(err.value)
+
+
+def test_strict_decoding_refuses_an_unknown_value_of_an_open_enum():
+    record = encode(events()[0])
+    bad = record.value.replace(b'"source_kind":"booth_scan"', b'"source_kind":"carrier_pigeon"')
+    with pytest.raises(DecodeError) as err:
+        decode(bad, record.headers, strict=True)
     assert err.value.field == "data.source_kind"
-    assert "carrier_pigeon" in str(err.value) or "Input should be" in str(err.value)
 
 
-def test_unknown_payload_fields_are_rejected_because_payloads_are_closed():
+def test_strict_decoding_refuses_unknown_payload_fields_because_payloads_are_closed():
     record = encode(events()[0])
     bad = record.value[:-1] + b',"surprise":1}'
     with pytest.raises(DecodeError) as err:
-        decode(bad, record.headers)
+        decode(bad, record.headers, strict=True)
     assert err.value.field == "data.surprise"
+
+
+def test_lenient_decoding_still_names_a_real_error_next_to_an_unknown_field():
+    record = encode(events()[0])
+    bad = record.value.replace(b'"booth_rating":"hot"', b'"booth_rating":"lukewarm"')[:-1] + b',"surprise":1}'
+    with pytest.raises(DecodeError) as err:
+        decode(bad, record.headers)
+    assert err.value.field == "data.booth_rating"
+    assert "surprise" not in str(err.value)
+
+
+def test_producers_cannot_build_a_payload_with_a_field_the_model_does_not_declare():
+    data = events()[0].data.model_dump()
+    with pytest.raises(ValidationError, match="surprise"):
+        type(events()[0].data).model_validate({**data, "surprise": 1})
 
 
 def test_a_missing_header_is_named():
