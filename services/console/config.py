@@ -26,5 +26,9 @@ class ConsoleSettings(ServiceSettings):
     console_session_ttl_s: int = 8 * 3600
     console_cookie_secure: bool = False
     console_consumer_group: str = "console"
+    #: Failed sign-ins allowed per account and per client address in the window, then 429.
+    console_login_failures_per_account: int = Field(default=5, ge=1)
+    console_login_failures_per_address: int = Field(default=20, ge=1)
+    console_login_window_s: float = Field(default=300.0, gt=0)
     #: Nurture's give-up rule (its playbooks' default): the manager sees leads within two touches of it.
     console_give_up_after_touches: int = 6

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from services.console.config import ConsoleSettings
 from services.console.domain import reporting
 from services.console.domain.access import User, can_see, check_password
 from services.console.domain.projection import OUTCOMES, LeadRow, sla_seconds_left, work_order
+from services.console.domain.throttle import LoginThrottle
 from services.console.handlers import assignment_response, outcome_event
 
 SESSION_COOKIE = "console_session"
@@ -48,6 +50,8 @@ class PageDeps:
     users: dict[str, User]
     publish: Callable[[Envelope[Any]], Awaitable[None]]
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    #: Seconds for the sign-in throttle's window (monotonic: a wall-clock jump frees nobody).
+    ticks: Callable[[], float] = time.monotonic
 
 
 def _page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -73,6 +77,11 @@ _templates.filters["when"] = lambda d: d.strftime("%Y-%m-%d %H:%M:%S") if d else
 def build_router(deps: PageDeps) -> APIRouter:
     router = APIRouter()
     settings = deps.settings
+    throttle = LoginThrottle(
+        settings.console_login_failures_per_account,
+        settings.console_login_failures_per_address,
+        settings.console_login_window_s,
+    )
 
     def current(request: Request) -> tuple[User, str] | None:
         token = request.cookies.get(SESSION_COOKIE)
@@ -114,12 +123,22 @@ def build_router(deps: PageDeps) -> APIRouter:
         form = await form_of(request, nonce) if nonce else None
         if form is None:
             return forbidden()
-        user = deps.users.get(form.get("user", "").strip())
+        account, address = form.get("user", "").strip(), request.client.host if request.client else "-"
+        blocked = throttle.check(account, address, deps.ticks())
+        if blocked is not None:
+            per = "this user" if blocked.limit == "account" else "your address"
+            error = f"Too many failed sign-ins for {per}: try again in {blocked.retry_after_s} s."
+            resp = _page("login.html", 429, csrf=nonce, error=error)
+            resp.headers["Retry-After"] = str(blocked.retry_after_s)
+            return resp
+        user = deps.users.get(account)
         hashes = settings.console_password_hashes
         # An unknown user costs the same hashing as a known one (no timing oracle for user ids).
         stored = hashes.get(user.id if user else "*", hashes.get("*", "")) or hashes.get("*", "")
         if not check_password(form.get("password", ""), stored) or user is None:
+            throttle.failed(account, address, deps.ticks())
             return _page("login.html", 401, csrf=nonce, error="Unknown user or wrong password.")
+        throttle.succeeded(account)
         claims = {"uid": user.id, "csrf": secrets.token_urlsafe(24)}
         token = sign(settings.console_session_secret, "console_session", claims, settings.console_session_ttl_s)
         resp = RedirectResponse("/", status_code=303)

@@ -158,3 +158,33 @@ async def test_a_lost_deal_is_published_as_the_reps_verdict_for_nurture(console:
     assert (event.type, event.subject, event.data.outcome, event.data.rep_id, event.data.note) == (
         "dev.leadpipe.lead.outcome_logged", "L-ana", "lost", "rep-ana", "chose a competitor",
     )  # fmt: skip
+
+
+async def test_failed_sign_ins_for_one_account_get_a_429_with_retry_after_until_the_window_passes() -> None:
+    settings = ConsoleSettings(
+        kafka_bootstrap_servers="unused:9092", redis_url="redis://unused", database_url="postgresql://unused",
+        console_password_hashes={"*": hash_password("pw", iterations=1000)},
+        console_login_failures_per_account=2, console_login_failures_per_address=3, console_login_window_s=60,
+    )  # fmt: skip
+    users = {u: User(u, u, "rep", ("amer",)) for u in ("rep-ana", "rep-ben", "rep-cy")}
+    ticks = [1000.0]
+    deps = PageDeps(settings, FakeReadModel(ANA_LEAD), users, lambda e: None, lambda: NOW, ticks=lambda: ticks[0])  # type: ignore[arg-type,return-value]
+    app = FastAPI()
+    app.include_router(build_router(deps))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console.test") as client:
+
+        async def attempt(user: str, password: str) -> httpx.Response:
+            token = csrf_of((await client.get("/login")).text)
+            return await client.post("/login", data={"csrf": token, "user": user, "password": password})
+
+        assert [(await attempt("rep-ana", "nope")).status_code for _ in range(2)] == [401, 401]
+        ticks[0] += 10
+        blocked = await attempt("rep-ana", "pw")  # even the right password waits
+        assert (blocked.status_code, blocked.headers["retry-after"]) == (429, "50")
+        assert "Too many failed sign-ins for this user" in blocked.text
+        assert (await attempt("rep-ben", "nope")).status_code == 401  # third failure from this address
+        by_address = await attempt("rep-cy", "pw")
+        assert (by_address.status_code, by_address.headers["retry-after"]) == (429, "50")
+        assert "your address" in by_address.text
+        ticks[0] += 51
+        assert (await attempt("rep-ana", "pw")).status_code == 303
