@@ -128,9 +128,9 @@ def build_router(deps: PageDeps) -> APIRouter:
         if blocked is not None:
             per = "this user" if blocked.limit == "account" else "your address"
             error = f"Too many failed sign-ins for {per}: try again in {blocked.retry_after_s} s."
-            resp = _page("login.html", 429, csrf=nonce, error=error)
-            resp.headers["Retry-After"] = str(blocked.retry_after_s)
-            return resp
+            refused = _page("login.html", 429, csrf=nonce, error=error)
+            refused.headers["Retry-After"] = str(blocked.retry_after_s)
+            return refused
         user = deps.users.get(account)
         hashes = settings.console_password_hashes
         # An unknown user costs the same hashing as a known one (no timing oracle for user ids).
