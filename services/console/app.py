@@ -19,7 +19,7 @@ from leadpipe.runtime.kafka import make_producer, publish
 from schemas.envelope import Envelope
 from services.console import projector
 from services.console.adapters.metrics import ConsoleMetrics
-from services.console.adapters.postgres_store import PostgresStore
+from services.console.adapters.postgres_store import REFILL_AFTER, PostgresStore
 from services.console.config import ConsoleSettings
 from services.console.domain.access import users_from_team
 from services.console.handlers import Projector
@@ -70,7 +70,7 @@ def create_app(settings: ConsoleSettings, registry: CollectorRegistry | None = N
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await writes.connect()
-        backfill["needed"] = 1 in await writes.migrate()
+        backfill["needed"] = bool(REFILL_AFTER.intersection(await writes.migrate()))
         await reads.connect()
         producer["p"] = make_producer(settings)
         await producer["p"].start()

@@ -180,7 +180,7 @@ def build_router(deps: PageDeps) -> APIRouter:
         now = deps.clock()
         leads = sorted(await deps.store.leads_of(user.id), key=lambda r: work_order(r, now))
         rows = [(lead, sla_seconds_left(lead, now)) for lead in leads]
-        return _page("leads.html", user=user, csrf=csrf, rows=rows)
+        return _page("leads.html", user=user, csrf=csrf, rows=rows, now=now)
 
     async def visible_lead(user: User, lead_id: str) -> LeadRow | None:
         lead = await deps.store.lead(lead_id)
@@ -205,6 +205,7 @@ def build_router(deps: PageDeps) -> APIRouter:
             timeline=await deps.store.timeline(lead_id),
             outcomes=LOGGABLE,
             flash=request.query_params.get("done"),
+            now=now,
         )
 
     @router.post("/leads/{lead_id}/{action}")

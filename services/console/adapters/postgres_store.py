@@ -26,6 +26,9 @@ from services.console.domain.projection import Fact, LeadRow, fold
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 _LEAD_COLUMNS = [f.name for f in fields(LeadRow)]
 _TABLES = ("console_leads", "console_events")
+#: Migrations after which the projection is refilled from the topics (the first one creates it;
+#: 003 adds a topic whose past events existing rows have not seen).
+REFILL_AFTER = frozenset({1, 3})
 
 
 def _json_default(value: Any) -> Any:

@@ -16,6 +16,7 @@ PROJECTED = (
     "lead.stage_changed",
     "lead.assigned",
     "assignment.response",
+    "notification.requested",
     "notification.outcome",
     "lead.engagement",
     "lead.outcome_logged",
@@ -51,6 +52,10 @@ def describe(event_type: str, d: Mapping[str, Any]) -> str:
     if event_type == "assignment.response":
         note = f" ({d['note']})" if d.get("note") else ""
         return f"{d.get('rep_id')} {d.get('response')} the assignment{note}"
+    if event_type == "notification.requested":
+        step = (d.get("touch") or {}).get("step")
+        touch = f" (cadence step {step + 1})" if isinstance(step, int) else ""
+        return f"{d.get('template')} to {d.get('audience')} by {d.get('channel')} requested{touch}"
     if event_type == "notification.outcome":
         error = f": {d['error']}" if d.get("error") else ""
         template = d.get("template") or "message"

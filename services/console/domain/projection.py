@@ -75,6 +75,9 @@ class LeadRow:
     #: Lead-facing touches delivered since the lead last answered (from notification outcomes: an
     #: approximation of nurture's own count, which it keeps in its state, not in an event).
     unanswered_touches: int = 0
+    #: When the lead's cadence next touches it, as of nurture's latest stage change or request
+    #: (a touch held for the lead's sending window or the frequency cap may go out later).
+    next_touch_at: datetime | None = None
 
 
 def ordered(facts: Iterable[Fact]) -> list[Fact]:
@@ -121,7 +124,11 @@ def apply(row: LeadRow, fact: Fact) -> LeadRow:
             core_account=bool(d.get("core_account")),
         )
     if fact.type == "lead.stage_changed":
-        return replace(row, stage=d["to_stage"], stage_reason=d.get("reason"))
+        return replace(
+            row, stage=d["to_stage"], stage_reason=d.get("reason"), next_touch_at=_dt(d.get("next_touch_at"))
+        )
+    if fact.type == "notification.requested":
+        return replace(row, next_touch_at=_dt(d.get("next_touch_at")))
     if fact.type == "lead.assigned":
         return replace(
             row,

@@ -22,6 +22,7 @@ NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 ANA_LEAD = LeadRow(
     "L-ana", name="Jo", email="jo@acme.test", grade="A", rep_id="rep-ana", assignment_id="a1",
     assignment_status="pending", accept_by=NOW + timedelta(minutes=9), team="amer",
+    next_touch_at=NOW + timedelta(days=1, hours=-1),
 )  # fmt: skip
 BEN_LEAD = LeadRow("L-ben", name="Kim", rep_id="rep-ben", assignment_id="a2", assignment_status="pending", team="amer")
 
@@ -130,6 +131,13 @@ async def test_a_logged_meeting_is_published_as_the_engagement_nurture_acts_on(c
         "meeting_booked", "console", "jo@acme.test",
     )  # fmt: skip
     assert (await client.post("/leads/L-ana/outcome", data={"csrf": csrf, "outcome": "teleported"})).status_code == 422
+
+
+async def test_the_rep_sees_when_the_cadence_next_touches_each_lead(console: Any) -> None:
+    client, _, _ = console
+    await sign_in(client, "rep-ana")
+    assert '<td class="next-touch">2026-11-27 09:00:00</td>' in (await client.get("/leads")).text
+    assert '<span id="next-touch">2026-11-27 09:00:00</span>' in (await client.get("/leads/L-ana")).text
 
 
 async def test_an_expired_session_signs_out(console: Any) -> None:
