@@ -14,6 +14,8 @@ SALES_TEAM = Path(__file__).resolve().parent.parent / "nurture" / "config" / "sa
 #: Dev only: everybody's password is "leadpipe-dev" (``hash_password("leadpipe-dev", salt="dev")``).
 DEV_PASSWORD_HASH = "pbkdf2_sha256$200000$dev$0a318b58e317ac6b963d3e199706a36cab1110e466ef764427967d38f75bcf13"
 
+DEV_SESSION_SECRET = "dev-console-secret"
+
 
 class ConsoleSettings(ServiceSettings):
     database_url: str = Field(description="postgresql://user@host:port/db")
@@ -22,7 +24,7 @@ class ConsoleSettings(ServiceSettings):
     console_sales_team: Path = SALES_TEAM
     #: user id -> password hash (``leadpipe console hash-password``); ``*`` applies to anyone not listed.
     console_password_hashes: dict[str, str] = Field(default_factory=lambda: {"*": DEV_PASSWORD_HASH})
-    console_session_secret: str = "dev-console-secret"
+    console_session_secret: str = DEV_SESSION_SECRET
     console_session_ttl_s: int = 8 * 3600
     console_cookie_secure: bool = False
     console_consumer_group: str = "console"
