@@ -32,5 +32,8 @@ class ConsoleSettings(ServiceSettings):
     console_login_failures_per_account: int = Field(default=5, ge=1)
     console_login_failures_per_address: int = Field(default=20, ge=1)
     console_login_window_s: float = Field(default=300.0, gt=0)
+    #: Proxies in front of the console that append to X-Forwarded-For (an ingress: 1). The
+    #: throttle's client address is the one the outermost trusted proxy saw; 0 = the peer address.
+    console_trusted_proxy_hops: int = Field(default=0, ge=0)
     #: Nurture's give-up rule (its playbooks' default): the manager sees leads within two touches of it.
     console_give_up_after_touches: int = 6

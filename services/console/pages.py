@@ -71,7 +71,17 @@ def _duration(seconds: float | None) -> str:
 
 
 _templates.filters["duration"] = _duration
-_templates.filters["when"] = lambda d: d.strftime("%Y-%m-%d %H:%M:%S") if d else "-"
+_templates.filters["when"] = lambda d: d.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if d else "-"
+
+
+def client_address(request: Request, trusted_hops: int) -> str:
+    """The caller's address: the peer's, or behind ``trusted_hops`` proxies the address the
+    outermost of them saw (X-Forwarded-For's entries left of that are the client's to forge)."""
+    peer = request.client.host if request.client else "-"
+    if trusted_hops == 0:
+        return peer
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    return hops[-trusted_hops] if len(hops) >= trusted_hops else (hops[0] if hops else peer)
 
 
 def build_router(deps: PageDeps) -> APIRouter:
@@ -123,7 +133,7 @@ def build_router(deps: PageDeps) -> APIRouter:
         form = await form_of(request, nonce) if nonce else None
         if form is None:
             return forbidden()
-        account, address = form.get("user", "").strip(), request.client.host if request.client else "-"
+        account, address = form.get("user", "").strip(), client_address(request, settings.console_trusted_proxy_hops)
         blocked = throttle.check(account, address, deps.ticks())
         if blocked is not None:
             per = "this user" if blocked.limit == "account" else "your address"

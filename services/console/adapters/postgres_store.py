@@ -110,7 +110,9 @@ class PostgresStore:
         A handful of statements per batch, whatever its size: the projection keeps up by batching,
         not by being clever per event."""
         unique = list({f.event_id: f for f in facts}.values())
-        async with self._lock, self.conn.transaction():
+        # Pipeline mode: BEGIN goes with the first statement, the row upserts with COMMIT; a batch
+        # waits on three or four round trips to the server instead of six or seven.
+        async with self._lock, self.conn.pipeline(), self.conn.transaction():
             unlinked = [f.event_id for f in unique if f.lead_id is None]
             links: dict[str, str] = {}
             if unlinked:  # a capture or engagement: linked to the lead its scoring names

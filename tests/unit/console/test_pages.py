@@ -196,3 +196,18 @@ async def test_failed_sign_ins_for_one_account_get_a_429_with_retry_after_until_
         assert "your address" in by_address.text
         ticks[0] += 51
         assert (await attempt("rep-ana", "pw")).status_code == 303
+
+
+def test_the_throttles_client_address_is_the_one_the_trusted_proxy_saw() -> None:
+    from starlette.requests import Request
+
+    from services.console.pages import client_address
+
+    def request(forwarded: str | None) -> Request:
+        headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded is not None else []
+        return Request({"type": "http", "headers": headers, "client": ("10.1.1.1", 5000)})
+
+    assert client_address(request("6.6.6.6, 203.0.113.7"), 0) == "10.1.1.1"
+    assert client_address(request("6.6.6.6, 203.0.113.7"), 1) == "203.0.113.7"  # the forged 6.6.6.6 is ignored
+    assert client_address(request("203.0.113.7, 10.2.2.2"), 2) == "203.0.113.7"
+    assert client_address(request(None), 1) == "10.1.1.1"
