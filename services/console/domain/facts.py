@@ -23,9 +23,17 @@ PROJECTED = (
 )
 
 
+#: Of a request, only what the console shows: not the recipient's address nor the message's
+#: variables (personal data the console has no use for, kept out of its store).
+_REQUEST_KEPT = ("notification_id", "lead_id", "audience", "channel", "template", "requested_at", "touch",
+                 "assignment_id", "next_touch_at")  # fmt: skip
+
+
 def to_fact(event_type: str, event_id: str, time: datetime, data: Mapping[str, Any]) -> Fact:
     """Captures and engagements carry no lead id (they are keyed by identity): scoring's
     ``lead.scored`` names them as its trigger, and the store links them then."""
+    if event_type == "notification.requested":
+        data = {k: data[k] for k in _REQUEST_KEPT if k in data}
     return Fact(event_id, event_type, time, data.get("lead_id"), describe(event_type, data), data)
 
 

@@ -211,12 +211,14 @@ def test_the_next_touch_is_the_one_nurtures_latest_stage_change_or_request_names
 
     def request(minutes: float, next_at: datetime | None, eid: str) -> object:
         data = {"lead_id": "L1", "audience": "lead", "channel": "email", "template": "nurture_content",
-                "touch": {"playbook": "p", "playbook_version": "1", "step": 0}}  # fmt: skip
+                "touch": {"playbook": "p", "playbook_version": "1", "step": 0},
+                "recipient": {"address": "jo@acme.test"}, "variables": {"first_name": "Jo"}}  # fmt: skip
         return to_fact(
             "notification.requested", eid, at(minutes), data | {"next_touch_at": next_at and next_at.isoformat()}
         )
 
     started = [scored(0), stage(0, "engaged", at(0), "st1"), request(1, at(60 * 24 * 3), "rq1")]
+    assert "recipient" not in started[2].data and "variables" not in started[2].data  # type: ignore[attr-defined]
     assert fold("L1", started).next_touch_at == at(60 * 24 * 3)
     assert "nurture_content to lead by email requested (cadence step 1)" in started[2].summary  # type: ignore[attr-defined]
     stopped = [*started, stage(90, "opportunity", None, "st2")]
