@@ -23,3 +23,6 @@ class LeadStageChanged(Payload):
     reason: Text
     changed_at: UtcDatetime
     trigger_event_id: Text | None = None
+    #: When the lead's cadence next touches it, as of this change (added in place: optional).
+    #: None: no touch scheduled (or the event predates the field).
+    next_touch_at: UtcDatetime | None = None

@@ -53,3 +53,6 @@ class NotificationRequested(Payload):
     #: The basis a marketing message relies on (added in place: optional). The notifier refuses a
     #: marketing template whose basis does not cover ``channel``; transactional ones need none.
     consent: MarketingBasis | None = None
+    #: When the lead's cadence next touches it, as of this request (added in place: optional; the
+    #: console shows it). None: no touch scheduled (or the event predates the field).
+    next_touch_at: UtcDatetime | None = None

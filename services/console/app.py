@@ -19,8 +19,8 @@ from leadpipe.runtime.kafka import make_producer, publish
 from schemas.envelope import Envelope
 from services.console import projector
 from services.console.adapters.metrics import ConsoleMetrics
-from services.console.adapters.postgres_store import PostgresStore
-from services.console.config import ConsoleSettings
+from services.console.adapters.postgres_store import REFILL_AFTER, PostgresStore
+from services.console.config import DEV_PASSWORD_HASH, DEV_SESSION_SECRET, ConsoleSettings
 from services.console.domain.access import users_from_team
 from services.console.handlers import Projector
 from services.console.pages import PageDeps, build_router
@@ -31,6 +31,11 @@ RESTART_AFTER_S = 2.0
 
 def create_app(settings: ConsoleSettings, registry: CollectorRegistry | None = None) -> FastAPI:
     metrics = ConsoleMetrics(registry or CollectorRegistry())
+    if (
+        settings.console_session_secret == DEV_SESSION_SECRET
+        or DEV_PASSWORD_HASH in settings.console_password_hashes.values()
+    ):
+        log.warning("the console runs with dev credentials: set CONSOLE_SESSION_SECRET and CONSOLE_PASSWORD_HASHES")
     users = users_from_team(yaml.safe_load(settings.console_sales_team.read_text()))
     # The pages read on their own connection, so a long projection batch does not hold them up.
     reads = PostgresStore(settings.database_url)
@@ -70,7 +75,7 @@ def create_app(settings: ConsoleSettings, registry: CollectorRegistry | None = N
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await writes.connect()
-        backfill["needed"] = 1 in await writes.migrate()
+        backfill["needed"] = bool(REFILL_AFTER.intersection(await writes.migrate()))
         await reads.connect()
         producer["p"] = make_producer(settings)
         await producer["p"].start()

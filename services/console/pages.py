@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from services.console.config import ConsoleSettings
 from services.console.domain import reporting
 from services.console.domain.access import User, can_see, check_password
 from services.console.domain.projection import OUTCOMES, LeadRow, sla_seconds_left, work_order
+from services.console.domain.throttle import LoginThrottle
 from services.console.handlers import assignment_response, outcome_event
 
 SESSION_COOKIE = "console_session"
@@ -48,6 +50,8 @@ class PageDeps:
     users: dict[str, User]
     publish: Callable[[Envelope[Any]], Awaitable[None]]
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    #: Seconds for the sign-in throttle's window (monotonic: a wall-clock jump frees nobody).
+    ticks: Callable[[], float] = time.monotonic
 
 
 def _page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -67,12 +71,27 @@ def _duration(seconds: float | None) -> str:
 
 
 _templates.filters["duration"] = _duration
-_templates.filters["when"] = lambda d: d.strftime("%Y-%m-%d %H:%M:%S") if d else "-"
+_templates.filters["when"] = lambda d: d.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if d else "-"
+
+
+def client_address(request: Request, trusted_hops: int) -> str:
+    """The caller's address: the peer's, or behind ``trusted_hops`` proxies the address the
+    outermost of them saw (X-Forwarded-For's entries left of that are the client's to forge)."""
+    peer = request.client.host if request.client else "-"
+    if trusted_hops == 0:
+        return peer
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    return hops[-trusted_hops] if len(hops) >= trusted_hops else (hops[0] if hops else peer)
 
 
 def build_router(deps: PageDeps) -> APIRouter:
     router = APIRouter()
     settings = deps.settings
+    throttle = LoginThrottle(
+        settings.console_login_failures_per_account,
+        settings.console_login_failures_per_address,
+        settings.console_login_window_s,
+    )
 
     def current(request: Request) -> tuple[User, str] | None:
         token = request.cookies.get(SESSION_COOKIE)
@@ -114,12 +133,22 @@ def build_router(deps: PageDeps) -> APIRouter:
         form = await form_of(request, nonce) if nonce else None
         if form is None:
             return forbidden()
-        user = deps.users.get(form.get("user", "").strip())
+        account, address = form.get("user", "").strip(), client_address(request, settings.console_trusted_proxy_hops)
+        blocked = throttle.check(account, address, deps.ticks())
+        if blocked is not None:
+            per = "this user" if blocked.limit == "account" else "your address"
+            error = f"Too many failed sign-ins for {per}: try again in {blocked.retry_after_s} s."
+            refused = _page("login.html", 429, csrf=nonce, error=error)
+            refused.headers["Retry-After"] = str(blocked.retry_after_s)
+            return refused
+        user = deps.users.get(account)
         hashes = settings.console_password_hashes
         # An unknown user costs the same hashing as a known one (no timing oracle for user ids).
         stored = hashes.get(user.id if user else "*", hashes.get("*", "")) or hashes.get("*", "")
         if not check_password(form.get("password", ""), stored) or user is None:
+            throttle.failed(account, address, deps.ticks())
             return _page("login.html", 401, csrf=nonce, error="Unknown user or wrong password.")
+        throttle.succeeded(account)
         claims = {"uid": user.id, "csrf": secrets.token_urlsafe(24)}
         token = sign(settings.console_session_secret, "console_session", claims, settings.console_session_ttl_s)
         resp = RedirectResponse("/", status_code=303)
@@ -161,7 +190,7 @@ def build_router(deps: PageDeps) -> APIRouter:
         now = deps.clock()
         leads = sorted(await deps.store.leads_of(user.id), key=lambda r: work_order(r, now))
         rows = [(lead, sla_seconds_left(lead, now)) for lead in leads]
-        return _page("leads.html", user=user, csrf=csrf, rows=rows)
+        return _page("leads.html", user=user, csrf=csrf, rows=rows, now=now)
 
     async def visible_lead(user: User, lead_id: str) -> LeadRow | None:
         lead = await deps.store.lead(lead_id)
@@ -186,6 +215,7 @@ def build_router(deps: PageDeps) -> APIRouter:
             timeline=await deps.store.timeline(lead_id),
             outcomes=LOGGABLE,
             flash=request.query_params.get("done"),
+            now=now,
         )
 
     @router.post("/leads/{lead_id}/{action}")

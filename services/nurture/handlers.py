@@ -340,7 +340,8 @@ class NurtureHandler:
         out: list[Envelope[Any]] = []
         for c in d.stage_changes:
             payload = LeadStageChanged(lead_id=st.lead_id, from_stage=c.from_stage, to_stage=c.to_stage,
-                                       reason=c.reason[:500], changed_at=c.at, trigger_event_id=c.trigger_event_id)  # fmt: skip
+                                       reason=c.reason[:500], changed_at=c.at, trigger_event_id=c.trigger_event_id,
+                                       next_touch_at=st.next_touch.due_at if st.cadence_active and st.next_touch else None)  # fmt: skip
             out.append(
                 new_event(
                     payload,
@@ -373,7 +374,7 @@ class NurtureHandler:
             recipient=Recipient(address=n.address, name=n.recipient_name, rep_id=n.rep_id, timezone=n.timezone),
             template=n.template, locale=n.locale, variables=variables, requested_at=now, priority=n.priority,
             touch=touch, assignment_id=n.assignment_id, lead_captured_at=st.lead.first_captured_at,
-            consent=n.consent,
+            consent=n.consent, next_touch_at=st.next_touch.due_at if st.cadence_active and st.next_touch else None,
         )  # fmt: skip
 
     async def _after(self, d: Decision, now: datetime, cause: Envelope[Any] | None) -> None:

@@ -17,7 +17,9 @@ from tests.deploy.known_metrics import ROOT
 
 DEPLOY = ROOT / "deploy"
 SERVICES = ("ingest", "scoring", "nurture", "notifier")
-PORTS = {"ingest": 8080, "scoring": 9101, "nurture": 9102, "notifier": 9103, "exporter": 9104, "canary": 9105}
+PORTS = {
+    "ingest": 8080, "scoring": 9101, "nurture": 9102, "notifier": 9103, "exporter": 9104, "canary": 9105, "console": 8090,
+}  # fmt: skip
 
 
 def _compose() -> dict[str, Any]:
@@ -142,3 +144,32 @@ def test_the_dockerfile_is_one_image_with_a_command_per_service() -> None:
     assert ("python", "-m", "services.scoring") in commands
     for name in SERVICES:
         assert f"python -m services.{name}" in text
+
+
+def test_compose_runs_the_console_with_its_own_postgresql_under_the_console_profile() -> None:
+    from services.console.config import ConsoleSettings
+
+    port = ConsoleSettings.model_fields["console_port"].default
+    services = _compose()["services"]
+    console, db = services["console"], services["console-db"]
+    assert console["profiles"] == db["profiles"] == ["console"]
+    assert console["command"] == ["python", "-m", "services.console"]
+    assert console["depends_on"]["console-db"] == {"condition": "service_healthy"}
+    assert console["depends_on"]["topics"] == {"condition": "service_completed_successfully"}
+    env = console["environment"]
+    assert env["CONSOLE_PORT"] == str(port) and f":{port}/healthz" in " ".join(console["healthcheck"]["test"])
+    assert "@console-db:5432/console" in env["DATABASE_URL"] and env["CONSOLE_SESSION_SECRET"].startswith("${")
+    assert "pg_isready" in db["healthcheck"]["test"]
+    scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.compose.yml").read_text())["scrape_configs"]
+    [job] = [j for j in scrape if j["job_name"] == "leadpipe-console"]
+    assert job["dns_sd_configs"][0] == {"names": ["console"], "type": "A", "port": port}
+
+
+def test_the_console_runs_one_replica_in_kubernetes_with_its_secrets_in_the_secret() -> None:
+    console = _kind("Deployment")["console"]
+    assert console["spec"]["replicas"] == 1 and console["spec"]["strategy"]["type"] == "Recreate"
+    config = _kind("ConfigMap")["leadpipe-config"]["data"]
+    secret = _kind("Secret")["leadpipe-secrets"]["stringData"]
+    for name in ("DATABASE_URL", "CONSOLE_SESSION_SECRET", "CONSOLE_PASSWORD_HASHES"):
+        assert name in secret and name not in config, name
+    assert _kind("Service")["console"]["spec"]["ports"][0]["port"] == PORTS["console"]

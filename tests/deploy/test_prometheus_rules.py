@@ -107,5 +107,4 @@ def test_the_scrape_config_scrapes_every_service_on_its_agreed_port() -> None:
     # The ports make run uses (leadpipe.devstack.stack.SERVICES), not a copy of them.
     assert targets == {f"leadpipe-{s.name}": [f"127.0.0.1:{s.port}"] for s in SERVICES}
     compose = yaml.safe_load((PROM / "prometheus.compose.yml").read_text())
-    # The console (and its PostgreSQL) is not in deploy/compose.yml yet.
-    assert {job["job_name"] for job in compose["scrape_configs"]} == set(targets) - {"leadpipe-console"}
+    assert {job["job_name"] for job in compose["scrape_configs"]} == set(targets)

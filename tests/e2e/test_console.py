@@ -11,6 +11,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -73,6 +74,17 @@ def post_lead(s: Stack, run: str, n: int, country: str, phone: str) -> str:
     return email
 
 
+def next_touch(tail: TopicTail, lead_id: str) -> str:
+    """The next touch nurture last published for the lead, as the console prints it."""
+    said = [e for t in ("lead.stage_changed.v1", "notification.requested.v1") for e in tail.events(t, lead_id)]
+    if not said:
+        return "?"
+    at = max(said, key=lambda e: (e.time, e.id)).data.next_touch_at
+    if at is None:
+        return "-"
+    return "due now" if at <= datetime.now(UTC) else at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def latest(tail: TopicTail, topic: str) -> dict[str, Any]:
     """The latest payload per lead on ``topic``."""
     return {e.data.lead_id: e.data for e in tail.events(topic)}
@@ -125,6 +137,17 @@ def test_a_rep_works_their_own_leads_and_a_manager_sees_the_funnel(stack: tuple[
 
             seen = wait("the rep's leads in the console", rows, lambda r: r == own)
             assert seen == own
+
+            def next_touches() -> dict[str, tuple[str, str]]:
+                """Per lead: (the console's next touch, the one nurture last published)."""
+                page.goto(console + "/leads")
+                cells = {r.get_attribute("data-lead") or "": r.query_selector(".next-touch").inner_text()
+                         for r in page.query_selector_all("#my-leads tr[data-lead]")}  # fmt: skip
+                return {lid: (shown, next_touch(tail, lid)) for lid, shown in cells.items()}
+
+            touches = wait("each lead's next touch as nurture published it", next_touches,
+                           lambda t: all(shown == said for shown, said in t.values()))  # fmt: skip
+            assert touches[leads[0]][0] != "?"
             if shots:
                 page.screenshot(path=f"{shots}/console-rep-leads.png")
             assert page.goto(console + f"/leads/{other}").status == 404  # another rep's lead
@@ -164,6 +187,7 @@ def test_a_rep_works_their_own_leads_and_a_manager_sees_the_funnel(stack: tuple[
             text = wait("the console's timeline shows it", timeline, lambda t: "-> opportunity: meeting booked" in t)
             assert "meeting_booked via phone" in text and "-> opportunity: meeting booked" in text
             assert page.inner_text("#stage") == "opportunity"
+            assert stop.data.next_touch_at is None and page.inner_text("#next-touch") == "none scheduled"
             if shots:
                 page.screenshot(path=f"{shots}/console-rep-lead.png", full_page=False)
 

@@ -11,7 +11,7 @@ import asyncio
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, fields
+from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,9 @@ from services.console.domain.projection import Fact, LeadRow, fold
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 _LEAD_COLUMNS = [f.name for f in fields(LeadRow)]
 _TABLES = ("console_leads", "console_events")
+#: Migrations after which the projection is refilled from the topics (the first one creates it;
+#: 003 adds a topic whose past events existing rows have not seen).
+REFILL_AFTER = frozenset({1, 3})
 
 
 def _json_default(value: Any) -> Any:
@@ -107,7 +110,9 @@ class PostgresStore:
         A handful of statements per batch, whatever its size: the projection keeps up by batching,
         not by being clever per event."""
         unique = list({f.event_id: f for f in facts}.values())
-        async with self._lock, self.conn.transaction():
+        # Pipeline mode: BEGIN goes with the first statement, the row upserts with COMMIT; a batch
+        # waits on three or four round trips to the server instead of six or seven.
+        async with self._lock, self.conn.pipeline(), self.conn.transaction():
             unlinked = [f.event_id for f in unique if f.lead_id is None]
             links: dict[str, str] = {}
             if unlinked:  # a capture or engagement: linked to the lead its scoring names
@@ -124,8 +129,10 @@ class PostgresStore:
             ]  # fmt: skip
             cur = await self.conn.execute(
                 "INSERT INTO console_events (event_id, type, time, lead_id, trigger_event_id, summary, data)"
-                " SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::text[],"
-                " %s::jsonb[]) ON CONFLICT (event_id) DO NOTHING RETURNING event_id, lead_id, trigger_event_id",
+                # Binary parameters (%b): psycopg escapes every string of a text-format array with
+                # a regex, which was a third of a batch's time with JSON payloads in them.
+                " SELECT * FROM unnest(%b::text[], %b::text[], %b::timestamptz[], %b::text[], %b::text[], %b::text[],"
+                " %b::jsonb[]) ON CONFLICT (event_id) DO NOTHING RETURNING event_id, lead_id, trigger_event_id",
                 [list(col) for col in zip(*rows, strict=True)] if rows else [[]] * 7,
             )
             inserted = await cur.fetchall()
@@ -140,22 +147,26 @@ class PostgresStore:
                     [[t for t, _ in triggers], [lid for _, lid in triggers]],
                 )
             if touched:
-                await self._refold(sorted(touched))
+                new = {r["event_id"] for r in inserted}
+                await self._refold(sorted(touched), {f.event_id: f.data for f in unique if f.event_id in new})
         return len(inserted)
 
-    async def _refold(self, lead_ids: list[str]) -> None:
+    async def _refold(self, lead_ids: list[str], stored_now: dict[str, Any]) -> None:
+        """``stored_now``: the payloads this transaction inserted, not read back (a JSON parse per
+        event was a fifth of a batch's time)."""
         cur = await self.conn.execute(
-            "SELECT event_id, type, time, lead_id, summary, data FROM console_events WHERE lead_id = ANY(%s)",
-            (lead_ids,),
+            "SELECT event_id, type, time, lead_id, summary, CASE WHEN event_id = ANY(%b::text[]) THEN NULL ELSE data END"
+            " AS data FROM console_events WHERE lead_id = ANY(%b::text[])",
+            (list(stored_now), lead_ids),
         )
         by_lead: dict[str, list[Fact]] = {lid: [] for lid in lead_ids}
         for r in await cur.fetchall():
-            by_lead[r["lead_id"]].append(
-                Fact(r["event_id"], r["type"], r["time"], r["lead_id"], r["summary"], r["data"])
-            )
+            data = r["data"] if r["data"] is not None else stored_now[r["event_id"]]
+            by_lead[r["lead_id"]].append(Fact(r["event_id"], r["type"], r["time"], r["lead_id"], r["summary"], data))
         values = []
         for lead_id, lead_facts in by_lead.items():
-            row = asdict(fold(lead_id, lead_facts))
+            folded = fold(lead_id, lead_facts)
+            row = {c: getattr(folded, c) for c in _LEAD_COLUMNS}  # not ``asdict``: it deep-copies
             row["reasons"] = _jsonb(list(row["reasons"]))
             values.append(row)
         cols = ", ".join(_LEAD_COLUMNS)

@@ -16,15 +16,24 @@ PROJECTED = (
     "lead.stage_changed",
     "lead.assigned",
     "assignment.response",
+    "notification.requested",
     "notification.outcome",
     "lead.engagement",
     "lead.outcome_logged",
 )
 
 
+#: Of a request, only what the console shows: not the recipient's address nor the message's
+#: variables (personal data the console has no use for, kept out of its store).
+_REQUEST_KEPT = ("notification_id", "lead_id", "audience", "channel", "template", "requested_at", "touch",
+                 "assignment_id", "next_touch_at")  # fmt: skip
+
+
 def to_fact(event_type: str, event_id: str, time: datetime, data: Mapping[str, Any]) -> Fact:
     """Captures and engagements carry no lead id (they are keyed by identity): scoring's
     ``lead.scored`` names them as its trigger, and the store links them then."""
+    if event_type == "notification.requested":
+        data = {k: data[k] for k in _REQUEST_KEPT if k in data}
     return Fact(event_id, event_type, time, data.get("lead_id"), describe(event_type, data), data)
 
 
@@ -51,6 +60,10 @@ def describe(event_type: str, d: Mapping[str, Any]) -> str:
     if event_type == "assignment.response":
         note = f" ({d['note']})" if d.get("note") else ""
         return f"{d.get('rep_id')} {d.get('response')} the assignment{note}"
+    if event_type == "notification.requested":
+        step = (d.get("touch") or {}).get("step")
+        touch = f" (cadence step {step + 1})" if isinstance(step, int) else ""
+        return f"{d.get('template')} to {d.get('audience')} by {d.get('channel')} requested{touch}"
     if event_type == "notification.outcome":
         error = f": {d['error']}" if d.get("error") else ""
         template = d.get("template") or "message"

@@ -75,6 +75,9 @@ class LeadRow:
     #: Lead-facing touches delivered since the lead last answered (from notification outcomes: an
     #: approximation of nurture's own count, which it keeps in its state, not in an event).
     unanswered_touches: int = 0
+    #: When the lead's cadence next touches it, as of nurture's latest stage change or request
+    #: (a touch held for the lead's sending window or the frequency cap may go out later).
+    next_touch_at: datetime | None = None
 
 
 def ordered(facts: Iterable[Fact]) -> list[Fact]:
@@ -85,17 +88,19 @@ def fold(lead_id: str, facts: Iterable[Fact]) -> LeadRow:
     """The row of one lead from all of its events (any order, duplicates ignored)."""
     seen: set[str] = set()
     row = LeadRow(lead_id=lead_id)
-    for fact in ordered(facts):
+    in_order = ordered(facts)
+    for fact in in_order:
         if fact.event_id in seen:
             continue
         seen.add(fact.event_id)
         row = apply(row, fact)
-    return row
+    # The latest event's time, set once here (``replace`` is most of the fold's cost).
+    return replace(row, updated_at=in_order[-1].time) if in_order else row
 
 
 def apply(row: LeadRow, fact: Fact) -> LeadRow:
+    """One event applied to the row (``fold`` sets ``updated_at``)."""
     d, t = fact.data, fact.time
-    row = replace(row, updated_at=t)
     if fact.type == "lead.captured":
         if row.captured_at is None or t < row.captured_at:
             row = replace(row, captured_at=t)
@@ -121,7 +126,11 @@ def apply(row: LeadRow, fact: Fact) -> LeadRow:
             core_account=bool(d.get("core_account")),
         )
     if fact.type == "lead.stage_changed":
-        return replace(row, stage=d["to_stage"], stage_reason=d.get("reason"))
+        return replace(
+            row, stage=d["to_stage"], stage_reason=d.get("reason"), next_touch_at=_dt(d.get("next_touch_at"))
+        )
+    if fact.type == "notification.requested":
+        return replace(row, next_touch_at=_dt(d.get("next_touch_at")))
     if fact.type == "lead.assigned":
         return replace(
             row,

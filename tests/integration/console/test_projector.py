@@ -25,6 +25,7 @@ from schemas.lead_engagement.v1 import LeadEngagement
 from schemas.lead_scored.v1 import CaptureSummary, LeadScored, Profile, Trigger
 from schemas.lead_stage_changed.v1 import LeadStageChanged
 from schemas.notification_outcome.v1 import NotificationOutcome
+from schemas.notification_requested.v1 import NotificationRequested, Recipient
 from services.console import projector
 from services.console.adapters.metrics import ConsoleMetrics
 from services.console.adapters.postgres_store import PostgresStore
@@ -66,6 +67,18 @@ def lead_events(run: str) -> list[Envelope[Any]]:
         assigned_at=now + timedelta(seconds=2),
         accept_by=now + timedelta(minutes=15),
     )
+    next_touch = now + timedelta(days=2)
+    requested = NotificationRequested(
+        notification_id=f"n-{run}",
+        lead_id=lead_id,
+        audience="rep",
+        channel=Channel.EMAIL,
+        recipient=Recipient(address="ana@sales.test", rep_id="rep-ana"),
+        template="rep_alert",
+        requested_at=now + timedelta(seconds=2),
+        assignment_id=f"as-{run}",
+        next_touch_at=next_touch,
+    )
     alert = NotificationOutcome(
         notification_id=f"n-{run}",
         lead_id=lead_id,
@@ -90,6 +103,7 @@ def lead_events(run: str) -> list[Envelope[Any]]:
         to_stage=Stage.SALES_QUALIFIED,
         reason="accepted by rep-ana",
         changed_at=now + timedelta(seconds=41),
+        next_touch_at=next_touch,
     )
     meeting = new_event(
         LeadEngagement(
@@ -105,7 +119,7 @@ def lead_events(run: str) -> list[Envelope[Any]]:
         time=now + timedelta(seconds=60),
     )
     rescored = scored.model_copy(update={"trigger": Trigger(event_id=meeting.id, event_type=meeting.type)})
-    timed = [(scored, 1), (assigned, 2), (alert, 3), (accepted, 40), (stage, 41), (rescored, 61)]
+    timed = [(scored, 1), (assigned, 2), (requested, 2), (alert, 3), (accepted, 40), (stage, 41), (rescored, 61)]
     return [captured, meeting] + [
         new_event(p, source="test", subject=lead_id, time=now + timedelta(seconds=s)) for p, s in timed
     ]
@@ -144,7 +158,7 @@ async def test_projects_lead_events_and_rebuilds_identical_rows(
     registry = CollectorRegistry()
     proj = Projector(store, ConsoleMetrics(registry))
     try:
-        assert await store.migrate() == [1, 2]
+        assert await store.migrate() == [1, 2, 3]
         assert await store.migrate() == []  # idempotent
         task = asyncio.create_task(projector.run(settings, proj, asyncio.Event()))
         lead_id = f"lead-{unique}"
@@ -152,7 +166,7 @@ async def test_projects_lead_events_and_rebuilds_identical_rows(
         async def projected() -> bool:
             lead = await store.lead(lead_id)
             return (
-                lead is not None and lead.last_outcome == "meeting_booked" and len(await store.timeline(lead_id)) == 8
+                lead is not None and lead.last_outcome == "meeting_booked" and len(await store.timeline(lead_id)) == 9
             )
 
         try:
@@ -174,6 +188,7 @@ async def test_projects_lead_events_and_rebuilds_identical_rows(
             "rep-ana",
             "accepted",
         )
+        assert lead.next_touch_at == events[0].time + timedelta(days=2)
         assert lead.accepted_at is not None and lead.captured_at is not None
         assert (lead.accepted_at - lead.captured_at).total_seconds() == 40
         kinds = [e["type"] for e in await store.timeline(lead_id)]

@@ -148,6 +148,9 @@ async def test_a_reply_stops_the_cadence_and_advances_the_stage(kafka_bootstrap:
         await out.poll(STEP_S * 2 + 0.8)  # past the second and third steps of the cadence
     touches = [e.data for e in out.of("notification.requested.v1") if e.data.lead_id == lead]
     assert [t.touch.step for t in touches if t.touch] == [0]
+    assert touches[0].next_touch_at is not None  # the request says when the cadence's next step is due
+    [replied] = [e.data for e in out.of("lead.stage_changed.v1") if e.data.lead_id == lead and e.data.reason == "lead replied"]  # fmt: skip
+    assert replied.next_touch_at is None  # the reply stopped the cadence
     moves = [(e.data.from_stage, e.data.to_stage) for e in out.of("lead.stage_changed.v1") if e.data.lead_id == lead]
     assert moves == [(None, "captured"), ("captured", "engaged"), ("engaged", "sales_qualified")]
 

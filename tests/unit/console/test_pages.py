@@ -22,6 +22,7 @@ NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 ANA_LEAD = LeadRow(
     "L-ana", name="Jo", email="jo@acme.test", grade="A", rep_id="rep-ana", assignment_id="a1",
     assignment_status="pending", accept_by=NOW + timedelta(minutes=9), team="amer",
+    next_touch_at=NOW + timedelta(days=1, hours=-1),
 )  # fmt: skip
 BEN_LEAD = LeadRow("L-ben", name="Kim", rep_id="rep-ben", assignment_id="a2", assignment_status="pending", team="amer")
 
@@ -132,6 +133,13 @@ async def test_a_logged_meeting_is_published_as_the_engagement_nurture_acts_on(c
     assert (await client.post("/leads/L-ana/outcome", data={"csrf": csrf, "outcome": "teleported"})).status_code == 422
 
 
+async def test_the_rep_sees_when_the_cadence_next_touches_each_lead(console: Any) -> None:
+    client, _, _ = console
+    await sign_in(client, "rep-ana")
+    assert '<td class="next-touch">2026-11-27 09:00:00</td>' in (await client.get("/leads")).text
+    assert '<span id="next-touch">2026-11-27 09:00:00</span>' in (await client.get("/leads/L-ana")).text
+
+
 async def test_an_expired_session_signs_out(console: Any) -> None:
     client, _, settings = console
     stale = sign(settings.console_session_secret, "console_session", {"uid": "rep-ana", "csrf": "x"}, ttl_s=-1)
@@ -158,3 +166,48 @@ async def test_a_lost_deal_is_published_as_the_reps_verdict_for_nurture(console:
     assert (event.type, event.subject, event.data.outcome, event.data.rep_id, event.data.note) == (
         "dev.leadpipe.lead.outcome_logged", "L-ana", "lost", "rep-ana", "chose a competitor",
     )  # fmt: skip
+
+
+async def test_failed_sign_ins_for_one_account_get_a_429_with_retry_after_until_the_window_passes() -> None:
+    settings = ConsoleSettings(
+        kafka_bootstrap_servers="unused:9092", redis_url="redis://unused", database_url="postgresql://unused",
+        console_password_hashes={"*": hash_password("pw", iterations=1000)},
+        console_login_failures_per_account=2, console_login_failures_per_address=3, console_login_window_s=60,
+    )  # fmt: skip
+    users = {u: User(u, u, "rep", ("amer",)) for u in ("rep-ana", "rep-ben", "rep-cy")}
+    ticks = [1000.0]
+    deps = PageDeps(settings, FakeReadModel(ANA_LEAD), users, lambda e: None, lambda: NOW, ticks=lambda: ticks[0])  # type: ignore[arg-type,return-value]
+    app = FastAPI()
+    app.include_router(build_router(deps))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console.test") as client:
+
+        async def attempt(user: str, password: str) -> httpx.Response:
+            token = csrf_of((await client.get("/login")).text)
+            return await client.post("/login", data={"csrf": token, "user": user, "password": password})
+
+        assert [(await attempt("rep-ana", "nope")).status_code for _ in range(2)] == [401, 401]
+        ticks[0] += 10
+        blocked = await attempt("rep-ana", "pw")  # even the right password waits
+        assert (blocked.status_code, blocked.headers["retry-after"]) == (429, "50")
+        assert "Too many failed sign-ins for this user" in blocked.text
+        assert (await attempt("rep-ben", "nope")).status_code == 401  # third failure from this address
+        by_address = await attempt("rep-cy", "pw")
+        assert (by_address.status_code, by_address.headers["retry-after"]) == (429, "50")
+        assert "your address" in by_address.text
+        ticks[0] += 51
+        assert (await attempt("rep-ana", "pw")).status_code == 303
+
+
+def test_the_throttles_client_address_is_the_one_the_trusted_proxy_saw() -> None:
+    from starlette.requests import Request
+
+    from services.console.pages import client_address
+
+    def request(forwarded: str | None) -> Request:
+        headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded is not None else []
+        return Request({"type": "http", "headers": headers, "client": ("10.1.1.1", 5000)})
+
+    assert client_address(request("6.6.6.6, 203.0.113.7"), 0) == "10.1.1.1"
+    assert client_address(request("6.6.6.6, 203.0.113.7"), 1) == "203.0.113.7"  # the forged 6.6.6.6 is ignored
+    assert client_address(request("203.0.113.7, 10.2.2.2"), 2) == "203.0.113.7"
+    assert client_address(request(None), 1) == "10.1.1.1"

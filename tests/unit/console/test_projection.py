@@ -200,3 +200,27 @@ def test_a_reps_verdict_is_the_last_outcome_and_on_the_timeline() -> None:
     row = fold("L1", [scored(1), verdict])  # type: ignore[list-item]
     assert (row.last_outcome, row.last_contact_at) == ("not_interested", at(20))
     assert verdict.summary == "rep-ana logged not interested: no budget"  # type: ignore[attr-defined]
+
+
+def test_the_next_touch_is_the_one_nurtures_latest_stage_change_or_request_names() -> None:
+    def stage(minutes: float, to: str, next_at: datetime | None, eid: str) -> object:
+        data = {"lead_id": "L1", "from_stage": "captured", "to_stage": to, "reason": "r", "changed_at": at(minutes)}
+        return to_fact(
+            "lead.stage_changed", eid, at(minutes), data | {"next_touch_at": next_at and next_at.isoformat()}
+        )
+
+    def request(minutes: float, next_at: datetime | None, eid: str) -> object:
+        data = {"lead_id": "L1", "audience": "lead", "channel": "email", "template": "nurture_content",
+                "touch": {"playbook": "p", "playbook_version": "1", "step": 0},
+                "recipient": {"address": "jo@acme.test"}, "variables": {"first_name": "Jo"}}  # fmt: skip
+        return to_fact(
+            "notification.requested", eid, at(minutes), data | {"next_touch_at": next_at and next_at.isoformat()}
+        )
+
+    started = [scored(0), stage(0, "engaged", at(0), "st1"), request(1, at(60 * 24 * 3), "rq1")]
+    assert "recipient" not in started[2].data and "variables" not in started[2].data  # type: ignore[attr-defined]
+    assert fold("L1", started).next_touch_at == at(60 * 24 * 3)
+    assert "nurture_content to lead by email requested (cadence step 1)" in started[2].summary  # type: ignore[attr-defined]
+    stopped = [*started, stage(90, "opportunity", None, "st2")]
+    for order in itertools.permutations(stopped):
+        assert fold("L1", order).next_touch_at is None  # type: ignore[arg-type]
