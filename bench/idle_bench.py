@@ -95,8 +95,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--settle", type=float, default=20.0, help="seconds to wait after every service is ready [20]")
     p.add_argument("--pids", type=Path, help="measure a running stack: its state dir's pids file")
     p.add_argument("--threads", type=int, nargs="?", const=12, default=0, help="list the broker's N busiest threads")
+    p.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="extra environment for every service"
+    )
     p.add_argument("--json", type=Path, default=REPO / "bench/results/idle.json")
     args = p.parse_args(argv)
+    env = {}
+    for item in args.env:
+        name, eq, value = item.partition("=")
+        if not eq or not name:
+            p.error(f"--env expects NAME=VALUE, got {item!r}")
+        env[name] = value
     if args.seconds <= 0 or args.settle < 0:
         p.error("--seconds must be > 0 and --settle >= 0")
 
@@ -109,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             work = Path(tempfile.mkdtemp(prefix="idle-bench-"))
             print(f"state and logs: {work}", flush=True)
-            stack = Stack(work / "stack", ports="free")
+            stack = Stack(work / "stack", ports="free", env=env)
             stack.start()
             stack.wait_ready(timeout_s=180.0)
             pids = {proc.name: proc.pid for proc in stack.all_processes()}
