@@ -707,7 +707,10 @@ async def phase_sweep(load: Load, tracker: Tracker, stack: Stack, args: argparse
         print(f"(e) {rate:g} forms/s for {seconds:g} s ...", flush=True)
         errors_before = sum(load.errors.values())
         cpu = CpuWindow(stack).start()
-        await load.at_rate(phase, rate, seconds, lambda phase=phase: load.form(phase))
+        # In flight below the client's 256 connections: past that httpx queues requests itself and
+        # its pool's bookkeeping grows with the queue (on an overloaded machine the load
+        # generator then stalls instead of the pipeline).
+        await load.at_rate(phase, rate, seconds, lambda phase=phase: load.form(phase), inflight=200)
         ids = load.ids(phase, "form")
         ok = await tracker.wait_for(ids, args.drain_s)
         cpu.stop()
@@ -728,6 +731,10 @@ async def phase_sweep(load: Load, tracker: Tracker, stack: Stack, args: argparse
         print(
             f"    p50 {p.get('p50')} ms, p90 {p.get('p90')} ms, p99 {p.get('p99')} ms (n {p.get('n', 0)})", flush=True
         )
+        # what is measured so far survives an interrupted run
+        partial = {k: {kk: vv for kk, vv in v.items() if kk != "samples_s"} for k, v in out.items()}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.with_suffix(".partial.json").write_text(json.dumps(partial, indent=2, default=str) + "\n")
         await asyncio.sleep(2)  # the last outcomes of this rate land before the next one starts
     return out
 
