@@ -640,28 +640,41 @@ class CpuWindow:
         }
 
 
-def top_frames(speedscope: Path, n: int = 8) -> dict[str, list[tuple[str, float]]]:
-    """The ``n`` frames with the most samples on top (self) and anywhere on the stack
-    (inclusive), as % of the samples of a py-spy speedscope profile (all threads)."""
+#: Leaf frames of a thread waiting for I/O (py-spy's non-blocking sampling records them too).
+IDLE_LEAVES = ("EpollSelector.select", "Runner.run (runners.py", "_worker (thread.py", "Condition.wait", "Event.wait")
+OUR_CODE = ("/services/", "/leadpipe/", "/schemas/")
+
+
+def top_frames(speedscope: Path, n: int = 8) -> dict[str, Any]:
+    """Of a py-spy speedscope profile's busy samples (leaf not an idle wait), the ``n`` frames
+    most often on top (self) and, among leadpipe's own code, anywhere on the stack (inclusive),
+    as % of the busy samples."""
     doc = json.loads(speedscope.read_text())
-    frames = [f"{f['name']} ({Path(f.get('file', '?')).name}:{f.get('line', '?')})" for f in doc["shared"]["frames"]]
+    shared = doc["shared"]["frames"]
+    frames = [f"{f['name']} ({Path(f.get('file', '?')).name}:{f.get('line', '?')})" for f in shared]
+    ours = {i for i, f in enumerate(shared) if any(k in f.get("file", "") for k in OUR_CODE)}
     own: Counter[int] = Counter()
     incl: Counter[int] = Counter()
-    total = 0.0
+    busy = total = 0.0
     for prof in doc["profiles"]:
         for stack, weight in zip(prof["samples"], prof["weights"], strict=True):
             total += weight
-            if stack:
-                own[stack[-1]] += weight
-            for idx in set(stack):
+            if not stack or frames[stack[-1]].startswith(IDLE_LEAVES):
+                continue
+            busy += weight
+            own[stack[-1]] += weight
+            for idx in set(stack) & ours:
                 incl[idx] += weight
-    if not total:
-        return {"self": [], "inclusive": []}
-    skip = ("<module>", "_run_code", "_run_module_as_main", "run_forever", "_run_once", "Handle._run", "run_until")
-    inclusive = [(frames[i], round(100 * w / total, 1)) for i, w in incl.most_common(60)]
+    if not busy:
+        return {"busy_pct": 0.0, "self": [], "inclusive": []}
     return {
-        "self": [(frames[i], round(100 * w / total, 1)) for i, w in own.most_common(n)],
-        "inclusive": [(f, w) for f, w in inclusive if not any(k in f for k in skip) and w < 95][:n],
+        "busy_pct": round(100 * busy / total, 1),
+        "self": [(frames[i], round(100 * w / busy, 1)) for i, w in own.most_common(n)],
+        "inclusive": [
+            (frames[i], round(100 * w / busy, 1))
+            for i, w in incl.most_common(n + 4)
+            if not frames[i].startswith(("main (", "<module>"))
+        ][:n],
     }
 
 
@@ -934,7 +947,7 @@ def print_sweep(result: dict[str, Any]) -> None:
         if "error" in prof:
             print(f"profile {name}: py-spy failed: {prof['error']}")
             continue
-        print(f"profile {name}: {prof['file']}")
+        print(f"profile {name}: {prof['file']} (busy in {prof['busy_pct']} % of the samples; % below: of those)")
         print("   self: " + "; ".join(f"{f} {w}%" for f, w in prof["self"][:5]))
         print("   incl: " + "; ".join(f"{f} {w}%" for f, w in prof["inclusive"][:6]))
 
