@@ -3,8 +3,13 @@
 - form posts/s and p50/p99 against a bare endpoint on the same server that answers 202 doing nothing;
 - scans/s uploaded in batches of 500 against a raw aiokafka producer sending the same records.
 
-Usage: .venv/bin/python bench/ingest_bench.py [--seconds 10] [--concurrency 16]
-Starts its own broker (Apache Kafka, one node), redis-server and ingest process (uvicorn) on free ports.
+Usage: .venv/bin/python bench/ingest_bench.py [--seconds 10] [--concurrency 16] [--servers fast,plain]
+Starts its own broker (Apache Kafka, one node) and redis-server on free ports, then one ingest
+process per ``--servers`` variant in turn, served exactly as ``python -m services.ingest`` serves
+it (``services.ingest.__main__``): ``fast`` is uvloop + httptools (the default), ``plain`` is
+asyncio's own loop + h11 (how ingest ran before), so both are measured in the same run.
+CPU ms per form post: the ingest process's CPU seconds (/proc) over the form phase / posts.
+``--profile DIR``: py-spy (speedscope) on each ingest variant during its form phase.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -21,6 +27,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench import proc_cpu  # noqa: E402
+
+SERVERS = {
+    "fast": "uvloop + httptools, no access log (python -m services.ingest)",
+    "plain": "asyncio loop + h11, no access log (ingest before issue #13)",
+}
 
 FORM = """
 id: bench
@@ -32,11 +45,12 @@ rate_limits: {per_ip_per_minute: 100000000, per_form_per_minute: 100000000}
 """
 
 
-def serve() -> None:
+def serve(server: str) -> None:
     """The ingest app plus a bare 202 route, on INGEST_PORT (run in a child process)."""
     import uvicorn
     from fastapi.responses import Response
 
+    from services.ingest.__main__ import run, server_config
     from services.ingest.app import build_deps, create_app
     from services.ingest.config import IngestSettings
 
@@ -48,10 +62,9 @@ def serve() -> None:
         async def bare() -> Response:
             return Response(b'{"status":"accepted"}', status_code=202, media_type="application/json")
 
-        config = uvicorn.Config(app, host="127.0.0.1", port=settings.ingest_port, log_level="warning", access_log=False)
-        await uvicorn.Server(config).serve()
+        await uvicorn.Server(server_config(settings, app, server)).serve()  # type: ignore[arg-type]
 
-    asyncio.run(main())
+    run(main(), server)  # type: ignore[arg-type]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -144,10 +157,6 @@ async def bench(args: argparse.Namespace) -> None:
             "LEADPIPE_STATE_DIR": str(tmp / "state"), "INGEST_PORT": str(iport), "INGEST_FORMS_DIR": str(tmp / "forms"),
             "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT),
         }  # fmt: skip
-        ingest = ManagedProcess("ingest", [sys.executable, __file__, "--serve"], tmp / "ingest.log", env=env).start()
-        procs.append(ingest)
-        wait_for_port(iport, timeout_s=30, proc=ingest.proc)
-        base = f"http://127.0.0.1:{iport}"
 
         def form(n: int, i: int) -> dict:
             return {
@@ -158,31 +167,62 @@ async def bench(args: argparse.Namespace) -> None:
             }
 
         s, c = args.seconds, args.concurrency
-        await drive(base + "/bench/bare", form, 1.0, c)  # warm-up
-        await drive(base + "/v1/forms/bench", form, 1.0, c)
-        bare_n, bare_t, bare_lat = await drive(base + "/bench/bare", form, s, c)
-        form_n, form_t, form_lat = await drive(base + "/v1/forms/bench", form, s, c)
-        show = f"bench-{uuid.uuid4().hex[:6]}"
-        scan_n, scan_t, scan_lat = await drive(
-            base + "/v1/scans", lambda n, i: scan_batch(show, n, i), s, 2,
-            headers={"authorization": "Bearer dev-scanner-key"},
-        )  # fmt: skip
         raw_n, raw_t = await raw_producer(bootstrap, s)
-        bare_rate, form_rate = bare_n / bare_t, form_n / form_t
-        scan_rate, raw_rate = scan_n * 500 / scan_t, raw_n / raw_t
-        print(f"concurrency {c}, {s:.0f} s per measurement, machine cores: {os.cpu_count()}")
+        raw_rate = raw_n / raw_t
         print(
-            f"bare 202 endpoint : {bare_rate:8.0f} req/s   p50 {pct(bare_lat, 50):6.1f} ms  p99 {pct(bare_lat, 99):6.1f} ms"
+            f"concurrency {c}, {s:.0f} s per measurement, machine cores: {os.cpu_count()}, load avg {os.getloadavg()}"
         )
-        print(
-            f"form posts        : {form_rate:8.0f} req/s   p50 {pct(form_lat, 50):6.1f} ms  p99 {pct(form_lat, 99):6.1f} ms"
-        )
-        print(f"  ratio form/bare : {form_rate / bare_rate:6.2f}  (aim >= 0.50, p99 < 50 ms)")
-        print(
-            f"scan batches (500): {scan_rate:8.0f} scans/s p50 {pct(scan_lat, 50):6.1f} ms  p99 {pct(scan_lat, 99):6.1f} ms per batch"
-        )
-        print(f"raw aiokafka      : {raw_rate:8.0f} scans/s")
-        print(f"  ratio scans/raw : {scan_rate / raw_rate:6.2f}  (aim >= 0.60)")
+        print(f"raw aiokafka producer: {raw_rate:8.0f} scans/s (the scans' baseline, same broker, same run)")
+        for server in args.servers:
+            ingest = ManagedProcess(
+                f"ingest-{server}", [sys.executable, __file__, "--serve", server], tmp / f"ingest-{server}.log", env=env
+            ).start()
+            try:
+                wait_for_port(iport, timeout_s=30, proc=ingest.proc)
+                base = f"http://127.0.0.1:{iport}"
+                await drive(base + "/bench/bare", form, 1.0, c)  # warm-up
+                await drive(base + "/v1/forms/bench", form, 1.0, c)
+                bare_n, bare_t, bare_lat = await drive(base + "/bench/bare", form, s, c)
+                spy = None
+                if args.profile:
+                    args.profile.mkdir(parents=True, exist_ok=True)
+                    spy = subprocess.Popen(
+                        [str(Path(sys.executable).with_name("py-spy")), "record", "--nonblocking", "-r", "100",
+                         "-d", str(int(s)), "-p", str(ingest.pid), "-f", "speedscope",
+                         "-o", str(args.profile / f"ingest-{server}.speedscope.json")],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    )  # fmt: skip
+                cpu0 = proc_cpu.tree_cpu_s(ingest.pid)
+                form_n, form_t, form_lat = await drive(base + "/v1/forms/bench", form, s, c)
+                form_cpu = proc_cpu.tree_cpu_s(ingest.pid) - cpu0
+                if spy is not None:
+                    spy.wait(timeout=60)
+                show = f"bench-{uuid.uuid4().hex[:6]}"
+                cpu0 = proc_cpu.tree_cpu_s(ingest.pid)
+                scan_n, scan_t, scan_lat = await drive(
+                    base + "/v1/scans", lambda n, i, show=show: scan_batch(show, n, i), s, 2,
+                    headers={"authorization": "Bearer dev-scanner-key"},
+                )  # fmt: skip
+                scan_cpu = proc_cpu.tree_cpu_s(ingest.pid) - cpu0
+            finally:
+                ingest.stop()
+            bare_rate, form_rate = bare_n / bare_t, form_n / form_t
+            scan_rate = scan_n * 500 / scan_t
+            print(f"\n[{server}] {SERVERS[server]}")
+            print(
+                f"  bare 202 endpoint : {bare_rate:8.0f} req/s   p50 {pct(bare_lat, 50):6.1f} ms"
+                f"  p99 {pct(bare_lat, 99):6.1f} ms"
+            )
+            print(
+                f"  form posts        : {form_rate:8.0f} req/s   p50 {pct(form_lat, 50):6.1f} ms"
+                f"  p99 {pct(form_lat, 99):6.1f} ms   ingest CPU {1000 * form_cpu / form_n:5.2f} ms per post"
+            )
+            print(f"    ratio form/bare : {form_rate / bare_rate:6.2f}  (aim >= 0.50, p99 < 50 ms)")
+            print(
+                f"  scan batches (500): {scan_rate:8.0f} scans/s p50 {pct(scan_lat, 50):6.1f} ms"
+                f"  p99 {pct(scan_lat, 99):6.1f} ms per batch   ingest CPU {1000 * scan_cpu / (scan_n * 500):5.3f} ms per scan"
+            )
+            print(f"    ratio scans/raw : {scan_rate / raw_rate:6.2f}  (aim >= 0.60)")
     finally:
         for p in reversed(procs):
             p.stop()
@@ -190,11 +230,21 @@ async def bench(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=sorted(SERVERS), help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--servers",
+        type=lambda v: [x.strip() for x in v.split(",") if x.strip()],
+        default=["fast", "plain"],
+        help="ingest server variants to measure in turn: fast (uvloop + httptools), plain (asyncio + h11)",
+    )
+    parser.add_argument("--profile", type=Path, help="py-spy speedscope files of each variant's form phase here")
     a = parser.parse_args()
+    unknown = [x for x in a.servers if x not in SERVERS]
+    if unknown or not a.servers:
+        parser.error(f"--servers: unknown {unknown}; choose from {', '.join(SERVERS)}")
     if a.serve:
-        serve()
+        serve(a.serve)
     else:
         asyncio.run(bench(a))

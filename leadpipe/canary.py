@@ -209,7 +209,9 @@ class Canary:
 
     async def watch(self, consumer: AIOKafkaConsumer) -> None:
         while True:
-            batch = await consumer.getmany(timeout_ms=500)
+            # Records wake getmany at once; the timeout only paces expire(), which needs a beat a
+            # few times per timeout_s, not twice a second: a slow beat keeps an idle canary idle.
+            batch = await consumer.getmany(timeout_ms=int(1000 * min(5.0, max(0.1, self.timeout_s / 4))))
             for tp, msgs in batch.items():
                 for msg in msgs:
                     self.observe(tp.topic, [(k, bytes(v)) for k, v in (msg.headers or ())], msg.value)

@@ -102,7 +102,7 @@ def make_app(app_id: str, settings: ServiceSettings, **overrides: Any) -> App:
         "value_serializer": "raw",
         "broker_rebalance_timeout": settings.kafka_rebalance_timeout_s,
         "broker_session_timeout": settings.kafka_session_timeout_s,
-        "broker_heartbeat_interval": 1.0,
+        "broker_heartbeat_interval": settings.kafka_heartbeat_interval_s,
         "broker_max_poll_interval": max(settings.kafka_rebalance_timeout_s, 10.0),
         "broker_commit_interval": 1.0,
         "producer_acks": -1 if settings.kafka_acks == "all" else int(settings.kafka_acks),

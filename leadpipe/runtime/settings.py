@@ -94,6 +94,10 @@ class ServiceSettings(BaseSettings):
     # worker stalls for 10 s. Production: 30 s (docs/operations.md).
     kafka_rebalance_timeout_s: float = 10.0
     kafka_session_timeout_s: float = 10.0
+    # How often a Faust worker's consumer heartbeats its group (a rebalance reaches the other
+    # members with their next heartbeat). Each is a broker request: an idle stack's broker
+    # spends a good part of its CPU answering them (bench/idle_bench.py).
+    kafka_heartbeat_interval_s: float = Field(default=1.0, gt=0)
     kafka_max_record_bytes: int = 1_000_000
     # A caught-up consumer's longest fetch wait. Kafka answers a fetch as soon as a record
     # arrives, so this costs no latency; a shorter wait only adds idle fetches (idle CPU).

@@ -1,0 +1,29 @@
+"""KAFKA_HEARTBEAT_INTERVAL_S reaches the Faust worker's consumer; a bad value is refused by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from leadpipe.runtime.faust_app import make_app
+from leadpipe.runtime.settings import ServiceSettings
+
+
+def _settings(tmp_path: Path, **extra: object) -> ServiceSettings:
+    return ServiceSettings(
+        kafka_bootstrap_servers="127.0.0.1:1", redis_url="redis://unused", leadpipe_state_dir=tmp_path, **extra
+    )
+
+
+def test_the_faust_worker_heartbeats_at_the_configured_interval(tmp_path: Path) -> None:
+    assert _settings(tmp_path).kafka_heartbeat_interval_s == 1.0
+    app = make_app("heartbeat-test", _settings(tmp_path, kafka_heartbeat_interval_s=3.0))
+    assert app.conf.broker_heartbeat_interval == 3.0
+
+
+def test_a_heartbeat_interval_of_zero_is_refused_naming_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("KAFKA_HEARTBEAT_INTERVAL_S", "0")
+    with pytest.raises(ValidationError, match="kafka_heartbeat_interval_s"):
+        _settings(tmp_path)
