@@ -62,6 +62,7 @@ _PROJECTIONS: dict[str, tuple[str, ...]] = {
         "notification.outcome",
         "lead.engagement",
         "lead.outcome_logged",
+        "notification.requested",
     ),
 }
 
