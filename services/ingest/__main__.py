@@ -7,7 +7,8 @@ import asyncio
 import uvicorn
 
 from leadpipe.runtime.logs import setup_logging
-from services.ingest.app import build_deps, create_app
+from services.ingest.app import create_app
+from services.ingest.bootstrap import build_deps
 from services.ingest.config import IngestSettings
 
 

@@ -17,6 +17,8 @@ from typing import Any
 from schemas.identity import identity_key
 from services.ingest.domain.errors import FieldProblem, InvalidInput
 
+MAX_LEAD_IDS = 100
+
 
 @dataclass(frozen=True, slots=True)
 class ErasureInput:
@@ -50,8 +52,8 @@ def parse_erasure(body: Any) -> ErasureInput:
         problems.append(FieldProblem("phone", "has no digits"))
     raw_ids = body.get("lead_ids", [])
     lead_ids: list[str] = []
-    if not isinstance(raw_ids, list) or len(raw_ids) > 100:
-        problems.append(FieldProblem("lead_ids", "must be a list of at most 100 lead ids"))
+    if not isinstance(raw_ids, list) or len(raw_ids) > MAX_LEAD_IDS:
+        problems.append(FieldProblem("lead_ids", f"must be a list of at most {MAX_LEAD_IDS} lead ids"))
     else:
         for i, lid in enumerate(raw_ids):
             if not isinstance(lid, str) or not lid.strip() or len(lid) > 200:

@@ -21,10 +21,12 @@ from schemas.lead_captured.v1 import (
     Person,
     Qualification,
 )
+from services.ingest.domain.capture import Captured, keyed
 from services.ingest.domain.errors import FieldProblem, InvalidInput
 from services.ingest.domain.languages import preferred_language
 
-EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$"
+EMAIL_RE = re.compile(EMAIL_PATTERN)
 TRUTHY = frozenset({"on", "true", "yes", "1", "y", "checked"})
 _SECTIONS = ("identity", "person", "context", "qualification")
 _INT_FIELDS = frozenset({"qualification.seats"})
@@ -183,6 +185,9 @@ def build_capture(
             if items:
                 sections["qualification"]["product_interest"] = tuple(str(i) for i in items)
             continue
+        if isinstance(raw, list | tuple | dict):
+            problems.append(FieldProblem(name, "must be a single value"))
+            continue
         text = _text(raw)
         if text is None:
             continue
@@ -241,6 +246,19 @@ def build_capture(
         )
     except ValidationError as exc:
         raise InvalidInput(_problems_from(exc, config)) from exc
+
+
+def capture_form(
+    config: FormConfig,
+    values: Mapping[str, Any],
+    *,
+    capture_id: str,
+    now: datetime,
+    submitter: Submitter,
+) -> Captured:
+    """``build_capture`` with its record key (the form's default region reads local phones)."""
+    capture = build_capture(config, values, capture_id=capture_id, now=now, submitter=submitter)
+    return keyed(capture, default_region=config.default_region)
 
 
 def _problems_from(exc: ValidationError, config: FormConfig) -> list[FieldProblem]:

@@ -18,7 +18,8 @@ from prometheus_client import CollectorRegistry
 from leadpipe.devstack.processes import ManagedProcess, free_port, wait_for_port
 from leadpipe.runtime.kafka import make_consumer, topic_partitions
 from schemas.codec import decode
-from services.ingest.app import build_deps, create_app
+from services.ingest.app import create_app
+from services.ingest.bootstrap import build_deps
 from services.ingest.config import IngestSettings
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -13,7 +13,8 @@ from leadpipe.devstack.processes import free_port
 from schemas.base import EngagementKind
 from schemas.identity import identity_key
 from schemas.links import assignment_token, sign, unsubscribe_token
-from services.ingest.app import build_deps, create_app
+from services.ingest.app import create_app
+from services.ingest.bootstrap import build_deps
 from services.ingest.config import IngestSettings
 from services.ingest.domain.webhooks import sign as sign_webhook
 from tests.integration.ingest.conftest import Ingest, read_all, read_events
