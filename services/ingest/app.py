@@ -13,6 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from services.ingest import contract
 from services.ingest.bootstrap import IngestDeps, build_deps
@@ -44,7 +46,7 @@ def create_app(settings: IngestSettings, deps: IngestDeps | None = None) -> Fast
     app.state.deps = deps
     for router in ROUTERS:
         app.include_router(router)
-    contract.install(app, deps.forms)
+    contract.install(app, deps.forms, deps.settings.ingest_webhook_secrets)
     metrics = deps.metrics
 
     @app.middleware("http")
@@ -68,8 +70,12 @@ def create_app(settings: IngestSettings, deps: IngestDeps | None = None) -> Fast
         return problem(exc.status, exc.title, exc.detail, errors=exc.errors, headers=exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
-        return problem(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            # Starlette names only the methods of the first route matching the path.
+            headers = {"Allow": ", ".join(allowed_methods(app, request.scope))}
+        return problem(exc.status_code, str(exc.detail), headers=headers)
 
     @app.exception_handler(RedisError)
     async def redis_unavailable(_: Request, exc: RedisError) -> Response:
@@ -84,3 +90,12 @@ def create_app(settings: IngestSettings, deps: IngestDeps | None = None) -> Fast
         return problem(422, "Invalid request", errors=errors)
 
     return app
+
+
+def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
+    """Every method some route serves at the request's path (for a 405's ``Allow``)."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if isinstance(route, Route) and route.methods and route.matches(scope)[0] != Match.NONE:
+            methods |= route.methods
+    return sorted(methods)

@@ -17,9 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
 from schemas.lead_captured.v1 import CaptureContext, Identity, Person, Qualification
+from services.ingest.domain.erasure import EMAIL_PATTERN as ERASURE_EMAIL
 from services.ingest.domain.erasure import MAX_LEAD_IDS
+from services.ingest.domain.erasure import PHONE_PATTERN as ERASURE_PHONE
 from services.ingest.domain.forms import _INT_FIELDS, _LIST_FIELDS, EMAIL_PATTERN, FormConfig
 from services.ingest.domain.scans import Scan, ScanBatch
+from services.ingest.domain.text import NONBLANK, WS
 from services.ingest.domain.webhooks import WebhookEvent
 from services.ingest.web import PROBLEM_JSON
 
@@ -85,12 +88,22 @@ class WebhookAccepted(BaseModel):
 class ErasureRequest(BaseModel):
     """Name the person by at least one of ``email``, ``phone`` or ``lead_ids``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["email"], "properties": {"email": {"type": "string"}}},
+                {"required": ["phone"], "properties": {"phone": {"type": "string"}}},
+                {"required": ["lead_ids"], "properties": {"lead_ids": {"minItems": 1}}},
+            ]
+        },
+    )
 
-    email: Annotated[str, Field(max_length=320, pattern=r"^[^@]+@.*[^@]$")] | None = None
-    phone: Annotated[str, Field(max_length=40, pattern=r"\d")] | None = None
-    lead_ids: Annotated[list[Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]],
-                        Field(max_length=MAX_LEAD_IDS)] = Field(default_factory=list)  # fmt: skip
+    email: Annotated[str, Field(max_length=320, pattern=ERASURE_EMAIL)] | None = None
+    phone: Annotated[str, Field(max_length=40, pattern=ERASURE_PHONE)] | None = None
+    lead_ids: Annotated[
+        list[Annotated[str, Field(max_length=200, pattern=NONBLANK)]], Field(max_length=MAX_LEAD_IDS)
+    ] = Field(default_factory=list)
 
 
 class ErasureAccepted(BaseModel):
@@ -189,64 +202,84 @@ _SECTIONS: dict[str, type[BaseModel]] = {
 
 
 def _max_length(target: str) -> int | None:
+    """The lead field's own length limit, from its model."""
     section, _, leaf = target.partition(".")
-    field = _SECTIONS[section].model_fields.get(leaf)
-    if field is None:
-        return None
-    for meta in field.metadata:
-        if getattr(meta, "max_length", None) is not None:
-            return int(meta.max_length)
-    for arg in getattr(field.annotation, "__args__", ()):
-        for meta in getattr(arg, "__metadata__", ()):
-            if getattr(meta, "max_length", None) is not None:
-                return int(meta.max_length)
+    model = _SECTIONS[section]
+    if section == "qualification" and leaf not in model.model_fields:
+        leaf = "need"  # kept under qualification.other, as long as a need may be
+    prop = model.model_json_schema()["properties"].get(leaf, {})
+    for option in [prop, *prop.get("anyOf", [])]:
+        if "maxLength" in option:
+            return int(option["maxLength"])
     return None
 
 
-def _field_schema(target: str, required: bool) -> dict[str, Any]:
+def _padded(core: str, required: bool) -> str:
+    """A pattern for the stripped value ``core``, blanks around it allowed; blank alone too if optional."""
+    if required:
+        return f"^[{WS}]*{core}[{WS}]*$"
+    return f"^[{WS}]*({core}[{WS}]*)?$" if core else f"^[{WS}]*$"
+
+
+def _field_schema(target: str, required: bool, *, json: bool) -> dict[str, Any]:
+    """What the server takes for one mapped field (values are stripped of surrounding spaces)."""
+    scalars: list[dict[str, Any]] = [{"type": "number"}, {"type": "boolean"}] if json else []
     if target in _LIST_FIELDS:
-        item = {"type": "string", "maxLength": 200}
-        return {"anyOf": [item, {"type": "array", "items": item, "maxItems": 20}]}
-    if target in _INT_FIELDS:
-        return {"anyOf": [{"type": "integer", "minimum": 0, "maximum": 10**9},
-                          {"type": "string", "pattern": r"^\s*[0-9]{1,9}\s*$"}]}  # fmt: skip
-    if target == "identity.email":
-        text: dict[str, Any] = {"type": "string", "pattern": EMAIL_PATTERN, "maxLength": 320}
+        item = {"type": "string", "maxLength": 500}
+        out: dict[str, Any] = {"anyOf": [item, {"type": "array", "items": item, "maxItems": 20}]}
+    elif target in _INT_FIELDS:
+        whole = {"type": "string", "pattern": _padded("[0-9]{1,9}", required)}
+        out = {"anyOf": [{"type": "integer", "minimum": 0, "maximum": 999_999_999}, whole] if json else [whole]}
+    elif target == "identity.email":
+        out = {"type": "string", "pattern": _padded(EMAIL_PATTERN[1:-1], required), "maxLength": 320}
     elif target == "identity.phone":
-        text = {"type": "string", "format": "phone", "maxLength": 40,
-                "description": "A valid phone number (+country code unless the form has a default region)."}  # fmt: skip
+        out = {"type": "string", "format": "phone", "maxLength": 40}
+        if not required:
+            out = {"anyOf": [out, {"type": "string", "pattern": _padded("", False)}]}
+        out["description"] = "A valid phone number (+country code unless the form has a default region)."
     else:
-        text = {"type": "string", "pattern": r"\S", "maxLength": _max_length(target) or 500}
-    return text if required else {"anyOf": [text, {"type": "null"}]}
+        text: dict[str, Any] = {"type": "string", "maxLength": _max_length(target) or 500}
+        if required:  # blank is missing
+            text["pattern"] = NONBLANK
+        out = {"anyOf": [text, *scalars]} if scalars else text
+    if not required and json:
+        out = {"anyOf": [out, {"type": "null"}]}
+    return out
 
 
-def form_schema(config: FormConfig) -> dict[str, Any]:
-    """The fields a form maps (posted name -> lead field), the ones it requires and its consent boxes."""
+def form_schema(config: FormConfig, *, json: bool = True) -> dict[str, Any]:
+    """The fields a form maps (posted name -> lead field), the ones it requires and its consent
+    boxes, as JSON or as a browser's urlencoded post (text only, no nulls)."""
     props: dict[str, Any] = {
-        name: _field_schema(target, name in config.required) | {"description": f"-> {target}"}
+        name: _field_schema(target, name in config.required, json=json) | {"description": f"-> {target}"}
         for name, target in config.fields.items()
     }
     for box in config.consent:
-        props[box.field] = {
-            "description": f"Consent box (ticked: on/true/yes/1): {box.text}",
-            "anyOf": [{"type": "boolean"}, {"type": "string", "maxLength": 20}, {"type": "null"}],
-        }
-    schema: dict[str, Any] = {
+        ticked = "Consent box, ticked when on/true/yes/1/y/checked"
+        box_schema: dict[str, Any] = (
+            {"anyOf": [{"type": "boolean"}, {"type": "string"}, {"type": "null"}]} if json else {"type": "string"}
+        )
+        props[box.field] = box_schema | {"description": f"{ticked}: {box.text}"}
+    return {
         "type": "object",
-        "title": f"Form {config.id}",
+        "title": f"Form {config.id}" + ("" if json else " (urlencoded)"),
         "description": f"{config.title}. Needs an email or a phone. Fields not listed are ignored.",
         "properties": props,
         "required": list(config.required),
     }
-    return schema
 
 
 def form_components(forms: Iterable[FormConfig]) -> dict[str, Any]:
-    return {f"Form_{config.id}": form_schema(config) for config in forms}
+    out: dict[str, Any] = {}
+    for config in forms:
+        out[f"Form_{config.id}"] = form_schema(config)
+        out[f"Form_{config.id}_urlencoded"] = form_schema(config, json=False)
+    return out
 
 
-def install(app: FastAPI, forms: Mapping[str, FormConfig]) -> None:
-    """Serve the contract with the models above and one schema per configured form."""
+def install(app: FastAPI, forms: Mapping[str, FormConfig], providers: Iterable[str]) -> None:
+    """Serve the contract with the models above, one schema per configured form, and the
+    configured form ids and webhook providers as the values their paths take."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -256,6 +289,10 @@ def install(app: FastAPI, forms: Mapping[str, FormConfig]) -> None:
             components.update(defs.get("$defs", {}))
             components.update(form_components(forms.values()))
             _bind_form_ids(schema, sorted(forms))
+            _enumerate(schema, "/v1/webhooks/{provider}", "post", "provider", sorted(providers))
+            # The scans of a batch are checked one by one (a bad scan does not refuse the batch),
+            # but each is a Scan: say so.
+            components["ScanBatch"]["properties"]["scans"]["items"] = ref("Scan")
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -267,6 +304,17 @@ def _bind_form_ids(schema: dict[str, Any], form_ids: list[str]) -> None:
     operation = schema["paths"].get("/v1/forms/{form_id}", {}).get("post")
     if operation is None or not form_ids:
         return
-    body = {"oneOf": [ref(f"Form_{f}") for f in form_ids]} if len(form_ids) > 1 else ref(f"Form_{form_ids[0]}")
-    for content in operation["requestBody"]["content"].values():
-        content["schema"] = body
+    for media, suffix in (("application/json", ""), ("application/x-www-form-urlencoded", "_urlencoded")):
+        refs = [ref(f"Form_{f}{suffix}") for f in form_ids]
+        operation["requestBody"]["content"][media]["schema"] = {"oneOf": refs} if len(refs) > 1 else refs[0]
+    for method in ("post", "options"):
+        _enumerate(schema, "/v1/forms/{form_id}", method, "form_id", form_ids)
+
+
+def _enumerate(schema: dict[str, Any], path: str, method: str, name: str, values: list[str]) -> None:
+    operation = schema["paths"].get(path, {}).get(method)
+    if operation is None or not values:
+        return
+    for param in operation.get("parameters", []):
+        if param["name"] == name and param["in"] == "path":
+            param["schema"] = {"type": "string", "enum": values, "title": param["schema"].get("title", name)}

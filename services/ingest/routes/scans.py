@@ -47,7 +47,11 @@ async def post_scans(
     body: Annotated[bytes, Depends(scan_body)],
     idempotency_key: Annotated[
         str | None,
-        Header(description="Retries of one batch with the same key are answered once (at most 200 characters)."),
+        Header(
+            description="Retries of one batch with the same key are answered once; a key is for one batch "
+            "(reused for another: 422).",
+            json_schema_extra={"maxLength": 200},
+        ),
     ] = None,
 ) -> Any:
     try:
