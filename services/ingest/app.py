@@ -6,14 +6,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Scope
 
 from services.ingest import contract
@@ -74,7 +74,8 @@ def create_app(settings: IngestSettings, deps: IngestDeps | None = None) -> Fast
         headers = getattr(exc, "headers", None)
         if exc.status_code == 405:
             # Starlette names only the methods of the first route matching the path.
-            headers = {"Allow": ", ".join(allowed_methods(app, request.scope))}
+            routes = [*app.router.routes, *(route for router in ROUTERS for route in router.routes)]
+            headers = {"Allow": ", ".join(allowed_methods(routes, request.scope))}
         return problem(exc.status_code, str(exc.detail), headers=headers)
 
     @app.exception_handler(RedisError)
@@ -92,10 +93,11 @@ def create_app(settings: IngestSettings, deps: IngestDeps | None = None) -> Fast
     return app
 
 
-def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
-    """Every method some route serves at the request's path (for a 405's ``Allow``)."""
+def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> list[str]:
+    """Every method some route serves at the request's path (for a 405's ``Allow``). The
+    routers are searched themselves: FastAPI wraps an included router in one opaque route."""
     methods: set[str] = set()
-    for route in app.router.routes:
+    for route in routes:
         if isinstance(route, Route) and route.methods and route.matches(scope)[0] != Match.NONE:
             methods |= route.methods
     return sorted(methods)
