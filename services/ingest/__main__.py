@@ -9,7 +9,8 @@ import uvicorn
 import uvloop
 
 from leadpipe.runtime.logs import setup_logging
-from services.ingest.app import build_deps, create_app
+from services.ingest.app import create_app
+from services.ingest.bootstrap import build_deps
 from services.ingest.config import IngestSettings
 
 Server = Literal["fast", "plain"]

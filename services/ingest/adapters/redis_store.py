@@ -71,3 +71,7 @@ class RedisStore:
             return None
         raw = await self.redis.get(rkey)
         return raw.decode() if raw is not None else value
+
+    async def forget(self, kind: str, ident: str) -> None:
+        """Undo a ``first_use`` (the event it guarded was not published after all)."""
+        await self.redis.delete(f"{P}{kind}:{ident}")

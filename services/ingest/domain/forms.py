@@ -21,10 +21,16 @@ from schemas.lead_captured.v1 import (
     Person,
     Qualification,
 )
+from services.ingest.domain.capture import Captured, keyed
 from services.ingest.domain.errors import FieldProblem, InvalidInput
 from services.ingest.domain.languages import preferred_language
+from services.ingest.domain.text import WS, strip
 
-EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+#: On the stripped value; the contract allows blanks around it.
+EMAIL_PATTERN = rf"^[^@{WS}]{{1,64}}@[^@{WS}]+\.[^@{WS}]{{2,}}$"
+EMAIL_RE = re.compile(EMAIL_PATTERN)
+#: Digits 0-9 only (``int()`` would also take "+5", "1_000" and other scripts' digits), at most 9.
+WHOLE_NUMBER_RE = re.compile(r"^[0-9]{1,9}$")
 TRUTHY = frozenset({"on", "true", "yes", "1", "y", "checked"})
 _SECTIONS = ("identity", "person", "context", "qualification")
 _INT_FIELDS = frozenset({"qualification.seats"})
@@ -154,7 +160,7 @@ def _text(value: Any) -> str | None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
-    text = str(value).strip()
+    text = strip(str(value))
     return text or None
 
 
@@ -183,6 +189,11 @@ def build_capture(
             if items:
                 sections["qualification"]["product_interest"] = tuple(str(i) for i in items)
             continue
+        if isinstance(raw, list | tuple | dict):
+            problems.append(FieldProblem(name, "must be a single value"))
+            continue
+        if isinstance(raw, float) and raw.is_integer():
+            raw = int(raw)  # JSON's 40.0 is the integer 40
         text = _text(raw)
         if text is None:
             continue
@@ -194,10 +205,10 @@ def build_capture(
             problems.append(FieldProblem(name, "is not a valid phone number (use +country code)"))
             continue
         if target in _INT_FIELDS:
-            try:
+            if WHOLE_NUMBER_RE.match(text):
                 sections[section][leaf] = int(text)
-            except ValueError:
-                problems.append(FieldProblem(name, "must be a whole number"))
+            else:
+                problems.append(FieldProblem(name, "must be a whole number (at most 9 digits)"))
             continue
         if section == "qualification" and leaf not in Qualification.model_fields:
             sections["qualification"].setdefault("other", {})[leaf] = text
@@ -241,6 +252,19 @@ def build_capture(
         )
     except ValidationError as exc:
         raise InvalidInput(_problems_from(exc, config)) from exc
+
+
+def capture_form(
+    config: FormConfig,
+    values: Mapping[str, Any],
+    *,
+    capture_id: str,
+    now: datetime,
+    submitter: Submitter,
+) -> Captured:
+    """``build_capture`` with its record key (the form's default region reads local phones)."""
+    capture = build_capture(config, values, capture_id=capture_id, now=now, submitter=submitter)
+    return keyed(capture, default_region=config.default_region)
 
 
 def _problems_from(exc: ValidationError, config: FormConfig) -> list[FieldProblem]:

@@ -17,6 +17,7 @@ from schemas.base import BoothRating, Channel, SourceKind, UtcDatetime
 from schemas.identity import identity_key
 from schemas.lead_captured.v1 import CaptureContext, Consent, Identity, LeadCaptured, Person, Qualification
 from services.ingest.domain.booth import BoothConsent, parse_consent_basis, visitor_language
+from services.ingest.domain.capture import capture_key
 from services.ingest.domain.errors import FieldProblem, InvalidInput
 
 MAX_SCANS_PER_BATCH = 1000
@@ -103,6 +104,10 @@ class ScanCapture:
     key: str
     capture: LeadCaptured
 
+    @property
+    def payload(self) -> LeadCaptured:
+        return self.capture
+
 
 @dataclass(frozen=True, slots=True)
 class RejectedScan:
@@ -162,14 +167,13 @@ def build_captures(batch: ScanBatch, *, batch_id: str) -> tuple[list[ScanCapture
             )
             continue
         sid = scan_id_for(batch, scan)
-        good.append(
-            ScanCapture(index, sid, scan_key(batch.show_id, scan.badge_id), _capture(batch, scan, sid, batch_id))
-        )
+        capture = _capture(batch, scan, sid, batch_id)
+        good.append(ScanCapture(index, sid, capture_key(capture), capture))
     return good, bad
 
 
 def scan_key(show_id: str, badge_id: str) -> str:
-    """Every scan of one badge at one show shares this key, whatever else the badge carries."""
+    """Every scan of one badge at one show shares this key (``capture_key`` of its capture)."""
     return identity_key(show_id=show_id, badge_id=badge_id)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import sys
@@ -17,8 +18,14 @@ from prometheus_client import CollectorRegistry
 
 from leadpipe.devstack.processes import ManagedProcess, free_port, wait_for_port
 from leadpipe.runtime.kafka import make_consumer, topic_partitions
+from schemas.assignment_response.v1 import AssignmentResponse
 from schemas.codec import decode
-from services.ingest.app import build_deps, create_app
+from schemas.lead_captured.v1 import LeadCaptured
+from schemas.lead_engagement.v1 import LeadEngagement
+from schemas.person_erased.v1 import PersonErased
+from schemas.person_erasure_requested.v1 import PersonErasureRequested
+from services.ingest.app import create_app
+from services.ingest.bootstrap import build_deps
 from services.ingest.config import IngestSettings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -72,6 +79,47 @@ class Ingest:
 
     def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
         return self.registry.get_sample_value(name, labels or {}) or 0.0
+
+    def published(self) -> float:
+        """Events counted as published (acked or spooled), of every type and source."""
+        return sum(
+            s.value
+            for m in self.registry.collect()
+            if m.name == "leadpipe_ingest_events_published"
+            for s in m.samples
+            if s.name.endswith("_total")
+        )
+
+
+#: Every topic ingest writes to.
+INGEST_TOPICS = [p.topic() for p in (LeadCaptured, LeadEngagement, AssignmentResponse, PersonErasureRequested,
+                                     PersonErased)]  # fmt: skip
+
+
+async def end_offsets(bootstrap: str) -> dict[Any, int]:
+    settings = IngestSettings(kafka_bootstrap_servers=bootstrap, redis_url="redis://unused")
+    consumer = make_consumer(settings, group_id=None)
+    await consumer.start()
+    try:
+        tps = [tp for found in (await topic_partitions(consumer, INGEST_TOPICS)).values() for tp in found]
+        return dict(await consumer.end_offsets(tps))
+    finally:
+        await consumer.stop()
+
+
+@contextlib.asynccontextmanager
+async def nothing_published(ingest: Ingest) -> AsyncIterator[None]:
+    """The block published nothing: no new record on any topic ingest writes to (read from the
+    broker), nothing spooled, no publish counted. Tests run one at a time on the session broker."""
+    bootstrap = ingest.settings.kafka_bootstrap_servers
+    before, counted = await end_offsets(bootstrap), ingest.published()
+    yield
+    assert ingest.published() == counted, "an event was published"
+    assert ingest.metric("leadpipe_ingest_spool_depth") == 0, "an event was spooled"
+    after = await end_offsets(bootstrap)
+    assert after == before, (
+        f"records were published: {[(tp, before.get(tp), n) for tp, n in after.items() if n != before.get(tp)]}"
+    )
 
 
 @pytest.fixture

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from schemas.identity import identity_key
 from schemas.lead_captured.v1 import LeadCaptured
-from tests.integration.ingest.conftest import Ingest, read_events
+from tests.integration.ingest.conftest import Ingest, nothing_published, read_events
 
 GOOD = {
     "email": "Ada.Lovelace@Example.com",
@@ -58,23 +60,25 @@ async def test_an_api_post_with_bad_fields_gets_problem_json_naming_each_field(i
     assert errors == {"first_name": "is required", "email": "is not an email address"}
 
 
-async def test_bad_input_gets_4xx_never_500(ingest: Ingest):
+async def test_bad_input_gets_4xx_never_500_and_publishes_nothing(ingest: Ingest):
     c = ingest.client
-    assert (
-        await c.post("/v1/forms/demo", content=b"{not json", headers={"content-type": "application/json"})
-    ).status_code == 422
-    assert (await c.post("/v1/forms/demo", json=[1, 2])).status_code == 422
-    assert (await c.post("/v1/forms/demo", content=b"x", headers={"content-type": "text/plain"})).status_code == 415
-    big = {"first_name": "A", "email": "a@example.com", "need": "x" * 70_000}
-    assert (await c.post("/v1/forms/demo", json=big)).status_code == 413
-    assert (await c.post("/v1/forms/nope", json=GOOD)).status_code == 404
-    too_long = GOOD | {"company": "c" * 600}
-    resp = await c.post("/v1/forms/demo", json=too_long)
+    async with nothing_published(ingest):
+        broken = await c.post("/v1/forms/demo", content=b"{not json", headers={"content-type": "application/json"})
+        assert broken.status_code == 422
+        assert (await c.post("/v1/forms/demo", json=[1, 2])).status_code == 422
+        text = await c.post("/v1/forms/demo", content=b"x", headers={"content-type": "text/plain"})
+        assert text.status_code == 415 and text.headers["accept-post"].startswith("application/json")
+        big = {"first_name": "A", "email": "a@example.com", "need": "x" * 70_000}
+        assert (await c.post("/v1/forms/demo", json=big)).status_code == 413
+        assert (await c.post("/v1/forms/nope", json=GOOD)).status_code == 404
+        too_long = GOOD | {"company": "c" * 600}
+        resp = await c.post("/v1/forms/demo", json=too_long)
     assert resp.status_code == 422 and resp.json()["errors"][0]["field"] == "company"
 
 
 async def test_a_filled_honeypot_looks_accepted_but_publishes_nothing(ingest: Ingest):
-    resp = await ingest.client.post("/v1/forms/demo", data=GOOD | {"website": "http://spam.example"})
+    async with nothing_published(ingest):
+        resp = await ingest.client.post("/v1/forms/demo", data=GOOD | {"website": "http://spam.example"})
     assert resp.status_code == 303
     assert ingest.metric("leadpipe_ingest_rejected_total", {"reason": "honeypot"}) == 1
     assert ingest.metric("leadpipe_ingest_events_published_total", {"type": "lead.captured", "source": "forms"}) == 0
@@ -90,8 +94,12 @@ async def test_posts_over_the_per_ip_limit_get_429(ingest: Ingest):
 async def test_cors_allows_listed_origins_and_refuses_others(ingest: Ingest):
     ok = await ingest.client.options("/v1/forms/demo", headers={"origin": "http://localhost:8080"})
     assert ok.status_code == 204 and ok.headers["access-control-allow-origin"] == "http://localhost:8080"
-    bad = await ingest.client.post("/v1/forms/demo", json=GOOD, headers={"origin": "https://evil.example"})
+    async with nothing_published(ingest):
+        bad = await ingest.client.post("/v1/forms/demo", json=GOOD, headers={"origin": "https://evil.example"})
+        browser = await ingest.client.post("/v1/forms/demo", data=GOOD, headers={"origin": "https://evil.example"})
     assert bad.status_code == 403 and "evil" in bad.json()["detail"]
+    assert browser.status_code == 403
+    assert ingest.metric("leadpipe_ingest_rejected_total", {"reason": "origin"}) == 2
 
 
 async def test_metrics_and_health_are_served_on_the_same_app(ingest: Ingest):
@@ -102,3 +110,17 @@ async def test_metrics_and_health_are_served_on_the_same_app(ingest: Ingest):
     assert (await ingest.client.get("/healthz")).json() == {"status": "ok"}
     ready = (await ingest.client.get("/readyz")).json()
     assert ready["checks"] == {"redis": True, "broker": True, "spool": True}
+
+
+async def test_the_nothing_published_check_sees_a_publish(ingest: Ingest):
+    with pytest.raises(AssertionError, match="published"):
+        async with nothing_published(ingest):
+            assert (await ingest.client.post("/v1/forms/demo", json=GOOD)).status_code == 202
+
+
+async def test_a_method_a_path_does_not_serve_gets_405_naming_every_method_it_does(ingest: Ingest):
+    """Found by schemathesis: Starlette named only the first matching route's methods."""
+    resp = await ingest.client.put("/v1/unsubscribe/some-token")
+    assert resp.status_code == 405 and resp.headers["content-type"] == "application/problem+json"
+    assert resp.headers["allow"] == "GET, POST"
+    assert (await ingest.client.delete("/v1/forms/demo")).headers["allow"] == "OPTIONS, POST"

@@ -13,10 +13,11 @@ from leadpipe.devstack.processes import free_port
 from schemas.base import EngagementKind
 from schemas.identity import identity_key
 from schemas.links import assignment_token, sign, unsubscribe_token
-from services.ingest.app import build_deps, create_app
+from services.ingest.app import create_app
+from services.ingest.bootstrap import build_deps
 from services.ingest.config import IngestSettings
 from services.ingest.domain.webhooks import sign as sign_webhook
-from tests.integration.ingest.conftest import Ingest, read_all, read_events
+from tests.integration.ingest.conftest import Ingest, nothing_published, read_all, read_events
 
 SECRET = "dev-webhook-secret"
 
@@ -62,17 +63,19 @@ async def test_a_signed_webhook_becomes_engagement_events(ingest: Ingest):
 
 
 async def test_forged_stale_and_replayed_webhooks_get_401(ingest: Ingest):
-    event = {"id": "e1", "kind": "opened", "occurred_at": "2026-05-01T10:00:00Z", "email": "a@example.com"}
-    raw, headers = signed(event, secret="not-the-secret")
-    assert (await ingest.client.post("/v1/webhooks/demo", content=raw, headers=headers)).status_code == 401
-    raw, headers = signed(event, ts=int(time.time()) - 3600)
-    resp = await ingest.client.post("/v1/webhooks/demo", content=raw, headers=headers)
-    assert resp.status_code == 401 and "window" in resp.json()["detail"]
-    raw, headers = signed(event)
-    tampered = raw.replace(b"opened", b"replied")
-    assert (await ingest.client.post("/v1/webhooks/demo", content=tampered, headers=headers)).status_code == 401
+    event = {"id": uuid.uuid4().hex, "kind": "opened", "occurred_at": "2026-05-01T10:00:00Z", "email": "a@example.com"}
+    async with nothing_published(ingest):
+        raw, headers = signed(event, secret="not-the-secret")
+        assert (await ingest.client.post("/v1/webhooks/demo", content=raw, headers=headers)).status_code == 401
+        raw, headers = signed(event, ts=int(time.time()) - 3600)
+        resp = await ingest.client.post("/v1/webhooks/demo", content=raw, headers=headers)
+        assert resp.status_code == 401 and "window" in resp.json()["detail"]
+        raw, headers = signed(event)
+        tampered = raw.replace(b"opened", b"replied")
+        assert (await ingest.client.post("/v1/webhooks/demo", content=tampered, headers=headers)).status_code == 401
     assert (await ingest.client.post("/v1/webhooks/demo", content=raw, headers=headers)).status_code == 202
-    replay = await ingest.client.post("/v1/webhooks/demo", content=raw, headers=headers)
+    async with nothing_published(ingest):
+        replay = await ingest.client.post("/v1/webhooks/demo", content=raw, headers=headers)
     assert replay.status_code == 401 and "replay" in replay.json()["detail"]
     assert ingest.metric("leadpipe_ingest_rejected_total", {"reason": "bad_signature"}) == 3
     assert ingest.metric("leadpipe_ingest_rejected_total", {"reason": "replayed"}) == 1
@@ -115,14 +118,18 @@ async def test_a_rep_accepts_by_link_once_and_the_response_is_keyed_by_lead(inge
     assert event.subject == "lead-42" and event.data.response == "accepted" and event.data.rep_id == "rep-7"
 
 
-async def test_forged_or_expired_rep_links_show_an_error_page(ingest: Ingest):
-    forged = assignment_token("wrong-secret", assignment_id="a", lead_id="l", rep_id="r")
-    assert (await ingest.client.get(f"/v1/assignments/{forged}/accept")).status_code == 403
-    expired = sign("dev-link-secret", "assignment", {"aid": "a", "lid": "l", "rid": "r"}, ttl_s=-10)
-    resp = await ingest.client.get(f"/v1/assignments/{expired}/accept")
-    assert resp.status_code == 410 and "expired" in resp.text
-    unsub = unsubscribe_token("dev-link-secret", lead_id="l", channel="email", address="a@example.com")
-    assert (await ingest.client.get(f"/v1/assignments/{unsub}/accept")).status_code == 403  # wrong kind
+async def test_forged_or_expired_links_show_an_error_page_and_publish_nothing(ingest: Ingest):
+    async with nothing_published(ingest):
+        forged = assignment_token("wrong-secret", assignment_id="a", lead_id="l", rep_id="r")
+        assert (await ingest.client.get(f"/v1/assignments/{forged}/accept")).status_code == 403
+        expired = sign("dev-link-secret", "assignment", {"aid": "a", "lid": "l", "rid": "r"}, ttl_s=-10)
+        resp = await ingest.client.get(f"/v1/assignments/{expired}/accept")
+        assert resp.status_code == 410 and "expired" in resp.text
+        unsub = unsubscribe_token("dev-link-secret", lead_id="l", channel="email", address="a@example.com")
+        assert (await ingest.client.get(f"/v1/assignments/{unsub}/accept")).status_code == 403  # wrong kind
+        forged_unsub = unsubscribe_token("wrong-secret", lead_id="l", channel="email", address="a@example.com")
+        assert (await ingest.client.post(f"/v1/unsubscribe/{forged_unsub}")).status_code == 403
+    assert ingest.metric("leadpipe_ingest_rejected_total", {"reason": "bad_token"}) == 4
 
 
 async def test_one_click_unsubscribe_publishes_an_unsubscribed_engagement_once(ingest: Ingest):
@@ -163,3 +170,14 @@ async def test_a_webhook_while_redis_is_down_gets_503_with_retry_after(ingest_se
     assert resp.status_code == 503, resp.text
     assert resp.headers["retry-after"] == "5"
     assert resp.json()["title"] == "Temporarily unavailable"
+
+
+async def test_a_webhook_of_the_wrong_media_type_or_too_large_publishes_nothing(ingest: Ingest):
+    raw, headers = signed({"id": uuid.uuid4().hex, "kind": "opened", "occurred_at": "2026-05-01T10:00:00Z",
+                           "email": "a@example.com"})  # fmt: skip
+    async with nothing_published(ingest):
+        form = await ingest.client.post(
+            "/v1/webhooks/demo", content=raw, headers=headers | {"content-type": "text/plain"}
+        )
+        big = await ingest.client.post("/v1/webhooks/demo", content=raw + b" " * 1_000_001, headers=headers)
+    assert form.status_code == 415 and big.status_code == 413

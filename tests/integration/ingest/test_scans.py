@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from schemas.identity import identity_key
-from tests.integration.ingest.conftest import Ingest, read_events
+from tests.integration.ingest.conftest import Ingest, nothing_published, read_events
 
 KEY = {"authorization": "Bearer dev-scanner-key"}
 
@@ -85,11 +85,20 @@ async def test_a_batch_with_an_unknown_consent_basis_is_refused_naming_the_field
     assert [e["field"] for e in resp.json()["errors"]] == ["consent.basis"]
 
 
-async def test_scans_need_a_valid_api_key(ingest: Ingest):
-    body = batch("s", [scan("D1")])
-    assert (await ingest.client.post("/v1/scans", json=body)).status_code == 401
-    resp = await ingest.client.post("/v1/scans", json=body, headers={"authorization": "Bearer wrong"})
-    assert resp.status_code == 401 and resp.headers["www-authenticate"].startswith("Bearer")
+async def test_scans_need_a_valid_api_key_and_without_one_publish_nothing(ingest: Ingest):
+    body = batch(f"show-{uuid.uuid4().hex[:6]}", [scan("D1")])
+    async with nothing_published(ingest):
+        assert (await ingest.client.post("/v1/scans", json=body)).status_code == 401
+        resp = await ingest.client.post("/v1/scans", json=body, headers={"authorization": "Bearer wrong"})
+        wrong_header = await ingest.client.post("/v1/scans", json=body, headers={"x-api-key": "wrong"})
+        privacy_key = await ingest.client.post(
+            "/v1/scans", json=body, headers={"authorization": "Bearer dev-privacy-key"}
+        )
+    assert resp.status_code == wrong_header.status_code == privacy_key.status_code == 401
+    assert resp.headers["www-authenticate"].startswith("Bearer")
+    assert (
+        await ingest.client.post("/v1/scans", json=body, headers={"x-api-key": "dev-scanner-key"})
+    ).status_code == 202
 
 
 async def test_a_batch_over_1000_scans_or_malformed_is_refused_naming_the_field(ingest: Ingest):
@@ -98,5 +107,8 @@ async def test_a_batch_over_1000_scans_or_malformed_is_refused_naming_the_field(
     assert resp.json()["errors"] == [{"field": "scans", "problem": "at most 1000 scans per batch"}]
     resp = await ingest.client.post("/v1/scans", json={"scans": []}, headers=KEY)
     assert {e["field"] for e in resp.json()["errors"]} == {"device_id", "show_id", "booth", "scans"}
-    resp = await ingest.client.post("/v1/scans", content=b"a,b", headers=KEY | {"content-type": "text/csv"})
-    assert resp.status_code == 415
+    async with nothing_published(ingest):
+        resp = await ingest.client.post("/v1/scans", content=b"a,b", headers=KEY | {"content-type": "text/csv"})
+        big = await ingest.client.post("/v1/scans", content=b"{" + b" " * 4_000_001 + b"}",
+                                       headers=KEY | {"content-type": "application/json"})  # fmt: skip
+    assert resp.status_code == 415 and big.status_code == 413

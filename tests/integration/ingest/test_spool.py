@@ -20,7 +20,8 @@ from leadpipe.devstack.kafka import KafkaCluster
 from leadpipe.devstack.processes import ManagedProcess, free_port, wait_for_port
 from leadpipe.runtime.kafka import ensure_topics
 from schemas.topics import registry
-from services.ingest.app import build_deps, create_app
+from services.ingest.app import create_app
+from services.ingest.bootstrap import build_deps
 from services.ingest.config import IngestSettings
 from tests.integration.ingest.conftest import read_events
 from tests.integration.ingest.tcp_proxy import TcpProxy
