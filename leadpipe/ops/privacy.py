@@ -245,3 +245,17 @@ async def request_erasure(
                 break
             await asyncio.sleep(1.0)
     return req, receipts
+
+
+async def forget_answered_requests(settings: OpsSettings) -> int:
+    """Destroys the data key of every erasure request that scoring, nurture and the notifier have
+    all answered (``person.erased.v1``): the request's own copy of the person's identifiers on
+    ``person.erasure_requested.v1`` (and its DLQ) can no longer be read. A request still waiting
+    for a receipt keeps its key, so a service that restarts mid-erasure can still read it.
+    Returns how many keys went (a key destroyed before counts 0)."""
+    events, _ = await read_all(settings, ["person.erased.v1"])
+    answered: dict[str, set[str]] = {}
+    for e in events:
+        if isinstance(e.data, PersonErased):
+            answered.setdefault(e.data.request_id, set()).add(e.data.service)
+    return destroy_keys(f"request:{rid}" for rid, services in answered.items() if services >= set(SERVICES))

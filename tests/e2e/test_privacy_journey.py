@@ -3,9 +3,11 @@ transport, legitimate interest configured for one country so that suppression is
 
 captured by a form (with consent), a booth scan and a provider's webhook, assigned and messaged,
 exported, erased through the authenticated endpoint; then, reading every topic from the
-beginning, Redis, the spool and the outbox, nothing of theirs is readable where docs/privacy.md
-says it is erased, the aggregates still add up, and a new capture from the same address gets no
-marketing touch while someone else in the same country does.
+beginning (DLQs, the request topic and the compacted state topics included: their fields are
+sealed under keys that are now destroyed), Redis, the spool, the outbox and the logs, nothing of
+theirs is readable, in clear or with the pipeline's key store; the aggregates still add up, and
+a new capture from the same address gets no marketing touch while someone else in the same
+country does.
 """
 
 from __future__ import annotations
@@ -18,14 +20,21 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
+import orjson
 import pytest
 import redis
 import yaml
+from aiokafka import AIOKafkaProducer
 
 from leadpipe.devstack.stack import PIPELINE, Stack
-from leadpipe.ops.privacy import export_person
+from leadpipe.ops.privacy import export_person, forget_answered_requests
 from leadpipe.ops.reader import partitions, plain_consumer, read
 from leadpipe.ops.settings import OpsSettings
+from leadpipe.runtime.keystore import open_state
+from schemas.codec import encode
+from schemas.envelope import new_event
+from schemas.lead_captured.v1 import LeadCaptured
+from schemas.pii import SubjectErased, current_keyring, email_ref, open_fields
 from schemas.topics import TOPICS
 from services.notifier.domain.erasure import ERASED_ERROR
 from tests.e2e.conftest import journey_window
@@ -42,12 +51,6 @@ from tests.e2e.harness import (
 
 pytestmark = pytest.mark.slow
 PRIVACY_KEY = "dev-privacy-key"
-#: Where docs/privacy.md says a person's fields stay readable after erasure (until retention).
-APPEND_ONLY = {
-    "lead.captured.v1", "lead.engagement.v1", "lead.scored.v1", "notification.requested.v1",
-    "lead.stage_changed.v1", "lead.assigned.v1", "notification.outcome.v1", "assignment.response.v1",
-    "person.erasure_requested.v1",
-}  # fmt: skip
 STATE_TOPICS = ("scoring.state.v1", "nurture.state.v1")
 
 
@@ -158,6 +161,12 @@ def test_an_erased_person_is_gone_from_every_store_the_design_claims_and_a_new_c
            lambda: (b := profile.get(f"scoring:lead:{lead_id}") or b"") and f"show-{j.run}".encode() in b
            and b"email_opened" in b, lead_id=lead_id)  # fmt: skip
     profile.close()
+    # A capture of theirs that scoring cannot take (an unknown source kind) lands on the DLQ:
+    # its raw bytes carry their sealed fields, as every dead letter of a person does.
+    bad = encode(new_event(_capture(email, phone, last, j.run), source="/test", subject=lead_id, id=f"bad-{j.run}"))
+    assert email.encode() not in bad.value and b"pii1:" in bad.value  # sealed before it leaves
+    send_raw(j.stack.bootstrap, "lead.captured.v1", bad.key, bad.value.replace(b'"web_form"', b'"fax"'), bad.headers)
+    j.wait("the bad capture dead-lettered", lambda: [s for s in j.tail.all() if s.topic == "lead.captured.v1.dlq"])
     # Someone else in the same country, no consent: marketed to on legitimate interest (the control).
     assert j.post_demo_form(_grade_b(other, here.phone(506), here.country, "Otto", "Keep")).status_code == 200
     other_id = j.lead_id_for(email=other)
@@ -176,6 +185,7 @@ def test_an_erased_person_is_gone_from_every_store_the_design_claims_and_a_new_c
     # -- aggregates before -----------------------------------------------------------------------------------
     r = redis.Redis.from_url(j.stack.redis_url)
     stages_before = r.hgetall("nurture:stages")
+    per_source_before = captures_per_source(raw_topics(j.stack.bootstrap))
     published_before = j.metric("ingest", "leadpipe_ingest_events_published_total", type="lead.captured")
 
     # -- erase through the front door -------------------------------------------------------------------------
@@ -196,6 +206,8 @@ def test_an_erased_person_is_gone_from_every_store_the_design_claims_and_a_new_c
     )
     took = time.monotonic() - started
     print(f"erasure receipts from every service after {took:.2f}s")
+    # The retention sweep's first step: requests every service answered lose their own key.
+    assert asyncio.run(forget_answered_requests(settings)) >= 1
     counts = {(x.service, i.store): i.count for x in receipts for i in x.items}
     assert counts[("scoring", "redis:scoring:lead")] == 1 and counts[("nurture", "redis:nurture:lead")] == 1, counts
     assert counts[("ingest", "sqlite:ingest spool (this replica)")] == 0  # the broker was up: nothing spooled
@@ -221,15 +233,19 @@ def test_an_erased_person_is_gone_from_every_store_the_design_claims_and_a_new_c
         assert latest.get(lead_id.encode(), b"gone") is None, f"{topic}: no tombstone for {lead_id}"
         assert [k for k, v in latest.items() if v and holds(v, needles)] == [], topic
     assert not any(holds(v or b"", needles) for _, v in records.get("person.erased.v1", []))
+    # Crypto-shredding: no topic holds them in clear (DLQs, request and state topics included), and
+    # nothing of theirs opens any more with the pipeline's own keys either.
     still = {t for t, recs in records.items() if any(v and holds(v, needles) for _, v in recs)}
-    # Older states on the compacted topics stay readable until the log cleaner runs (the latest is
-    # a tombstone, checked above); the append-only topics until retention. Both documented.
-    allowed = APPEND_ONLY | set(STATE_TOPICS)
-    assert still <= allowed, f"readable outside the topics docs/privacy.md lists: {still - allowed}"
-    print(f"still readable in the log (documented limits): {sorted(still)}")
+    assert still == set(), f"readable in clear: {still}"
+    assert records.get("lead.captured.v1.dlq"), "the dead letter of theirs is on its DLQ"
+    opened = {t for t, recs in records.items() if any(holds(readable(t, v), needles) for _, v in recs if v)}
+    assert opened == set(), f"still opens with the key store: {opened}"
+    keys = current_keyring()
+    assert keys is not None and keys.store.get(keys.kid(email_ref(email))) is None
 
     # -- aggregates still add up --------------------------------------------------------------------------------
     assert r.hgetall("nurture:stages") == stages_before
+    assert captures_per_source(records) == per_source_before, "leads per source still add up"
     assert j.metric("ingest", "leadpipe_ingest_events_published_total", type="lead.captured") == published_before
     assert redis.Redis.from_url(j.stack.redis_url).exists(f"nurture:lead:{other_id}")
 
@@ -247,6 +263,50 @@ def test_an_erased_person_is_gone_from_every_store_the_design_claims_and_a_new_c
     sent_after = [x for x in j.outbox() if x["to"] == email and x["at"] > erased_at.isoformat()]
     assert sent_after == [], sent_after
     r.close()
+
+
+def captures_per_source(records: dict[str, list[tuple[bytes, bytes | None]]]) -> dict[str, int]:
+    """Captures per source kind, from the raw records: the source kind is not personal, so it stays
+    readable (in clear) after the person's fields are shredded."""
+    out: dict[str, int] = {}
+    for _, value in records.get("lead.captured.v1", []):
+        if value:
+            kind = orjson.loads(value)["source_kind"]
+            out[kind] = out.get(kind, 0) + 1
+    return out
+
+
+def readable(topic: str, value: bytes) -> bytes:
+    """What a record still shows with the pipeline's key store: its opened JSON; a record of an
+    erased person shows only its ciphertext."""
+    if topic in STATE_TOPICS:
+        return open_state(value) or b""
+    try:
+        return orjson.dumps(open_fields(orjson.loads(value), current_keyring().open))  # type: ignore[union-attr]
+    except SubjectErased:
+        return value
+    except orjson.JSONDecodeError:
+        return value
+
+
+def send_raw(bootstrap: str, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, value, key=key, headers=headers)
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())
+
+
+def _capture(email: str, phone: str, last: str, run: str) -> LeadCaptured:
+    return LeadCaptured(
+        capture_id=f"bad-{run}", source_kind="web_form", captured_at=datetime.now(UTC),
+        identity={"email": email, "phone": phone}, person={"first_name": "Ada", "last_name": last},
+        notes=(f"call {phone}",),
+    )  # fmt: skip
 
 
 def _grade_b(email: str, phone: str, country: str, first: str, last: str) -> dict[str, str]:
