@@ -216,10 +216,14 @@ class Eraser:
         store: LeadEraser,
         state_log: StateTombstones,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        erased_leads: Any | None = None,
     ):
         self.store = store
         self.state_log = state_log
         self.clock = clock
+        #: a Prometheus counter labelled by reason (privacy hook: retention sweep metrics)
+        self.erased_leads = erased_leads
 
     async def handle(self, event: Envelope[Any]) -> list[Envelope[Any]]:
         req: PersonErasureRequested = event.data
@@ -233,6 +237,9 @@ class Eraser:
         # privacy hook: the data keys of every identifier and lead of theirs (crypto-shredding)
         refs = refs_for(email=req.email, phone=req.phone, lead_ids=[*req.lead_ids, *erased], identifiers=held)
         shredded = shred_item(refs)
+        if self.erased_leads is not None and erased:
+            reason = "retention" if req.requested_by.startswith("retention:") else "request"
+            self.erased_leads.labels(reason).inc(len(erased))
         receipt = PersonErased(
             request_id=req.request_id,
             subject_hash=req.subject_hash,
