@@ -51,8 +51,13 @@ class KeyStoreSettings(BaseSettings):
     leadpipe_keystore_cache_s: float = Field(default=30.0, ge=0, le=3600)
 
 
+class KeyStoreUnavailable(ConnectionError):
+    """The key store cannot be reached: nothing can be sealed or opened (a transient failure:
+    workers retry the event; ingest answers 503 with Retry-After)."""
+
+
 class RedisKeyStore:
-    """``schemas.pii.KeyStore`` on Redis."""
+    """``schemas.pii.KeyStore`` on Redis; a Redis failure is a ``KeyStoreUnavailable``."""
 
     def __init__(self, client: redis.Redis[bytes], prefix: str = PREFIX):
         self.redis = client
@@ -70,11 +75,17 @@ class RedisKeyStore:
         return version, base64.b64decode(key)
 
     def get(self, kid: str) -> tuple[str, bytes] | None:
-        return self._load(self.redis.get(self.prefix + kid))
+        try:
+            return self._load(self.redis.get(self.prefix + kid))
+        except redis.RedisError as exc:
+            raise KeyStoreUnavailable(f"key store unreachable: {exc}") from exc
 
     def get_or_create(self, kid: str) -> tuple[str, bytes]:
         version, key = new_key()
-        self.redis.set(self.prefix + kid, f"{version}:{base64.b64encode(key).decode()}", nx=True)
+        try:
+            self.redis.set(self.prefix + kid, f"{version}:{base64.b64encode(key).decode()}", nx=True)
+        except redis.RedisError as exc:
+            raise KeyStoreUnavailable(f"key store unreachable: {exc}") from exc
         found = self.get(kid)
         if found is None:  # destroyed between our SET and GET: an erasure won the race
             return self.get_or_create(kid)
@@ -82,7 +93,10 @@ class RedisKeyStore:
 
     def destroy(self, kids: Iterable[str]) -> int:
         names = [self.prefix + k for k in kids]
-        return int(self.redis.delete(*names)) if names else 0
+        try:
+            return int(self.redis.delete(*names)) if names else 0
+        except redis.RedisError as exc:
+            raise KeyStoreUnavailable(f"key store unreachable: {exc}") from exc
 
     def count(self) -> int:
         return sum(1 for _ in self.redis.scan_iter(match=self.prefix + "*", count=1000))

@@ -13,11 +13,17 @@ country does.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import re
 import sqlite3
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import orjson
@@ -25,6 +31,8 @@ import pytest
 import redis
 import yaml
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from leadpipe.devstack.stack import PIPELINE, Stack
 from leadpipe.ops.privacy import export_person, forget_answered_requests
@@ -313,3 +321,110 @@ def _grade_b(email: str, phone: str, country: str, first: str, last: str) -> dic
     return {"email": email, "phone": phone, "first_name": first, "last_name": last, "company": "Delta Foods",
             "job_title": "Operations Manager", "country": country, "seats": "25",
             "need": "Better follow-up on inbound leads"}  # fmt: skip
+
+
+def _erase(j: Journey, **who: str) -> str:
+    resp = j.http.post(j.stack.url("ingest") + "/v1/privacy/erasure", json=who,
+                       headers={"Authorization": f"Bearer {PRIVACY_KEY}"})  # fmt: skip
+    assert resp.status_code == 202, resp.text
+    return str(resp.json()["request_id"])
+
+
+def _receipts(j: Journey, request_ids: set[str], services: set[str], timeout_s: float) -> list[Any]:
+    def answered() -> list[Any] | None:
+        got = [e.data for e in j.tail.events("person.erased.v1") if e.data.request_id in request_ids]
+        done = {(x.request_id, x.service) for x in got}
+        return got if all((r, s) in done for r in request_ids for s in services) else None
+
+    return j.wait(f"receipts from {sorted(services)}", answered, timeout_s=timeout_s)
+
+
+def _nothing_of_theirs(j: Journey, needles: list[bytes]) -> None:
+    records = raw_topics(j.stack.bootstrap)
+    assert {t for t, recs in records.items() if any(v and holds(v, needles) for _, v in recs)} == set()
+    assert {t for t, recs in records.items() if any(holds(readable(t, v), needles) for _, v in recs if v)} == set()
+    assert [x[:120] for x in redis_dump(j.stack.redis_url) if holds(x, needles)] == []
+
+
+def test_a_service_killed_mid_erasure_still_ends_with_the_person_erased(privacy: Journey):
+    j = privacy
+    here = j.notes["here"]
+    email, last = f"kai.crash.{j.run}@mapleanalytics.com", f"Crashley{j.run}"
+    assert j.post_demo_form(_grade_b(email, here.phone(507), here.country, "Kai", last)).status_code == 200
+    lead_id = j.lead_id_for(email=email)
+    j.wait("nurture holding the lead", lambda: j.tail.states(lead_id), lead_id=lead_id)
+
+    request_id = _erase(j, email=email)
+    # kill -9 while the request is in flight: scoring and nurture get no chance to finish,
+    # acknowledge or leave their groups.
+    j.stack.kill9("scoring")
+    j.stack.kill9("nurture")
+    # The requester destroyed the person's keys before publishing: nothing opens, even now.
+    keys = current_keyring()
+    assert keys is not None and keys.store.get(keys.kid(email_ref(email))) is None
+    j.stack.restart("scoring", timeout_s=90)
+    j.stack.restart("nurture", timeout_s=90)
+    receipts = _receipts(j, {request_id}, {"ingest", "scoring", "nurture", "notifier"}, timeout_s=120)
+    counts = {(x.service, i.store): i.count for x in receipts for i in x.items}
+    # at-least-once: a service that had finished before the kill answers again; both say erased
+    assert counts[("scoring", "redis:scoring:lead")] in (0, 1) and counts[("nurture", "redis:nurture:lead")] in (0, 1)
+    r = redis.Redis.from_url(j.stack.redis_url)
+    assert not r.exists(f"scoring:lead:{lead_id}") and not r.exists(f"nurture:lead:{lead_id}")
+    r.close()
+    assert asyncio.run(forget_answered_requests(OpsSettings(kafka_bootstrap_servers=j.stack.bootstrap))) >= 1
+    _nothing_of_theirs(j, [email.encode(), last.encode()])
+
+
+def test_the_retention_sweep_erases_unconverted_leads_past_a_short_limit(privacy: Journey, tmp_path):
+    j = privacy
+    here = j.notes["here"]
+    email, last = f"rita.old.{j.run}@mapleanalytics.com", f"Oldfield{j.run}"
+    assert j.post_demo_form(_grade_b(email, here.phone(508), here.country, "Rita", last)).status_code == 200
+    lead_id = j.lead_id_for(email=email)
+    j.wait("nurture holding the lead", lambda: j.tail.states(lead_id), lead_id=lead_id)
+    time.sleep(2.0)
+    metrics = tmp_path / "sweep.prom"
+    env = {**os.environ, **j.stack.env_for("scoring")}
+    cmd = [sys.executable, "-m", "leadpipe.cli", "scoring", "sweep", "--unconverted-days", str(1.0 / 86400),
+           "--json", "--metrics-file", str(metrics)]  # fmt: skip
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert lead_id in report["expired"], report
+    _receipts(j, set(report["requests"]), {"scoring", "nurture", "notifier"}, timeout_s=60)
+    r = redis.Redis.from_url(j.stack.redis_url)
+    assert not r.exists(f"scoring:lead:{lead_id}") and not r.exists(f"nurture:lead:{lead_id}")
+    r.close()
+    purged = re.search(r'leadpipe_privacy_retention_purged_total\{what="unconverted_lead"\} (\S+)', metrics.read_text())
+    assert purged and float(purged.group(1)) == len(report["expired"])
+    # The keys of the requests every service answered go (in this run if the receipts were already
+    # in when it looked, else in the next one); a run with nothing left to do destroys nothing more.
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert again.returncode == 0, again.stderr
+    destroyed = report["request_keys_destroyed"] + json.loads(again.stdout)["request_keys_destroyed"]
+    assert destroyed >= len(report["requests"])
+    keys = current_keyring()
+    assert keys is not None
+    assert [rid for rid in report["requests"] if keys.store.get(keys.kid(f"request:{rid}")) is not None] == []
+    _nothing_of_theirs(j, [email.encode(), last.encode()])
+    # The storage limits were applied where the topics were created.
+    configs = topic_configs(j.stack.bootstrap, ["lead.captured.v1", "scoring.state.v1"])
+    assert int(configs["lead.captured.v1"]["retention.ms"]) <= 90 * 86400_000
+    assert int(configs["scoring.state.v1"]["max.compaction.lag.ms"]) == 86400_000
+
+
+def topic_configs(bootstrap: str, topics: list[str]) -> dict[str, dict[str, str]]:
+    async def run() -> dict[str, dict[str, str]]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            found = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in topics])
+        finally:
+            await admin.close()
+        out: dict[str, dict[str, str]] = {}
+        for response in found:
+            for _, _, _, name, entries in response.resources:
+                out[name] = {e[0]: e[1] for e in entries}
+        return out
+
+    return asyncio.run(run())

@@ -8,7 +8,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from leadpipe.devstack.processes import free_port
+from leadpipe.runtime.keystore import (
+    KeyStoreUnavailable,
+    RedisKeyStore,
+    install_from_env,
+    open_state,
+    seal_state,
+)
+from leadpipe.runtime.metrics import StageMetrics
+from leadpipe.runtime.stream import EventProcessor, RawMessage
 from schemas import decode_record, encode, new_event
 from schemas.codec import Record
 from schemas.errors import DecodeError
@@ -193,3 +204,75 @@ def test_whole_state_values_are_sealed_and_plain_ones_pass_through():
 def test_refs_for_an_erasure_cover_email_phone_leads_and_scoring_identifiers():
     refs = refs_for(email=" Dana@Example.com ", phone="+1 415 555 0100", lead_ids=["ld_1"], identifiers=["badge:s/B1"])
     assert refs == {"email:dana@example.com", "phone:+14155550100", "lead:ld_1", "badge:s/B1"}
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Record]] = []
+
+    async def send(self, topic: str, record: Record) -> None:
+        self.sent.append((topic, record))
+
+
+async def test_the_runtime_skips_a_record_of_an_erased_person_counts_it_and_dead_letters_nothing():
+    store = MemoryKeyStore()
+    keys = ring(store)
+    event = by_type("lead.captured")
+    record = encode(event, keyring=keys)
+    keys.destroy([person_ref(event.data)])
+    metrics, sink, handled = StageMetrics("scoring", CollectorRegistry()), ListSink(), []
+
+    async def handler(e: Any) -> list[Any]:
+        handled.append(e)
+        return []
+
+    previous = use_keyring(keys)
+    try:
+        processor = EventProcessor(service="scoring", metrics=metrics, sink=sink)
+        msg = RawMessage("lead.captured.v1", 0, 7, record.key, record.value, record.headers)
+        assert await processor.process(msg, type(event.data), handler) is True
+    finally:
+        use_keyring(previous)
+    assert handled == [] and sink.sent == []
+    assert (
+        metrics.registry.get_sample_value(
+            "leadpipe_events_erased_skipped_total", {"service": "scoring", "topic": "lead.captured.v1"}
+        )
+        == 1
+    )
+
+
+def test_state_values_open_as_tombstones_once_erased_and_need_a_keyring_when_sealed():
+    keys = ring()
+    sealed = keys.seal_bytes("lead:ld_9", b'{"lead_id":"ld_9"}')
+    previous = use_keyring(keys)
+    try:
+        assert open_state(sealed) == b'{"lead_id":"ld_9"}'
+        assert open_state(seal_state("ld_9", b"{}")) == b"{}"
+        keys.destroy(["lead:ld_9"])
+        assert open_state(sealed) is None
+        assert open_state(b'{"plain":true}') == b'{"plain":true}'
+    finally:
+        use_keyring(None)
+    with pytest.raises(KeyringMissing, match="LEADPIPE_KEYSTORE_URL"):
+        open_state(sealed)
+    assert seal_state("ld_9", b"{}") == b"{}"  # no keyring: written as before
+    use_keyring(previous)
+
+
+def test_an_unreachable_key_store_is_a_transient_connection_error():
+    store = RedisKeyStore.from_url(f"redis://127.0.0.1:{free_port()}/1")
+    with pytest.raises(KeyStoreUnavailable) as err:
+        Keyring(store, SECRET).seal("email:a@b.c", "x")
+    assert isinstance(err.value, ConnectionError)
+
+
+def test_without_a_key_store_url_nothing_is_installed_and_a_warning_says_so(monkeypatch, caplog):
+    monkeypatch.delenv("LEADPIPE_KEYSTORE_URL", raising=False)
+    previous = use_keyring(None)
+    try:
+        assert install_from_env("test") is None
+        assert current_keyring() is None
+        assert "unencrypted" in caplog.text
+    finally:
+        use_keyring(previous)
