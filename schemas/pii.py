@@ -31,10 +31,8 @@ import os
 import re
 import threading
 import time
-import types
-import typing
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Protocol, Union, get_args, get_origin
+from typing import Any, Protocol, get_args, get_origin
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -261,8 +259,7 @@ def _is_personal(info: Any) -> bool:
 
 
 def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
-    origin = get_origin(annotation)
-    if origin in (Union, types.UnionType, tuple, list, dict, typing.Annotated) or origin is not None:
+    if get_origin(annotation) is not None:  # unions, Optional, tuples, lists, dicts, Annotated
         for arg in get_args(annotation):
             yield from _models_in(arg)
     elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
