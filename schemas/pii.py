@@ -25,6 +25,7 @@ Exceptions::
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -121,22 +122,30 @@ class Keyring:
         self._secret = secret.encode()
         self.cache_ttl_s = cache_ttl_s
         self.clock = clock
-        self._cache: dict[str, tuple[float, str, bytes]] = {}
+        self._cache: dict[str, tuple[float, str, AESGCM]] = {}
         self._lock = threading.Lock()
+        self._kids: dict[str, str] = {}
 
     def kid(self, ref: str) -> str:
-        return hmac.new(self._secret, f"pkey|{ref}".encode(), hashlib.sha256).hexdigest()[:32]
+        kid = self._kids.get(ref)
+        if kid is None:
+            if len(self._kids) > 10_000:  # a bound, not an LRU: recomputing is cheap
+                self._kids.clear()
+            kid = self._kids[ref] = hmac.new(self._secret, f"pkey|{ref}".encode(), hashlib.sha256).hexdigest()[:32]
+        return kid
 
-    def _cached(self, kid: str) -> tuple[str, bytes] | None:
+    def _cached(self, kid: str) -> tuple[str, AESGCM] | None:
         with self._lock:
             hit = self._cache.get(kid)
             if hit and hit[0] > self.clock():
                 return hit[1], hit[2]
             return None
 
-    def _remember(self, kid: str, version: str, key: bytes) -> None:
+    def _remember(self, kid: str, version: str, key: bytes) -> tuple[str, AESGCM]:
+        aead = AESGCM(key)  # built once per key: its set-up costs more than sealing a field
         with self._lock:
-            self._cache[kid] = (self.clock() + self.cache_ttl_s, version, key)
+            self._cache[kid] = (self.clock() + self.cache_ttl_s, version, aead)
+        return version, aead
 
     def forget(self, kids: Iterable[str] | None = None) -> None:
         """Drops cached keys (all of them when ``kids`` is None)."""
@@ -151,11 +160,10 @@ class Keyring:
         kid = self.kid(ref)
         found = self._cached(kid)
         if found is None:
-            found = self.store.get_or_create(kid)
-            self._remember(kid, *found)
-        version, key = found
+            found = self._remember(kid, *self.store.get_or_create(kid))
+        version, aead = found
         nonce = os.urandom(_NONCE)
-        sealed = AESGCM(key).encrypt(nonce, plaintext.encode(), f"{kid}:{version}".encode())
+        sealed = aead.encrypt(nonce, plaintext.encode(), f"{kid}:{version}".encode())
         return f"{TOKEN_PREFIX}{kid}:{version}:{base64.urlsafe_b64encode(nonce + sealed).decode().rstrip('=')}"
 
     def open(self, token: str) -> str:
@@ -167,13 +175,13 @@ class Keyring:
         kid, version, body = m.groups()
         found = self._cached(kid)
         if found is None or found[0] != version:
-            found = self.store.get(kid)
-            if found is None or found[0] != version:
+            stored = self.store.get(kid)
+            if stored is None or stored[0] != version:
                 raise SubjectErased(kid)
-            self._remember(kid, *found)
+            found = self._remember(kid, *stored)
         raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         try:
-            return AESGCM(found[1]).decrypt(raw[:_NONCE], raw[_NONCE:], f"{kid}:{version}".encode()).decode()
+            return found[1].decrypt(raw[:_NONCE], raw[_NONCE:], f"{kid}:{version}".encode()).decode()
         except InvalidTag as exc:
             raise DecodeError(
                 "data: an encrypted field does not authenticate", field="data", problem="tampered"
@@ -289,22 +297,31 @@ def _seal_all(value: Any, seal: Callable[[str], str]) -> Any:
     return value
 
 
+@functools.cache
+def _plan(model: type[BaseModel]) -> tuple[tuple[str, bool, type[BaseModel] | None], ...]:
+    """Per field: its name, whether it is personal, and the nested model to walk into (if any)."""
+    out = []
+    for name, info in model.model_fields.items():
+        personal = _is_personal(info)
+        sub = None if personal else next(_models_in(info.annotation), None)
+        if personal or sub is not None:
+            out.append((name, personal, sub))
+    return tuple(out)
+
+
 def seal_fields(model: type[BaseModel], data: dict[str, Any], seal: Callable[[str], str]) -> dict[str, Any]:
     """``data`` (a JSON-mode dump of ``model``) with the strings of its personal fields sealed."""
     out = dict(data)
-    for name, info in model.model_fields.items():
+    for name, personal, sub in _plan(model):
         value = out.get(name)
         if value is None:
             continue
-        if _is_personal(info):
+        if personal:
             out[name] = _seal_all(value, seal)
-            continue
-        for sub in _models_in(info.annotation):
-            if isinstance(value, dict):
-                out[name] = seal_fields(sub, value, seal)
-            elif isinstance(value, list):
-                out[name] = [seal_fields(sub, v, seal) if isinstance(v, dict) else v for v in value]
-            break
+        elif sub is not None and isinstance(value, dict):
+            out[name] = seal_fields(sub, value, seal)
+        elif sub is not None and isinstance(value, list):
+            out[name] = [seal_fields(sub, v, seal) if isinstance(v, dict) else v for v in value]
     return out
 
 
