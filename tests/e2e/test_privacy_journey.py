@@ -173,11 +173,13 @@ def test_an_erased_person_is_gone_from_every_store_the_design_claims_and_a_new_c
            lambda: (b := profile.get(f"scoring:lead:{lead_id}") or b"") and f"show-{j.run}".encode() in b
            and b"email_opened" in b, lead_id=lead_id)  # fmt: skip
     profile.close()
-    # A capture of theirs that scoring cannot take (an unknown source kind) lands on the DLQ:
+    # A capture of theirs that scoring cannot take (an empty capture id) lands on the DLQ:
     # its raw bytes carry their sealed fields, as every dead letter of a person does.
     bad = encode(new_event(_capture(email, phone, last, j.run), source="/test", subject=lead_id, id=f"bad-{j.run}"))
     assert email.encode() not in bad.value and b"pii1:" in bad.value  # sealed before it leaves
-    send_raw(j.stack.bootstrap, "lead.captured.v1", bad.key, bad.value.replace(b'"web_form"', b'"fax"'), bad.headers)
+    broken = bad.value.replace(f'"capture_id":"bad-{j.run}"'.encode(), b'"capture_id":""')  # min length 1
+    assert broken != bad.value
+    send_raw(j.stack.bootstrap, "lead.captured.v1", bad.key, broken, bad.headers)
     j.wait("the bad capture dead-lettered", lambda: [s for s in j.tail.all() if s.topic == "lead.captured.v1.dlq"])
     # Someone else in the same country, no consent: marketed to on legitimate interest (the control).
     assert j.post_demo_form(_grade_b(other, here.phone(506), here.country, "Otto", "Keep")).status_code == 200
