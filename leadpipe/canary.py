@@ -274,10 +274,12 @@ def main() -> None:
     """``python -m leadpipe.canary``: the same as ``leadpipe canary`` (CANARY_* from the environment)."""
     import os
 
+    from leadpipe.runtime.keystore import install_from_env
     from leadpipe.runtime.logs import setup_logging
 
     settings = OpsSettings()  # KAFKA_BOOTSTRAP_SERVERS from the environment
     setup_logging("canary", level=settings.log_level, json_logs=settings.log_json)
+    install_from_env("canary")  # privacy hook: the crypto-shredding keyring (docs/privacy.md)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             run_canary(

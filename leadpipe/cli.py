@@ -7,6 +7,8 @@ import importlib
 import importlib.util
 import sys
 
+from leadpipe.runtime.keystore import install_from_env
+
 #: Modules contributing subcommands; a service's own CLI module is listed once it exists.
 COMMAND_MODULES = (
     "leadpipe.commands.dev",
@@ -34,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    install_from_env("cli")  # privacy hook: reads and writes personal fields with the same keys
     return int(args.func(args) or 0)
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from functools import cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
@@ -31,6 +31,10 @@ from schemas.base import OPEN_ENUMS, Payload
 from schemas.catalog import resolve
 from schemas.envelope import Envelope, envelope_of
 from schemas.errors import DecodeError, RecordTooLarge, UnknownEventType
+from schemas.pii import TOKEN_PREFIX, KeyringMissing, current_keyring, open_fields, person_ref, seal_fields
+
+if TYPE_CHECKING:
+    from schemas.pii import Keyring
 
 P = TypeVar("P", bound=Payload)
 
@@ -69,8 +73,13 @@ def _fmt_time(value: datetime) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def encode(event: Envelope[Any], *, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Record:
-    """Serialise an event; raises ``RecordTooLarge`` when it would exceed ``max_bytes``."""
+def encode(
+    event: Envelope[Any], *, max_bytes: int = DEFAULT_MAX_RECORD_BYTES, keyring: Keyring | None = None
+) -> Record:
+    """Serialise an event; raises ``RecordTooLarge`` when it would exceed ``max_bytes``.
+
+    With a keyring (``keyring``, else the process's, ``schemas.pii.use_keyring``) the personal
+    fields are sealed under the person's data key (crypto-shredding, ``schemas.pii``)."""
     headers: Headers = [
         ("ce_specversion", b"1.0"),
         ("ce_id", event.id.encode()),
@@ -85,10 +94,43 @@ def encode(event: Envelope[Any], *, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -
         headers.append(("ce_correlationid", event.correlationid.encode()))
     if event.synthetic:
         headers.append(("ce_synthetic", b"true"))
-    record = Record(key=event.subject.encode(), value=event.data.model_dump_json().encode(), headers=headers)
+    record = Record(key=event.subject.encode(), value=_payload_bytes(event, keyring), headers=headers)
     if record.size > max_bytes:
         raise RecordTooLarge(record.size, max_bytes, event_id=event.id, event_type=event.type)
     return record
+
+
+def _payload_bytes(event: Envelope[Any], keyring: Keyring | None) -> bytes:
+    # privacy hook (crypto-shredding, schemas/pii.py): personal fields sealed when a keyring is set
+    ring = keyring or current_keyring()
+    if ring is None:
+        return event.data.model_dump_json().encode()  # type: ignore[no-any-return]
+    data = event.data
+    ref = person_ref(data)
+    if ref is None:
+        return data.model_dump_json().encode()  # type: ignore[no-any-return]
+    return orjson.dumps(seal_fields(type(data), data.model_dump(mode="json"), lambda s: ring.seal(ref, s)))
+
+
+def _open_payload(value: bytes, keyring: Keyring | None, dataschema: str) -> bytes:
+    # privacy hook (crypto-shredding, schemas/pii.py): sealed personal fields opened before validation
+    ring = keyring or current_keyring()
+    if ring is not None and dataschema.startswith("urn:leadpipe:schema:person.erasure_requested:"):
+        ring.forget()  # an erasure is on its way: no key is used from the cache any more
+    if TOKEN_PREFIX.encode() not in value:
+        return value
+    try:
+        raw = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"data: not JSON ({exc})", field="data", problem="not JSON") from exc
+    if ring is None:
+        raise KeyringMissing(
+            "data: personal fields are encrypted and this reader has no key store (LEADPIPE_KEYSTORE_URL)",
+            field="data",
+            problem="encrypted, no keyring",
+        )
+    # back to JSON so validation runs in JSON mode exactly as for a plaintext record
+    return orjson.dumps(open_fields(raw, ring.open))
 
 
 def _header_map(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None) -> dict[str, str]:
@@ -211,6 +253,7 @@ def decode(
     expected: type[P] | None = None,
     *,
     strict: bool = False,
+    keyring: Keyring | None = None,
 ) -> Envelope[Any]:
     """Decode a record into an envelope with a validated payload.
 
@@ -218,6 +261,8 @@ def decode(
     Old versions with a registered upcaster are upcast to ``expected`` (or the newest model).
     Lenient by default (what a consumer wants: fields and open-enum values a newer release
     added do not fail the record); ``strict=True`` refuses them (a producer checking its output).
+    Sealed personal fields are opened with ``keyring`` (else the process's); ``SubjectErased`` (a
+    ``DecodeError``) when the person's key was destroyed: callers skip such a record.
     """
     attrs = _header_map(headers)
     for name in ("ce_id", "ce_type", "ce_source", "ce_dataschema", "ce_subject", "ce_time"):
@@ -232,6 +277,7 @@ def decode(
         raise DecodeError("data: record has no value", field="data", problem="missing")
 
     dataschema = attrs["ce_dataschema"]
+    value = _open_payload(value, keyring, dataschema)
     resolved = resolve(dataschema, expected)
     if resolved is None:
         raise UnknownEventType(
@@ -275,5 +321,7 @@ def decode(
         raise DecodeError(message, field=field, problem=problem) from exc
 
 
-def decode_record(record: Record, expected: type[P] | None = None, *, strict: bool = False) -> Envelope[Any]:
-    return decode(record.value, record.headers, expected, strict=strict)
+def decode_record(
+    record: Record, expected: type[P] | None = None, *, strict: bool = False, keyring: Keyring | None = None
+) -> Envelope[Any]:
+    return decode(record.value, record.headers, expected, strict=strict, keyring=keyring)

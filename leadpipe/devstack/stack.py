@@ -27,6 +27,8 @@ from typing import Literal
 from leadpipe.devstack.kafka import KafkaCluster
 from leadpipe.devstack.processes import ManagedProcess, free_port, start_postgres, start_redis, stop_all, wait_for_port
 from leadpipe.runtime.kafka import ensure_topics, wait_for_broker
+from leadpipe.runtime.keystore import KeyStoreSettings, keyring_from
+from schemas.pii import Keyring, use_keyring
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,12 @@ SERVICES = (
     ServiceSpec("console", "CONSOLE_PORT", 8090, "sales console: reps' leads, managers' funnel (sign in)"),
 )
 PIPELINE = ("ingest", "scoring", "nurture", "notifier")
+
+
+def keystore_url(redis_url: str) -> str:
+    """The data-key store beside a Redis URL: the same server, database 1 (the services use 0)."""
+    base, _, db = redis_url.rpartition("/")
+    return f"{base}/1" if db.isdigit() and base.count("/") >= 2 else redis_url.rstrip("/") + "/1"
 
 
 def available_services() -> list[ServiceSpec]:
@@ -114,6 +122,7 @@ class Stack:
         self.procs: dict[str, list[ManagedProcess]] = {}
         self._ports: dict[str, list[int]] = {}
         self._redis_port = 0
+        self._keyring_token: tuple[Keyring | None] | None = None
         #: seconds each start-up phase took (kafka, redis, topics, services), for "up in ..." lines
         self.timings: dict[str, float] = {}
 
@@ -149,6 +158,11 @@ class Stack:
             self._redis_port = free_port()
             self.redis = start_redis(self._redis_port, self.state_dir / "redis", self.logs / "redis.log")
             self.redis_url = f"redis://127.0.0.1:{self._redis_port}/0"
+        # privacy hook: this process (a test, a bench) reads and writes the stack's records with
+        # the stack's data keys, as its services do; ``stop`` puts the previous keyring back
+        if self._keyring_token is None:
+            ring = keyring_from(KeyStoreSettings(leadpipe_keystore_url=keystore_url(self.redis_url)))
+            self._keyring_token = (use_keyring(ring),)
         if not self.database_url and any(s.name == "console" for s in self.specs):
             self._postgres_port = free_port()
             self._start_postgres()
@@ -179,6 +193,9 @@ class Stack:
         stop_all([p for name in self.procs for p in self.procs[name]], timeout_s)
         infra = [p for p in (self.redis, self.postgres) if p is not None]
         stop_all(infra + (self.kafka.processes if self.kafka is not None else []), timeout_s)
+        if self._keyring_token is not None:
+            use_keyring(self._keyring_token[0])
+            self._keyring_token = None
 
     def __enter__(self) -> Stack:
         return self.start()
@@ -208,6 +225,8 @@ class Stack:
             "NOTIFIER_OUTBOX_DIR": str(self.outbox),
             "KAFKA_PARTITIONS": str(self.partitions),
             "KAFKA_REPLICATION_FACTOR": str(self.replication_factor),
+            # privacy hook: the crypto-shredding key store, a Redis database of its own
+            "LEADPIPE_KEYSTORE_URL": keystore_url(self.redis_url),
         }
         if self.database_url:
             env["DATABASE_URL"] = self.database_url

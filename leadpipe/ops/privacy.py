@@ -20,10 +20,13 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from leadpipe.ops import OpsError
 from leadpipe.ops.reader import partitions, plain_consumer, read
 from leadpipe.ops.settings import OpsSettings
 from leadpipe.runtime.kafka import make_producer, send_record
+from leadpipe.runtime.keystore import destroy_keys
 from schemas.codec import Record, decode_record, encode
 from schemas.envelope import Envelope, new_event
 from schemas.errors import DecodeError
@@ -37,6 +40,7 @@ from schemas.notification_outcome.v1 import NotificationOutcome
 from schemas.notification_requested.v1 import NotificationRequested
 from schemas.person_erased.v1 import PersonErased
 from schemas.person_erasure_requested.v1 import PersonErasureRequested, erasure_request
+from schemas.pii import TOKEN_PREFIX, current_keyring, open_fields, refs_for
 from schemas.topics import TOPICS
 
 EVENT_TOPICS = (
@@ -173,10 +177,23 @@ def dead_letters_of(records: Iterable[Record], *, email: str | None, phone: str 
     needles = [n.encode() for n in (email and email.strip(), email and normalise_email(email), phone) if n]
     out = []
     for r in records:
-        if any(n in r.value for n in needles):
+        value = _opened(r.value)
+        if any(n in value for n in needles):
             out.append({"headers": {k: v.decode("utf-8", "replace") for k, v in r.headers},
-                        "value": r.value.decode("utf-8", "replace")})  # fmt: skip
+                        "value": value.decode("utf-8", "replace")})  # fmt: skip
     return out
+
+
+def _opened(value: bytes | None) -> bytes:
+    """A raw value with its sealed personal fields opened while the person's key exists (privacy
+    hook, crypto-shredding); as it is when they cannot be (no keyring, erased, not JSON)."""
+    ring = current_keyring()
+    if not value or ring is None or TOKEN_PREFIX.encode() not in value:
+        return value or b""
+    try:
+        return orjson.dumps(open_fields(orjson.loads(value), ring.open))
+    except (orjson.JSONDecodeError, DecodeError):
+        return value
 
 
 async def export_person(settings: OpsSettings, *, email: str | None, phone: str | None) -> dict[str, Any]:
@@ -204,6 +221,8 @@ async def request_erasure(
         phone=phone,
         lead_ids=lead_ids,
     )
+    # privacy hook: the person's data keys go before the request does (crypto-shredding)
+    destroy_keys(refs_for(email=email, phone=phone, lead_ids=lead_ids))
     producer = make_producer(settings)
     await producer.start()
     try:
@@ -221,6 +240,22 @@ async def request_erasure(
                 e.data for e in events if isinstance(e.data, PersonErased) and e.data.request_id == req.request_id
             ]
             if {r.service for r in receipts} >= set(SERVICES):
+                # every service has answered: the request's own copy of the identifiers goes too
+                destroy_keys([f"request:{req.request_id}"])
                 break
             await asyncio.sleep(1.0)
     return req, receipts
+
+
+async def forget_answered_requests(settings: OpsSettings) -> int:
+    """Destroys the data key of every erasure request that scoring, nurture and the notifier have
+    all answered (``person.erased.v1``): the request's own copy of the person's identifiers on
+    ``person.erasure_requested.v1`` (and its DLQ) can no longer be read. A request still waiting
+    for a receipt keeps its key, so a service that restarts mid-erasure can still read it.
+    Returns how many keys went (a key destroyed before counts 0)."""
+    events, _ = await read_all(settings, ["person.erased.v1"])
+    answered: dict[str, set[str]] = {}
+    for e in events:
+        if isinstance(e.data, PersonErased):
+            answered.setdefault(e.data.request_id, set()).add(e.data.service)
+    return destroy_keys(f"request:{rid}" for rid, services in answered.items() if services >= set(SERVICES))

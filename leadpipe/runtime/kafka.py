@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from leadpipe.runtime.retention import topic_config
 from leadpipe.runtime.settings import ServiceSettings
 from schemas.codec import Record, encode
 from schemas.envelope import Envelope
@@ -100,7 +101,8 @@ async def ensure_topics(
         for spec in missing:
             try:
                 await admin.create_topics(
-                    [new_topic(spec.name, spec.partitions, replication_factor, dict(spec.config))]
+                    # privacy hook: the storage limits (leadpipe/runtime/retention.py)
+                    [new_topic(spec.name, spec.partitions, replication_factor, topic_config(spec))]
                 )
                 created.append(spec.name)
             except TopicAlreadyExistsError:

@@ -31,6 +31,13 @@ class StageMetrics:
             ["service", "topic", "reason"],
             registry=registry,
         )
+        # privacy hook (crypto-shredding): records whose person was erased are skipped, not dead-lettered
+        self.erased_skipped = Counter(
+            "leadpipe_events_erased_skipped_total",
+            "Records skipped because their person was erased (data key destroyed)",
+            ["service", "topic"],
+            registry=registry,
+        )
         self.retries = Counter(
             "leadpipe_event_retries_total", "Transient failures retried", ["service", "topic"], registry=registry
         )

@@ -29,6 +29,7 @@ from schemas.codec import Headers, Record, decode, encode
 from schemas.dlq import dead_letter
 from schemas.envelope import Envelope
 from schemas.errors import DecodeError, SchemaError
+from schemas.pii import SubjectErased
 from schemas.topics import dlq_name
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,9 @@ class EventProcessor:
         self.metrics.consumed.labels(self.service, msg.topic).inc()
         try:
             event = decode(msg.value, msg.headers, expected)
+        except SubjectErased:
+            self.skip_erased(msg)
+            return True
         except DecodeError as exc:
             await self.dead_letter(msg, exc, "invalid")
             return False
@@ -156,6 +160,18 @@ class EventProcessor:
                 log.warning("publish to %s failed, retrying: %s", topic, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max_s)
+
+    def skip_erased(self, msg: RawMessage) -> None:
+        """A record of an erased person (privacy hook, ``schemas.pii``): nothing to do and nothing
+        to keep; counted and logged by ids only (a dead letter would keep its ciphertext longer)."""
+        self.metrics.erased_skipped.labels(self.service, msg.topic).inc()
+        log.info(
+            "skipped a record of an erased person from %s[%d]@%d",
+            msg.topic,
+            msg.partition,
+            msg.offset,
+            extra={"event_id": _header(msg.headers, "ce_id"), "lead_id": _header(msg.headers, "ce_subject")},
+        )
 
     async def dead_letter(
         self, msg: RawMessage, exc: BaseException, reason: str, event: Envelope[Any] | None = None

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from schemas.base import Payload, UtcDatetime
+from schemas.pii import PERSONAL
 
 Text = Annotated[str, Field(max_length=500)]
 
@@ -22,4 +23,4 @@ class AssignmentResponse(Payload):
     rep_id: Text
     response: Literal["accepted", "declined"]
     responded_at: UtcDatetime
-    note: Annotated[str, Field(max_length=2000)] | None = None
+    note: Annotated[Annotated[str, Field(max_length=2000)] | None, PERSONAL] = None

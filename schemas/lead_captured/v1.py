@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field
 
 from schemas.base import BoothRating, Channel, Part, Payload, SourceKind, UtcDatetime
+from schemas.pii import PERSONAL
 
 Text = Annotated[str, Field(max_length=500)]
 LongText = Annotated[str, Field(max_length=5000)]
@@ -15,25 +16,25 @@ LongText = Annotated[str, Field(max_length=5000)]
 class Identity(Part):
     """What identifies the person. At least one of email, phone or (show_id, badge_id)."""
 
-    email: Annotated[str, Field(max_length=320)] | None = None
-    phone: Annotated[str, Field(max_length=40)] | None = None
-    badge_id: Text | None = None
+    email: Annotated[Annotated[str, Field(max_length=320)] | None, PERSONAL] = None
+    phone: Annotated[Annotated[str, Field(max_length=40)] | None, PERSONAL] = None
+    badge_id: Annotated[Text | None, PERSONAL] = None
     show_id: Text | None = None
-    external_id: Text | None = None
+    external_id: Annotated[Text | None, PERSONAL] = None
 
 
 class Person(Part):
-    first_name: Text | None = None
-    last_name: Text | None = None
-    full_name: Text | None = None
-    job_title: Text | None = None
+    first_name: Annotated[Text | None, PERSONAL] = None
+    last_name: Annotated[Text | None, PERSONAL] = None
+    full_name: Annotated[Text | None, PERSONAL] = None
+    job_title: Annotated[Text | None, PERSONAL] = None
     company: Text | None = None
     company_domain: Text | None = None
     website: Text | None = None
     country: Annotated[str, Field(max_length=56)] | None = None
     region: Text | None = None
-    city: Text | None = None
-    postal_code: Annotated[str, Field(max_length=20)] | None = None
+    city: Annotated[Text | None, PERSONAL] = None
+    postal_code: Annotated[Annotated[str, Field(max_length=20)] | None, PERSONAL] = None
     language: Annotated[str, Field(max_length=35)] | None = None
     timezone: Annotated[str, Field(max_length=64)] | None = None
 
@@ -45,8 +46,8 @@ class Consent(Part):
     channels: tuple[Channel, ...] = ()
     text_shown: LongText | None = None
     given_at: UtcDatetime | None = None
-    ip: Annotated[str, Field(max_length=45)] | None = None
-    user_agent: Text | None = None
+    ip: Annotated[Annotated[str, Field(max_length=45)] | None, PERSONAL] = None
+    user_agent: Annotated[Text | None, PERSONAL] = None
 
 
 class CaptureContext(Part):
@@ -64,20 +65,20 @@ class CaptureContext(Part):
     booth: Text | None = None
     device_id: Text | None = None
     staff: Text | None = None
-    referred_by: Text | None = None
+    referred_by: Annotated[Text | None, PERSONAL] = None
     batch_id: Text | None = None
 
 
 class Qualification(Part):
     """Answers to the qualification questions (need, means, authority, urgency)."""
 
-    need: LongText | None = None
+    need: Annotated[LongText | None, PERSONAL] = None
     budget: Text | None = None
     authority: Text | None = None
     timeline: Text | None = None
     seats: Annotated[int, Field(ge=0)] | None = None
     product_interest: tuple[Text, ...] = ()
-    other: dict[str, LongText] = Field(default_factory=dict)
+    other: Annotated[dict[str, LongText], PERSONAL] = Field(default_factory=dict)
 
 
 class LeadCaptured(Payload):
@@ -95,5 +96,5 @@ class LeadCaptured(Payload):
     context: CaptureContext = CaptureContext()
     qualification: Qualification = Qualification()
     booth_rating: BoothRating | None = None
-    notes: tuple[LongText, ...] = ()
+    notes: Annotated[tuple[LongText, ...], PERSONAL] = ()
     tags: tuple[Text, ...] = ()

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from schemas.base import Channel, EngagementKind, Payload, UtcDatetime
 from schemas.lead_captured.v1 import Identity
+from schemas.pii import PERSONAL
 
 Text = Annotated[str, Field(max_length=500)]
 
@@ -26,5 +27,5 @@ class LeadEngagement(Payload):
     provider: Text | None = None
     notification_id: Text | None = None
     bounce_type: Literal["hard", "soft"] | None = None
-    url: Annotated[str, Field(max_length=2000)] | None = None
-    detail: Annotated[str, Field(max_length=2000)] | None = None
+    url: Annotated[Annotated[str, Field(max_length=2000)] | None, PERSONAL] = None
+    detail: Annotated[Annotated[str, Field(max_length=2000)] | None, PERSONAL] = None

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from schemas.base import Payload, UtcDatetime
+from schemas.pii import PERSONAL
 
 Text = Annotated[str, Field(max_length=500)]
 
@@ -25,4 +26,4 @@ class LeadOutcomeLogged(Payload):
     rep_id: Text
     outcome: Literal["not_interested", "lost"]
     logged_at: UtcDatetime
-    note: Annotated[str, Field(max_length=2000)] | None = None
+    note: Annotated[Annotated[str, Field(max_length=2000)] | None, PERSONAL] = None

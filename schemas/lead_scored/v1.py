@@ -17,6 +17,7 @@ from schemas.base import (
     SourceKind,
     UtcDatetime,
 )
+from schemas.pii import PERSONAL
 
 Text = Annotated[str, Field(max_length=500)]
 Answer = Literal["yes", "no", "unknown"]
@@ -25,10 +26,10 @@ Answer = Literal["yes", "no", "unknown"]
 class Profile(Part):
     """What scoring knows of the lead after identity resolution and enrichment."""
 
-    email: Text | None = None
-    phone: Text | None = None
-    full_name: Text | None = None
-    job_title: Text | None = None
+    email: Annotated[Text | None, PERSONAL] = None
+    phone: Annotated[Text | None, PERSONAL] = None
+    full_name: Annotated[Text | None, PERSONAL] = None
+    job_title: Annotated[Text | None, PERSONAL] = None
     role: Text | None = None
     seniority: Text | None = None
     company: Text | None = None
@@ -105,7 +106,7 @@ class LeadScored(Payload):
     merged_lead_ids: tuple[Text, ...] = ()
     suppressed_channels: tuple[Channel, ...] = ()
     complained: bool = False
-    invalid_addresses: tuple[Text, ...] = ()
+    invalid_addresses: Annotated[tuple[Text, ...], PERSONAL] = ()
     #: Marketing consent per channel from the lead's captures (added in place: optional).
     #: None: written before scoring carried it; read ``profile.marketing_consent`` as email only.
     consent: MarketingBasis | None = None

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from schemas.base import Channel, Payload, UtcDatetime
+from schemas.pii import PERSONAL
 
 Text = Annotated[str, Field(max_length=500)]
 
@@ -28,7 +29,7 @@ class NotificationOutcome(Payload):
     audience: Literal["lead", "rep", "manager"]
     attempts: Annotated[int, Field(ge=0)]
     completed_at: UtcDatetime
-    provider_response: Annotated[str, Field(max_length=2000)] | None = None
-    error: Annotated[str, Field(max_length=2000)] | None = None
+    provider_response: Annotated[Annotated[str, Field(max_length=2000)] | None, PERSONAL] = None
+    error: Annotated[Annotated[str, Field(max_length=2000)] | None, PERSONAL] = None
     template: Text | None = None
     assignment_id: Text | None = None

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from schemas.base import Channel, MarketingBasis, Part, Payload, UtcDatetime
+from schemas.pii import PERSONAL
 
 Text = Annotated[str, Field(max_length=500)]
 
@@ -14,8 +15,8 @@ Text = Annotated[str, Field(max_length=500)]
 class Recipient(Part):
     """Who receives the message: an address on the request's channel."""
 
-    address: Annotated[str, Field(min_length=1, max_length=2000)]
-    name: Text | None = None
+    address: Annotated[str, Field(min_length=1, max_length=2000), PERSONAL]
+    name: Annotated[Text | None, PERSONAL] = None
     rep_id: Text | None = None
     timezone: Text | None = None
 
@@ -42,7 +43,7 @@ class NotificationRequested(Payload):
     recipient: Recipient
     template: Annotated[str, Field(min_length=1, max_length=200)]
     locale: Annotated[str, Field(max_length=35)] = "en"
-    variables: dict[str, Any] = Field(default_factory=dict)
+    variables: Annotated[dict[str, Any], PERSONAL] = Field(default_factory=dict)
     requested_at: UtcDatetime
     not_before: UtcDatetime | None = None
     expires_at: UtcDatetime | None = None

@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from schemas.base import Payload, UtcDatetime
 from schemas.identity import erasure_hashes, keyed_hash
+from schemas.pii import PERSONAL
 
 Text = Annotated[str, Field(max_length=500)]
 
@@ -30,8 +31,8 @@ class PersonErasureRequested(Payload):
     requested_by: Text
     #: HMAC-SHA256 (hex) of the person's first identifier under the pipeline's privacy secret
     subject_hash: Annotated[str, Field(min_length=16, max_length=128)]
-    email: Annotated[str, Field(min_length=3, max_length=320)] | None = None
-    phone: Annotated[str, Field(min_length=3, max_length=40)] | None = None
+    email: Annotated[Annotated[str, Field(min_length=3, max_length=320)] | None, PERSONAL] = None
+    phone: Annotated[Annotated[str, Field(min_length=3, max_length=40)] | None, PERSONAL] = None
     lead_ids: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(default_factory=list, max_length=100)
     #: keyed hashes of every identifier (email, phone), for the suppression list
     identifier_hashes: list[Annotated[str, Field(min_length=16, max_length=128)]] = Field(

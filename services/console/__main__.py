@@ -7,6 +7,7 @@ import asyncio
 
 import uvicorn
 
+from leadpipe.runtime.keystore import install_from_env
 from leadpipe.runtime.logs import setup_logging
 from services.console.app import create_app
 from services.console.config import ConsoleSettings
@@ -23,6 +24,7 @@ async def serve(settings: ConsoleSettings) -> None:
 def main() -> None:
     settings = ConsoleSettings()
     setup_logging("console", level=settings.log_level, json_logs=settings.log_json)
+    install_from_env("console")  # privacy hook: the crypto-shredding keyring (docs/privacy.md)
     asyncio.run(serve(settings))
 
 

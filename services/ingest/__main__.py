@@ -8,6 +8,7 @@ from typing import Any, Literal
 import uvicorn
 import uvloop
 
+from leadpipe.runtime.keystore import install_from_env
 from leadpipe.runtime.logs import setup_logging
 from services.ingest.app import create_app
 from services.ingest.bootstrap import build_deps
@@ -51,6 +52,7 @@ def run(main: Any, server: Server = "fast") -> None:
 def main() -> None:
     settings = IngestSettings()  # from the environment
     setup_logging("ingest", level=settings.log_level, json_logs=settings.log_json)
+    install_from_env("ingest")  # privacy hook: the crypto-shredding keyring (docs/privacy.md)
     run(serve(settings))
 
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from leadpipe.runtime.keystore import KeyStoreUnavailable
 from schemas.base import Payload
 from schemas.codec import encode
 from schemas.envelope import new_event
@@ -44,7 +45,11 @@ async def publish(deps: IngestDeps, items: Sequence[Keyed], source: str) -> tupl
     outcomes, or ``SpoolUnavailable``."""
     events = [new_event(i.payload, source=f"{SOURCE}/{source}", subject=i.key) for i in items]
     max_bytes = deps.settings.kafka_max_record_bytes
-    records = [(e.data.topic(), encode(e, max_bytes=max_bytes), e.id) for e in events]
+    try:
+        records = [(e.data.topic(), encode(e, max_bytes=max_bytes), e.id) for e in events]
+    except KeyStoreUnavailable as exc:  # privacy hook: personal fields cannot be sealed now
+        log.error("the data-key store is unreachable: %d events not taken (%s)", len(events), exc)
+        raise SpoolUnavailable(str(exc)) from exc
     try:
         outcomes = await deps.publisher.publish(records)
     except Exception as exc:

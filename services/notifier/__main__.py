@@ -6,6 +6,7 @@ import asyncio
 import sys
 
 from leadpipe.runtime.kafka import ensure_topics
+from leadpipe.runtime.keystore import install_from_env
 from leadpipe.runtime.logs import setup_logging
 from schemas.topics import TopicSpec, dlq_name
 from services.notifier.config import NotifierSettings
@@ -24,6 +25,7 @@ def internal_topics(settings: NotifierSettings) -> list[TopicSpec]:
 def main() -> None:
     settings = NotifierSettings()  # from the environment
     setup_logging("notifier", level=settings.log_level, json_logs=settings.log_json)
+    install_from_env("notifier")  # privacy hook: the crypto-shredding keyring (docs/privacy.md)
     asyncio.run(
         ensure_topics(
             settings.kafka_bootstrap_servers,

@@ -31,6 +31,7 @@ from leadpipe.runtime.stream import TRANSIENT, EventProcessor, HandlerError, Raw
 from schemas.codec import decode
 from schemas.envelope import Envelope
 from schemas.errors import DecodeError, SchemaError
+from schemas.pii import SubjectErased
 from services.nurture.handlers import Known, NurtureHandler
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,9 @@ class BatchProcessor:
         for msg in messages:
             try:
                 event = decode(msg.value, msg.headers, self.expected.get(msg.topic))
+            except SubjectErased:  # privacy hook: the person was erased
+                self.processor.skip_erased(msg)
+                continue
             except DecodeError as exc:
                 await self.processor.dead_letter(msg, exc, "invalid")
                 continue

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from leadpipe.runtime.keystore import shred_item, shredded_remaining
 from leadpipe.runtime.stream import HandlerError
 from schemas.assignment_response.v1 import AssignmentResponse
 from schemas.envelope import Envelope, new_event
@@ -32,6 +33,7 @@ from schemas.notification_outcome.v1 import NotificationOutcome
 from schemas.notification_requested.v1 import NotificationRequested, Recipient, TouchRef
 from schemas.person_erased.v1 import ErasedItem, PersonErased
 from schemas.person_erasure_requested.v1 import PersonErasureRequested
+from schemas.pii import refs_for
 from services.nurture.adapters.metrics import NurtureMetrics
 from services.nurture.adapters.redis_store import NO_LIMIT, RedisNurtureStore
 from services.nurture.domain.engine import Decision, Notify, Nurture
@@ -122,17 +124,19 @@ class NurtureHandler:
         reservations) and tombstones them on the state topic; stage counts stay (aggregates)."""
         req: PersonErasureRequested = event.data
         found: list[str] = []
+        refs = refs_for(email=req.email, phone=req.phone, lead_ids=req.lead_ids)
         async for chunk in self.store.states():
-            found += [
-                st.lead_id
-                for st in chunk
-                if is_subject_of_erasure(st, email=req.email, phone=req.phone, lead_ids=req.lead_ids)
-            ]
+            for st in chunk:
+                if is_subject_of_erasure(st, email=req.email, phone=req.phone, lead_ids=req.lead_ids):
+                    found.append(st.lead_id)
+                    # privacy hook: the data keys of the lead and of the addresses it held
+                    refs |= refs_for(email=st.lead.email, phone=st.lead.phone, lead_ids=[st.lead_id])
         keys = 0
         for lead_id in found:
             keys += await self.store.erase(lead_id)
             await self.state_log.tombstone(lead_id)
         await self.state_log.flush()
+        shredded = shred_item(refs)  # privacy hook: crypto-shredding
         log.info("erasure honoured: %d lead state(s)", len(found), extra={"request_id": req.request_id})
         receipt = PersonErased(
             request_id=req.request_id,
@@ -143,8 +147,10 @@ class NurtureHandler:
                 ErasedItem(store="redis:nurture:lead", action="deleted", count=len(found)),
                 ErasedItem(store="redis:nurture (state, due, queue, reservations)", action="keys deleted", count=keys),
                 ErasedItem(store="kafka:nurture.state.v1", action="tombstoned", count=len(found)),
+                *shredded,
             ],
-            remaining=[
+            remaining=shredded_remaining(shredded)
+            or [
                 "lead.stage_changed.v1 / lead.assigned.v1 / notification.requested.v1: append-only, until retention",
                 "nurture.state.v1: older states until the log cleaner compacts the segment",
             ],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from leadpipe.runtime.keystore import install_from_env
 from leadpipe.runtime.logs import setup_logging
 from services.scoring.config import ScoringSettings
 from services.scoring.worker import build_app
@@ -12,6 +13,7 @@ from services.scoring.worker import build_app
 def main() -> None:
     settings = ScoringSettings()
     setup_logging("scoring", level=settings.log_level, json_logs=settings.log_json)
+    install_from_env("scoring")  # privacy hook: the crypto-shredding keyring (docs/privacy.md)
     app = build_app(settings)
     level = {"WARNING": "warn", "CRITICAL": "crit"}.get(settings.log_level.upper(), settings.log_level.lower())
     sys.argv = [sys.argv[0], "worker", "--loglevel", level, "--without-web"]

@@ -29,6 +29,7 @@ from schemas.envelope import Envelope
 from schemas.errors import DecodeError, SchemaError
 from schemas.lead_captured.v1 import LeadCaptured
 from schemas.lead_engagement.v1 import LeadEngagement
+from schemas.pii import SubjectErased
 from services.scoring.adapters.metrics import ScoringMetrics
 from services.scoring.adapters.redis_store import RedisLeadStore, Snapshot
 from services.scoring.adapters.state_log import StateLog
@@ -90,6 +91,9 @@ class BatchProcessor:
             expected = self._expected_for(msg.topic)
             try:
                 event = decode(msg.value, msg.headers, expected)
+            except SubjectErased:  # privacy hook: the person was erased
+                self.processor.skip_erased(msg)
+                continue
             except DecodeError as exc:
                 await self.processor.dead_letter(msg, exc, "invalid")
                 continue

@@ -50,6 +50,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     model = ssub.add_parser("model", help="show the active model version and the versions available")
     _connection_args(model)
     model.set_defaults(func=_model)
+    # privacy hook (retention, issue #15 item 4): services/scoring/retention.py
+    sweep = ssub.add_parser("sweep", help="retention: erase unconverted leads kept longer than the limit")
+    sweep.add_argument(
+        "--unconverted-days",
+        type=float,
+        default=None,
+        help="limit for leads that never bought (default: $LEADPIPE_RETENTION_UNCONVERTED_DAYS or 730)",
+    )
+    sweep.add_argument("--logs-dir", type=Path, default=None, help="also delete log files older than --log-days here")
+    sweep.add_argument("--log-days", type=float, default=None, help="default: $LEADPIPE_RETENTION_LOG_DAYS or 30")
+    sweep.add_argument("--metrics-file", type=Path, default=None, help="write the purge counters here (textfile)")
+    sweep.add_argument("--dry-run", action="store_true", help="list what has expired, erase nothing")
+    sweep.add_argument("--json", action="store_true", help="print the report as JSON")
+    _connection_args(sweep)
+    sweep.set_defaults(func=lambda a: _run(a, _sweep_async))  # fmt: skip
 
 
 def _connection_args(p: argparse.ArgumentParser) -> None:
@@ -324,4 +339,75 @@ async def _model_async(args: argparse.Namespace) -> int:
         await redis.aclose()
     print(f"active: {active or '(none recorded: each worker uses SCORING_MODEL_PATH)'}")
     print("available: " + ", ".join(ModelCatalog(settings.scoring_models_dir).versions()))
+    return 0
+
+
+async def _sweep_async(args: argparse.Namespace) -> int:
+    import os
+
+    from aiokafka.errors import KafkaError
+    from prometheus_client import CollectorRegistry
+
+    from leadpipe.ops.privacy import forget_answered_requests
+    from leadpipe.ops.settings import OpsSettings
+    from leadpipe.runtime.kafka import make_producer, send_record
+    from schemas.codec import encode
+    from schemas.envelope import new_event
+    from services.scoring.adapters.redis_store import RedisLeadStore
+    from services.scoring.domain.retention import DEFAULT_UNCONVERTED_DAYS, RetentionPolicy
+    from services.scoring.retention import DEFAULT_LOG_DAYS, SweepMetrics, sweep, write_metrics
+
+    def limit(flag: float | None, env: str, default: float) -> float:
+        if flag is not None:
+            return flag
+        try:
+            return float(os.environ.get(env, default))
+        except ValueError as exc:
+            raise CliError(f"{env}: not a number of days: {os.environ[env]!r}", EXIT_BAD_INPUT) from exc
+
+    try:
+        policy = RetentionPolicy(limit(args.unconverted_days, "LEADPIPE_RETENTION_UNCONVERTED_DAYS",
+                                       DEFAULT_UNCONVERTED_DAYS))  # fmt: skip
+    except ValueError as exc:
+        raise CliError(f"--unconverted-days: {exc}", EXIT_BAD_INPUT) from exc
+    log_days = limit(args.log_days, "LEADPIPE_RETENTION_LOG_DAYS", DEFAULT_LOG_DAYS)
+    settings = _settings(args, needs_kafka=not args.dry_run)
+    redis = await _connect_redis(settings)
+    producer = None if args.dry_run else make_producer(settings)
+    metrics = SweepMetrics(CollectorRegistry())
+    try:
+        if producer is not None:
+            await producer.start()
+
+        async def publish(requests: list[Any]) -> None:
+            assert producer is not None
+            for req in requests:
+                event = new_event(req, source="/leadpipe/retention", subject=req.subject_hash)
+                await send_record(producer, req.topic(), encode(event))
+
+        ops = OpsSettings(kafka_bootstrap_servers=settings.kafka_bootstrap_servers)
+        report = await sweep(
+            leads=RedisLeadStore(redis, settings.scoring_redis_prefix).all_leads(),
+            policy=policy, secret=settings.leadpipe_privacy_secret, publish=publish,
+            forget_answered=lambda: forget_answered_requests(ops), metrics=metrics,
+            logs_dir=args.logs_dir, log_days=log_days, dry_run=args.dry_run,
+        )  # fmt: skip
+    except KafkaError as exc:
+        raise CliError(f"broker at {settings.kafka_bootstrap_servers} unreachable: {exc}", EXIT_UNREACHABLE) from exc
+    finally:
+        if producer is not None:
+            await producer.stop()
+        await redis.aclose()
+    if args.metrics_file is not None:
+        write_metrics(metrics, args.metrics_file)
+    doc = {"leads_seen": report.leads_seen, "expired": report.expired, "requests": report.requests,
+           "request_keys_destroyed": report.request_keys_destroyed, "log_files_deleted": report.log_files_deleted,
+           "dry_run": args.dry_run, "unconverted_days": policy.unconverted_lead_days}  # fmt: skip
+    if args.json:
+        print(json.dumps(doc))
+    else:
+        verb = "would erase" if args.dry_run else "erasure requested for"
+        print(f"{report.leads_seen} leads seen; {verb} {len(report.expired)} unconverted lead(s) older than "
+              f"{policy.unconverted_lead_days:g} days; {report.request_keys_destroyed} answered request key(s) "
+              f"destroyed; {report.log_files_deleted} log file(s) deleted")  # fmt: skip
     return 0

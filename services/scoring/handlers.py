@@ -14,12 +14,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from leadpipe.runtime.keystore import shred_item, shredded_remaining
 from schemas.envelope import Envelope, new_event
 from schemas.lead_captured.v1 import LeadCaptured
 from schemas.lead_engagement.v1 import LeadEngagement
 from schemas.lead_scored.v1 import LeadScored, Trigger
 from schemas.person_erased.v1 import ErasedItem, PersonErased
 from schemas.person_erasure_requested.v1 import PersonErasureRequested
+from schemas.pii import refs_for
 from services.scoring.adapters.redis_store import Snapshot
 from services.scoring.domain.engagement import ACTIONABLE
 from services.scoring.domain.enrichment import ReferenceData, normalise_country
@@ -194,7 +196,9 @@ def link(snap: Snapshot, state: LeadState, merged: Sequence[str] = ()) -> None:
 
 
 class LeadEraser(Protocol):
-    async def erase(self, keys: list[str], lead_ids: list[str]) -> tuple[list[str], int]: ...
+    async def erase(
+        self, keys: list[str], lead_ids: list[str], *, held: set[str] | None = None
+    ) -> tuple[list[str], int]: ...
 
 
 class StateTombstones(Protocol):
@@ -212,10 +216,14 @@ class Eraser:
         store: LeadEraser,
         state_log: StateTombstones,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        erased_leads: Any | None = None,
     ):
         self.store = store
         self.state_log = state_log
         self.clock = clock
+        #: a Prometheus counter labelled by reason (privacy hook: retention sweep metrics)
+        self.erased_leads = erased_leads
 
     async def handle(self, event: Envelope[Any]) -> list[Envelope[Any]]:
         req: PersonErasureRequested = event.data
@@ -223,8 +231,15 @@ class Eraser:
             keys = normalise_identifiers(email=req.email, phone=req.phone).strings() if req.email or req.phone else []
         except IdentityError:  # e.g. only a phone that does not parse: the lead ids still count
             keys = []
-        erased, links = await self.store.erase(keys, list(req.lead_ids))
+        held: set[str] = set(keys)
+        erased, links = await self.store.erase(keys, list(req.lead_ids), held=held)
         await self.state_log.append([], deleted=erased)
+        # privacy hook: the data keys of every identifier and lead of theirs (crypto-shredding)
+        refs = refs_for(email=req.email, phone=req.phone, lead_ids=[*req.lead_ids, *erased], identifiers=held)
+        shredded = shred_item(refs)
+        if self.erased_leads is not None and erased:
+            reason = "retention" if req.requested_by.startswith("retention:") else "request"
+            self.erased_leads.labels(reason).inc(len(erased))
         receipt = PersonErased(
             request_id=req.request_id,
             subject_hash=req.subject_hash,
@@ -234,8 +249,10 @@ class Eraser:
                 ErasedItem(store="redis:scoring:lead", action="deleted", count=len(erased)),
                 ErasedItem(store="redis:scoring:link", action="unlinked or deleted", count=links),
                 ErasedItem(store="kafka:scoring.state.v1", action="tombstoned", count=len(erased)),
+                *shredded,
             ],
-            remaining=[
+            remaining=shredded_remaining(shredded)
+            or [
                 "lead.captured.v1 / lead.engagement.v1 / lead.scored.v1 and their DLQs: append-only, until retention",
                 "scoring.state.v1: older states until the log cleaner compacts the segment",
             ],

@@ -181,7 +181,8 @@ def build_app(settings: ScoringSettings, registry: CollectorRegistry | None = No
         assert wiring.redis is not None
         # Its own store: a store's watched pipeline belongs to one caller at a time.
         eraser = Eraser(RedisLeadStore(wiring.redis, settings.scoring_redis_prefix),
-                        StateLog(wiring.producer, settings.scoring_state_topic))  # fmt: skip
+                        StateLog(wiring.producer, settings.scoring_state_topic),
+                        erased_leads=metrics.erased_leads)  # fmt: skip
         processor = EventProcessor(service="scoring", metrics=metrics.stage, sink=_ProducerSink(wiring.producer),
                                    max_record_bytes=settings.kafka_max_record_bytes)  # fmt: skip
         async for event in stream.events():

@@ -75,6 +75,7 @@ from typing import Any
 
 import orjson
 
+from leadpipe.runtime.keystore import open_state
 from schemas.codec import decode
 from schemas.envelope import Envelope
 from schemas.errors import DecodeError
@@ -510,10 +511,11 @@ async def read_latest_json(bootstrap: str, topic: str, timeout_s: float = 60.0) 
     async def keep(records: list[Any]) -> None:
         for r in records:
             key = r.key.decode()
-            if r.value is None:
+            opened = open_state(r.value) if r.value is not None else None  # sealed under the lead's key
+            if opened is None:  # a tombstone, or a lead erased since
                 latest.pop(key, None)
             else:
-                latest[key] = orjson.loads(r.value)
+                latest[key] = orjson.loads(opened)
 
     try:
         tps = (await topic_partitions(consumer, [topic]))[topic]

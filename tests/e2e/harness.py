@@ -40,6 +40,7 @@ from phonenumbers import timezone as phone_timezone
 from leadpipe.devstack.stack import Stack
 from leadpipe.ops.reader import plain_consumer
 from leadpipe.runtime.kafka import topic_partitions
+from leadpipe.runtime.keystore import open_state
 from leadpipe.runtime.settings import ServiceSettings
 from schemas.codec import Record, decode_record
 from schemas.envelope import Envelope
@@ -430,9 +431,10 @@ class TopicTail:
 
     def _add(self, topic: str, offset: int, key: bytes, value: bytes, headers: Any) -> None:
         if topic == STATE_TOPIC:
-            if not value:  # a tombstone: the lead was erased
+            opened = open_state(value) if value else None  # sealed under the lead's data key
+            if not opened:  # a tombstone, or a lead erased since (its key destroyed)
                 return
-            seen = Seen(topic, offset, state=orjson.loads(value))
+            seen = Seen(topic, offset, state=orjson.loads(opened))
         else:
             try:
                 record = Record(key=key, value=value, headers=[(k, bytes(v)) for k, v in headers])
@@ -571,8 +573,9 @@ class Journey:
                 related.append(s)
         lines.append(f"events for lead {lead_id or identity} ({len(related)} of {len(seen)} on the topics):")
         lines += [f"  {s.summary()}" for s in related[-60:]]
-        mails = [m for m in self.inbox.all() if lead_id and lead_id in m.notification_id]
-        lines.append(f"mail received for it ({len(mails)} of {len(self.inbox.all())}):")
+        inbox = self.inbox.all() if self.inbox is not None else []  # the privacy journey has no SMTP inbox
+        mails = [m for m in inbox if lead_id and lead_id in m.notification_id]
+        lines.append(f"mail received for it ({len(mails)} of {len(inbox)}):")
         lines += [f"  {m.received_at:%H:%M:%S.%f} to {m.rcpt_tos} {m.notification_id} {m.subject!r}" for m in mails]
         box = self.outbox(lead_id) if lead_id else []
         lines.append(f"outbox entries for it: {len(box)}")

@@ -11,8 +11,10 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Depends
 
+from leadpipe.runtime.keystore import KeyStoreUnavailable, shred_item
 from schemas.person_erased.v1 import ErasedItem, PersonErased
 from schemas.person_erasure_requested.v1 import erasure_request
+from schemas.pii import refs_for
 from services.ingest import contract
 from services.ingest.checks import Deps, LimitedBody, MediaType, Rejected, privacy_caller
 from services.ingest.domain.erasure import parse_erasure, spool_keys
@@ -64,12 +66,18 @@ async def post_erasure(
         phone=wanted.phone,
         lead_ids=wanted.lead_ids,
     )
+    # privacy hook: the person's data keys go before the request does (crypto-shredding)
+    try:
+        shredded = shred_item(refs_for(email=wanted.email, phone=wanted.phone, lead_ids=wanted.lead_ids))
+    except KeyStoreUnavailable:
+        return problem(503, "Temporarily unavailable", "the data-key store is unreachable; please retry",
+                       headers={"Retry-After": "5"})  # fmt: skip
     receipt = PersonErased(
         request_id=req.request_id,
         subject_hash=req.subject_hash,
         service="ingest",
         erased_at=datetime.now(UTC),
-        items=[ErasedItem(store="sqlite:ingest spool (this replica)", action="deleted", count=spooled)],
+        items=[ErasedItem(store="sqlite:ingest spool (this replica)", action="deleted", count=spooled), *shredded],
         remaining=["the spools of other ingest replicas", "lead.captured.v1 / lead.engagement.v1: until retention"],
     )
     try:

@@ -17,6 +17,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from leadpipe.runtime.kafka import ensure_topics, make_consumer, read_to_end, topic_partitions
+from leadpipe.runtime.keystore import open_state, seal_state
 from leadpipe.runtime.settings import ServiceSettings
 from schemas.topics import TopicSpec
 from services.nurture.adapters.redis_store import RedisNurtureStore
@@ -41,7 +42,8 @@ class StateLog:
         self._pending: list[tuple[bytes, bytes | None, Any]] = []
 
     async def append(self, state: LeadState) -> None:
-        key, value = state.lead_id.encode(), state.model_dump_json().encode()
+        # privacy hook: the state sealed under its lead's data key (crypto-shredding)
+        key, value = state.lead_id.encode(), seal_state(state.lead_id, state.model_dump_json().encode())
         await self._send(key, value)
 
     async def tombstone(self, lead_id: str) -> None:
@@ -121,7 +123,10 @@ async def rebuild(
     # (declined and expired ones gave theirs back): without it a rebuilt queue would be served
     # at once, as if every rep had a free day.
     used: dict[tuple[str, str], int] = {}
-    for raw in latest.values():
+    for sealed in latest.values():
+        raw = open_state(sealed)  # privacy hook: None when the lead was erased (its key destroyed)
+        if raw is None:
+            continue
         state = LeadState.model_validate_json(raw)
         if await store.restore(raw, next_due(state), queue_entry(state)):
             restored += 1

@@ -28,6 +28,13 @@ class ScoringMetrics:
             "Batches re-run because another worker changed one of their leads",
             registry=registry,
         )
+        # privacy hook: what erasure took, by why (a person's request, or the retention sweep)
+        self.erased_leads = Counter(
+            "leadpipe_scoring_erased_leads_total",
+            "Lead profiles erased, by reason: request (the person asked) or retention (the sweep)",
+            ["reason"],
+            registry=registry,
+        )
         self.rebuilds = Counter(
             "leadpipe_scoring_rebuilds_total",
             "Times the Redis keyspace was found without its built marker and rebuilt from the state topic",

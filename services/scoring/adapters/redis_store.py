@@ -214,10 +214,13 @@ class RedisLeadStore:
         finally:
             await pipe.reset()
 
-    async def erase(self, keys: list[str], lead_ids: list[str]) -> tuple[list[str], int]:
+    async def erase(
+        self, keys: list[str], lead_ids: list[str], *, held: set[str] | None = None
+    ) -> tuple[list[str], int]:
         """Deletes the leads an erasure request takes (``domain.erasure``) and unlinks their
         identifiers, in one watched transaction (a batch touching the same keys retries after it).
-        Returns the erased lead ids and how many links changed or went."""
+        Returns the erased lead ids and how many links changed or went; ``held`` (when given)
+        receives every identifier the erased leads held (their data keys are destroyed too)."""
         while True:
             pipe = self.redis.pipeline(transaction=True)
             try:
@@ -247,6 +250,8 @@ class RedisLeadStore:
                     else:
                         pipe.delete(self.link_key(ident))
                 await pipe.execute()
+                if held is not None:
+                    held.update(i for lid in erased for i in leads[lid].identifiers)
                 return sorted(erased), len(changed)
             except WatchError:
                 continue

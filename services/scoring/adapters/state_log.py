@@ -22,6 +22,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from leadpipe.runtime.kafka import ensure_topics, make_consumer, read_to_end, topic_partitions
+from leadpipe.runtime.keystore import open_state, seal_state
 from leadpipe.runtime.settings import ServiceSettings
 from schemas.topics import TopicSpec, registry
 from services.scoring.adapters.redis_store import RedisLeadStore, dump_state
@@ -52,7 +53,11 @@ class StateLog:
         self, states: Iterable[LeadState], deleted: Iterable[str] = (), *, model_version: str | None = None
     ) -> int:
         acks = [await self.producer.send(self.topic, None, key=lead_id.encode()) for lead_id in deleted]
-        acks += [await self.producer.send(self.topic, dump_state(s), key=s.lead_id.encode()) for s in states]
+        # privacy hook: each state sealed under its lead's data key (crypto-shredding)
+        acks += [
+            await self.producer.send(self.topic, seal_state(s.lead_id, dump_state(s)), key=s.lead_id.encode())
+            for s in states
+        ]
         if model_version is not None:
             acks.append(await self.producer.send(self.topic, model_version.encode(), key=MODEL_KEY))
         for ack in acks:
@@ -74,7 +79,9 @@ async def read_states(settings: ServiceSettings, topic: str) -> tuple[list[bytes
         await read_to_end(consumer, tps, keep_latest)
     finally:
         await consumer.stop()
-    return current(latest)
+    # privacy hook: a state whose lead was erased (data key destroyed) counts as a tombstone
+    opened = {k: (open_state(v) if v is not None and k != MODEL_KEY else v) for k, v in latest.items()}
+    return current(opened)
 
 
 def fold(latest: dict[bytes, bytes | None], records: Iterable[tuple[bytes | None, bytes | None]]) -> None:

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from leadpipe.devstack.processes import free_port
+from leadpipe.runtime.keystore import RedisKeyStore
 from schemas.codec import Record
 from schemas.identity import erasure_hashes, identity_key
+from schemas.pii import Keyring, use_keyring
 from services.ingest.adapters.spool import SqliteSpool
 from tests.integration.ingest.conftest import Ingest, nothing_published, read_events
+from tests.integration.ingest.test_forms import GOOD
 
 PRIVACY = {"authorization": "Bearer dev-privacy-key"}
 
@@ -70,3 +74,17 @@ def test_erasing_from_the_spool_removes_only_the_persons_records(tmp_path: Path)
     assert [r.record.key for r in spool.head(10)] == [sam] and spool.depth == 1
     assert spool.erase_keys([]) == 0
     spool.close()
+
+
+async def test_with_the_data_key_store_unreachable_a_form_and_an_erasure_get_503_and_nothing_is_sent(ingest: Ingest):
+    # a key store on a port nothing listens on: personal fields cannot be sealed, so nothing goes
+    dead = Keyring(RedisKeyStore.from_url(f"redis://127.0.0.1:{free_port()}/1"), "s")
+    previous = use_keyring(dead)
+    try:
+        erase = await ingest.client.post("/v1/privacy/erasure", json={"email": "kim@example.com"}, headers=PRIVACY)
+        assert erase.status_code == 503 and erase.headers["retry-after"] == "5"
+        assert "key store" in erase.json()["detail"]
+        form = await ingest.client.post("/v1/forms/demo", json=GOOD | {"email": "kim@example.com"})
+        assert form.status_code == 503, form.text
+    finally:
+        use_keyring(previous)

@@ -1,0 +1,355 @@
+"""Personal fields and crypto-shredding: personal data on the log is encrypted under a key per person.
+
+A payload field annotated with ``PERSONAL`` (``Annotated[str | None, PERSONAL]``) holds personal
+data. When the codec encodes with a ``Keyring``, every string inside such a field (a string, the
+strings of a tuple or a dict, recursively) becomes a token ``pii1:<kid>:<version>:<base64url>``:
+AES-256-GCM under the data key of the event's person (``person_ref``), with the key id and version
+as associated data. The JSON keeps its shape (a string stays a string). Decoding opens every token
+while the key exists; once the person is erased their key is destroyed in the key store and every
+record of theirs, wherever it was copied (topics, dead-letter topics, the ingest spool), stays
+unreadable: ``SubjectErased``. Records written before encryption (plain strings) decode as before.
+
+Whose key (``person_ref``): the normalised email the event carries, else its phone (E.164 when it
+parses), else the show+badge or external id, else ``lead:<lead id>`` for events that only name a
+lead, and ``request:<request id>`` for an erasure request (its own key, destroyed once every
+service has answered). The key id is ``HMAC-SHA256(privacy secret, "pkey|" + ref)``, truncated to
+128 bits: it names no one to a reader without the secret.
+
+Exceptions::
+
+    DecodeError (schemas.errors)
+    ├── SubjectErased    the record's person was erased: its data key is gone (skip the record)
+    └── KeyringMissing   the record holds encrypted fields and the reader has no keyring
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import hmac
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol, get_args, get_origin
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import BaseModel
+
+from schemas.errors import DecodeError
+from schemas.identity import normalise_badge, normalise_email, normalise_phone
+
+TOKEN_PREFIX = "pii1:"
+_TOKEN = re.compile(r"^pii1:([0-9a-f]{32}):([0-9a-f]{8}):([A-Za-z0-9_-]+)$")
+_NONCE = 12
+
+
+class Personal:
+    """Marker: the annotated field holds personal data (encrypted on the log under the person's key)."""
+
+    _instance: Personal | None = None
+
+    def __new__(cls) -> Personal:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "PERSONAL"
+
+
+PERSONAL = Personal()
+
+
+class SubjectErased(DecodeError):
+    """The record belongs to a person who was erased: their data key no longer exists.
+
+    Consumers skip such a record (it is neither invalid nor retried) and never dead-letter it."""
+
+    def __init__(self, kid: str):
+        super().__init__(
+            f"data: personal fields are encrypted under key {kid}, which was destroyed (person erased)",
+            field="data",
+            problem="person erased",
+        )
+        self.kid = kid
+
+
+class KeyringMissing(DecodeError):
+    """A record holds encrypted personal fields and the reader was given no keyring."""
+
+
+class KeyStore(Protocol):
+    """Where data keys live (a Redis database of their own in the pipeline; any store with
+    atomic create-if-absent fits). Keys are 32 random bytes with a random version id."""
+
+    def get(self, kid: str) -> tuple[str, bytes] | None:
+        """The key's ``(version, key)`` or None when it never existed or was destroyed."""
+        ...
+
+    def get_or_create(self, kid: str) -> tuple[str, bytes]:
+        """The key, created atomically when absent (two processes racing get the same key)."""
+        ...
+
+    def destroy(self, kids: Iterable[str]) -> int:
+        """Deletes the keys for good; returns how many existed."""
+        ...
+
+
+def new_key() -> tuple[str, bytes]:
+    return os.urandom(4).hex(), AESGCM.generate_key(bit_length=256)
+
+
+class Keyring:
+    """Seals and opens personal strings with per-person keys from a ``KeyStore``.
+
+    Keys are cached in the process for ``cache_ttl_s``; ``forget`` clears the cache (the codec
+    calls it on every erasure request it decodes, so an erased key is not used from the cache).
+    A key destroyed by another process is therefore used here at most ``cache_ttl_s`` longer."""
+
+    def __init__(
+        self,
+        store: KeyStore,
+        secret: str,
+        *,
+        cache_ttl_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.store = store
+        self._secret = secret.encode()
+        self.cache_ttl_s = cache_ttl_s
+        self.clock = clock
+        self._cache: dict[str, tuple[float, str, AESGCM]] = {}
+        self._lock = threading.Lock()
+        self._kids: dict[str, str] = {}
+
+    def kid(self, ref: str) -> str:
+        kid = self._kids.get(ref)
+        if kid is None:
+            if len(self._kids) > 10_000:  # a bound, not an LRU: recomputing is cheap
+                self._kids.clear()
+            kid = self._kids[ref] = hmac.new(self._secret, f"pkey|{ref}".encode(), hashlib.sha256).hexdigest()[:32]
+        return kid
+
+    def _cached(self, kid: str) -> tuple[str, AESGCM] | None:
+        with self._lock:
+            hit = self._cache.get(kid)
+            if hit and hit[0] > self.clock():
+                return hit[1], hit[2]
+            return None
+
+    def _remember(self, kid: str, version: str, key: bytes) -> tuple[str, AESGCM]:
+        aead = AESGCM(key)  # built once per key: its set-up costs more than sealing a field
+        with self._lock:
+            self._cache[kid] = (self.clock() + self.cache_ttl_s, version, aead)
+        return version, aead
+
+    def forget(self, kids: Iterable[str] | None = None) -> None:
+        """Drops cached keys (all of them when ``kids`` is None)."""
+        with self._lock:
+            if kids is None:
+                self._cache.clear()
+            else:
+                for kid in kids:
+                    self._cache.pop(kid, None)
+
+    def seal(self, ref: str, plaintext: str) -> str:
+        kid = self.kid(ref)
+        found = self._cached(kid)
+        if found is None:
+            found = self._remember(kid, *self.store.get_or_create(kid))
+        version, aead = found
+        nonce = os.urandom(_NONCE)
+        sealed = aead.encrypt(nonce, plaintext.encode(), f"{kid}:{version}".encode())
+        return f"{TOKEN_PREFIX}{kid}:{version}:{base64.urlsafe_b64encode(nonce + sealed).decode().rstrip('=')}"
+
+    def open(self, token: str) -> str:
+        """The plaintext of a token; ``SubjectErased`` when its key is gone (or was replaced by a
+        new key after an erasure); ``DecodeError`` when the token is malformed or tampered with."""
+        m = _TOKEN.match(token)
+        if m is None:
+            raise DecodeError("data: malformed encrypted field", field="data", problem="malformed encrypted field")
+        kid, version, body = m.groups()
+        found = self._cached(kid)
+        if found is None or found[0] != version:
+            stored = self.store.get(kid)
+            if stored is None or stored[0] != version:
+                raise SubjectErased(kid)
+            found = self._remember(kid, *stored)
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        try:
+            return found[1].decrypt(raw[:_NONCE], raw[_NONCE:], f"{kid}:{version}".encode()).decode()
+        except InvalidTag as exc:
+            raise DecodeError(
+                "data: an encrypted field does not authenticate", field="data", problem="tampered"
+            ) from exc
+
+    def destroy(self, refs: Iterable[str]) -> int:
+        """Destroys the keys of these person refs (see ``refs_for``); returns how many existed."""
+        kids = sorted({self.kid(r) for r in refs})
+        self.forget(kids)
+        return self.store.destroy(kids) if kids else 0
+
+    # -- whole values (the compacted state topics) ---------------------------------------------
+    def seal_bytes(self, ref: str, value: bytes) -> bytes:
+        return self.seal(ref, value.decode()).encode()
+
+    def open_bytes(self, value: bytes) -> bytes:
+        """A sealed value's plaintext; a value written before encryption is returned as it is."""
+        if not value.startswith(TOKEN_PREFIX.encode()):
+            return value
+        return self.open(value.decode()).encode()
+
+
+# -- who an event is about ----------------------------------------------------------------------
+def email_ref(email: str) -> str:
+    return "email:" + normalise_email(email)
+
+
+def phone_ref(phone: str) -> str:
+    return "phone:" + (normalise_phone(phone) or phone.strip())
+
+
+def lead_ref(lead_id: str) -> str:
+    return "lead:" + lead_id
+
+
+def refs_for(
+    *, email: str | None = None, phone: str | None = None, lead_ids: Iterable[str] = (), identifiers: Iterable[str] = ()
+) -> set[str]:
+    """The refs whose keys an erasure destroys: the person's email, phone and lead ids, and the
+    identifiers scoring held for their leads (``email:…``, ``phone:…``, ``badge:…``, ``ext:…``)."""
+    out = {lead_ref(lid) for lid in lead_ids}
+    if email and email.strip():
+        out.add(email_ref(email))
+    if phone and phone.strip():
+        out.add(phone_ref(phone))
+    out.update(i for i in identifiers if ":" in i)
+    return out
+
+
+def person_ref(payload: BaseModel) -> str | None:
+    """The ref whose key seals this payload's personal fields (None: it names no one)."""
+    identity = getattr(payload, "identity", None)
+    if identity is not None:
+        if getattr(identity, "email", None) and identity.email.strip():
+            return email_ref(identity.email)
+        if getattr(identity, "phone", None) and identity.phone.strip():
+            return phone_ref(identity.phone)
+        if getattr(identity, "show_id", None) and getattr(identity, "badge_id", None):
+            return "badge:" + normalise_badge(identity.show_id, identity.badge_id)
+        if getattr(identity, "external_id", None):
+            return f"ext:{identity.external_id.strip()}"
+    profile = getattr(payload, "profile", None)
+    if profile is not None:
+        if getattr(profile, "email", None) and "@" in profile.email:
+            return email_ref(profile.email)
+        if getattr(profile, "phone", None) and profile.phone.strip():
+            return phone_ref(profile.phone)
+    recipient = getattr(payload, "recipient", None)
+    if recipient is not None and getattr(payload, "audience", None) == "lead":
+        address = str(recipient.address)
+        return email_ref(address) if "@" in address else phone_ref(address)
+    if getattr(payload, "request_id", None) and getattr(payload, "subject_hash", None) is not None:
+        return f"request:{payload.request_id}"  # type: ignore[attr-defined]
+    lead_id = getattr(payload, "lead_id", None)
+    if lead_id:
+        return lead_ref(str(lead_id))
+    return None
+
+
+# -- which fields are personal ------------------------------------------------------------------
+def _is_personal(info: Any) -> bool:
+    return any(m is PERSONAL for m in info.metadata)
+
+
+def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
+    if get_origin(annotation) is not None:  # unions, Optional, tuples, lists, dicts, Annotated
+        for arg in get_args(annotation):
+            yield from _models_in(arg)
+    elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+
+
+def personal_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Dotted paths of the personal fields of a model (nested parts included), for docs and tests."""
+    out: list[str] = []
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        if _is_personal(info):
+            out.append(path)
+            continue
+        for sub in _models_in(info.annotation):
+            out.extend(personal_paths(sub, path + "."))
+    return out
+
+
+def _seal_all(value: Any, seal: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return seal(value)
+    if isinstance(value, list):
+        return [_seal_all(v, seal) for v in value]
+    if isinstance(value, dict):
+        return {k: _seal_all(v, seal) for k, v in value.items()}
+    return value
+
+
+@functools.cache
+def _plan(model: type[BaseModel]) -> tuple[tuple[str, bool, type[BaseModel] | None], ...]:
+    """Per field: its name, whether it is personal, and the nested model to walk into (if any)."""
+    out = []
+    for name, info in model.model_fields.items():
+        personal = _is_personal(info)
+        sub = None if personal else next(_models_in(info.annotation), None)
+        if personal or sub is not None:
+            out.append((name, personal, sub))
+    return tuple(out)
+
+
+def seal_fields(model: type[BaseModel], data: dict[str, Any], seal: Callable[[str], str]) -> dict[str, Any]:
+    """``data`` (a JSON-mode dump of ``model``) with the strings of its personal fields sealed."""
+    out = dict(data)
+    for name, personal, sub in _plan(model):
+        value = out.get(name)
+        if value is None:
+            continue
+        if personal:
+            out[name] = _seal_all(value, seal)
+        elif sub is not None and isinstance(value, dict):
+            out[name] = seal_fields(sub, value, seal)
+        elif sub is not None and isinstance(value, list):
+            out[name] = [seal_fields(sub, v, seal) if isinstance(v, dict) else v for v in value]
+    return out
+
+
+def open_fields(value: Any, open_: Callable[[str], str]) -> Any:
+    """Every token inside a decoded JSON value opened (wherever it sits: old versions upcast too)."""
+    if isinstance(value, str):
+        return open_(value) if value.startswith(TOKEN_PREFIX) and _TOKEN.match(value) else value
+    if isinstance(value, list):
+        return [open_fields(v, open_) for v in value]
+    if isinstance(value, dict):
+        return {k: open_fields(v, open_) for k, v in value.items()}
+    return value
+
+
+# -- the process's keyring ------------------------------------------------------------------------
+_installed: Keyring | None = None
+
+
+def use_keyring(keyring: Keyring | None) -> Keyring | None:
+    """Makes ``keyring`` the one the codec uses when a call passes none; returns the previous one.
+
+    A service installs it once at start-up (``leadpipe.privacy.keystore.install_from_env``): the
+    codec is called from many places (workers, the spool replay, CLIs) and every one of them must
+    seal and open with the same keys."""
+    global _installed
+    previous, _installed = _installed, keyring
+    return previous
+
+
+def current_keyring() -> Keyring | None:
+    return _installed
