@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Iterable
+from typing import Literal
 
 import redis
 from pydantic import Field
@@ -46,9 +47,14 @@ class KeyStoreSettings(BaseSettings):
 
     leadpipe_keystore_url: str | None = None
     leadpipe_privacy_secret: str = "dev-privacy-secret"
+    leadpipe_env: Literal["development", "production"] = "development"
     # How long a process uses a cached key without asking the store again: the longest a key
     # destroyed by another process is still used here (every erasure request clears the cache).
     leadpipe_keystore_cache_s: float = Field(default=30.0, ge=0, le=3600)
+
+
+class MissingKeyStore(RuntimeError):
+    """A production process was started without ``LEADPIPE_KEYSTORE_URL``."""
 
 
 class KeyStoreUnavailable(ConnectionError):
@@ -115,8 +121,13 @@ def install_from_env(service: str) -> Keyring | None:
     ring = current_keyring()
     if ring is not None:
         return ring
-    ring = keyring_from(KeyStoreSettings())
+    settings = KeyStoreSettings()
+    ring = keyring_from(settings)
     if ring is None:
+        if settings.leadpipe_env == "production":
+            # Production without a key store would publish personal fields in clear, where no
+            # erasure can reach them before retention: refuse to start rather than warn.
+            raise MissingKeyStore(f"{service}: LEADPIPE_KEYSTORE_URL must be set when LEADPIPE_ENV=production")
         log.warning("%s: LEADPIPE_KEYSTORE_URL is not set: personal fields go to Kafka unencrypted", service)
         return None
     use_keyring(ring)

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from leadpipe.devstack.processes import free_port
 from leadpipe.runtime.keystore import (
     KeyStoreUnavailable,
+    MissingKeyStore,
     RedisKeyStore,
     install_from_env,
     open_state,
@@ -274,5 +275,17 @@ def test_without_a_key_store_url_nothing_is_installed_and_a_warning_says_so(monk
         assert install_from_env("test") is None
         assert current_keyring() is None
         assert "unencrypted" in caplog.text
+    finally:
+        use_keyring(previous)
+
+
+def test_production_refuses_to_start_without_a_key_store(monkeypatch):
+    monkeypatch.delenv("LEADPIPE_KEYSTORE_URL", raising=False)
+    monkeypatch.setenv("LEADPIPE_ENV", "production")
+    previous = use_keyring(None)
+    try:
+        with pytest.raises(MissingKeyStore, match="LEADPIPE_KEYSTORE_URL"):
+            install_from_env("nurture")
+        assert current_keyring() is None
     finally:
         use_keyring(previous)
