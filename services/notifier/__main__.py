@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 
+from leadpipe.runtime.agents import run_worker
 from leadpipe.runtime.kafka import ensure_topics
 from leadpipe.runtime.logs import setup_logging
 from schemas.topics import TopicSpec, dlq_name
@@ -32,8 +32,7 @@ def main() -> None:
         )
     )
     app = build_app(settings)
-    sys.argv = [sys.argv[0], "worker", "--loglevel", settings.log_level.lower(), "--without-web"]
-    app.main()
+    run_worker(app, settings)
 
 
 if __name__ == "__main__":

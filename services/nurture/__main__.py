@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-
+from leadpipe.runtime.agents import run_worker
 from leadpipe.runtime.logs import setup_logging
+from services.nurture.bootstrap import load_engine
 from services.nurture.config import NurtureSettings
-from services.nurture.worker import build_app, load_engine
+from services.nurture.worker import build_app
 
 
 def main() -> None:
@@ -14,9 +14,7 @@ def main() -> None:
     setup_logging("nurture", level=settings.log_level, json_logs=settings.log_json)
     load_engine(settings)  # a bad playbook or directory stops the worker here, naming the field
     app = build_app(settings)
-    level = {"WARNING": "warn", "CRITICAL": "crit"}.get(settings.log_level.upper(), settings.log_level.lower())
-    sys.argv = [sys.argv[0], "worker", "--loglevel", level, "--without-web"]
-    app.main()
+    run_worker(app, settings)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-
+from leadpipe.runtime.agents import run_worker
 from leadpipe.runtime.logs import setup_logging
 from services.scoring.config import ScoringSettings
 from services.scoring.worker import build_app
@@ -13,9 +12,7 @@ def main() -> None:
     settings = ScoringSettings()
     setup_logging("scoring", level=settings.log_level, json_logs=settings.log_json)
     app = build_app(settings)
-    level = {"WARNING": "warn", "CRITICAL": "crit"}.get(settings.log_level.upper(), settings.log_level.lower())
-    sys.argv = [sys.argv[0], "worker", "--loglevel", level, "--without-web"]
-    app.main()
+    run_worker(app, settings)
 
 
 if __name__ == "__main__":
