@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from leadpipe.runtime.stream import BatchConflict
 from services.scoring.domain.erasure import leads_to_erase, links_after_erasure
+from services.scoring.domain.identity import is_strong
 from services.scoring.domain.lead import LeadState
 from services.scoring.domain.snapshot import Snapshot
 
@@ -30,8 +31,9 @@ class FakeLeadStore:
         links = {i: self.links[i] for i in ids if i in self.links}
         lead_ids = {lid for lids in links.values() for lid in lids}
         leads = {lid: self.leads[lid] for lid in lead_ids if lid in self.leads}
-        for state in leads.values():
-            links |= {i: self.links[i] for i in state.identifiers if i in self.links}
+        # As the Redis store: the phone links of the leads read too (a merge or split rewrites them).
+        phones = {i for s in leads.values() for i in s.identifiers if not is_strong(i) and i not in links}
+        links |= {i: self.links[i] for i in phones if i in self.links}
         self._read_at = self.version
         self.log.append(f"read built={self.built}")
         return Snapshot(links=links, leads=leads, model_version=self.model_version, built=self.built)
