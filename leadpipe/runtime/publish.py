@@ -7,8 +7,8 @@ implements the same Protocol (``tests/fakes.py``).
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from leadpipe.runtime.metrics import StageMetrics
@@ -36,7 +36,11 @@ class Publisher(Protocol):
 
 
 class KafkaPublisher:
-    """``Publisher`` over an aiokafka producer; counts ``leadpipe_events_published_total``."""
+    """``Publisher`` over an aiokafka producer; counts ``leadpipe_events_published_total``.
+
+    One instance serves every agent of a service: ``flush`` waits for every send not yet
+    acknowledged, whichever agent made it (never fewer than its caller's own), so a batch can
+    never commit while one of its outputs is still in flight in another agent's flush."""
 
     def __init__(
         self,
@@ -53,36 +57,48 @@ class KafkaPublisher:
         self.max_record_bytes = max_record_bytes
         self.topic_for = topic_for
         self.retry_base_s, self.retry_max_s = retry_base_s, retry_max_s
-        self._pending: list[tuple[str, Awaitable[Any]]] = []
+        self._unacked: dict[asyncio.Future[Any], str] = {}
+        self._published: dict[str, Any] = {}
 
-    async def _send_nowait(self, events: Sequence[Envelope[Any]]) -> list[tuple[str, Awaitable[Any]]]:
+    def _count(self, topic: str, n: int = 1) -> None:
+        # The labelled child is kept: ``labels()`` takes a lock and builds a tuple (once per record).
+        child = self._published.get(topic)
+        if child is None:
+            child = self._published[topic] = self.metrics.published.labels(self.metrics.service, topic)
+        child.inc(n)
+
+    def _acked(self, ack: asyncio.Future[Any]) -> None:
+        topic = self._unacked.pop(ack, None)
+        if topic is not None and not ack.cancelled() and ack.exception() is None:
+            self._count(topic)
+
+    async def _send_nowait(self, events: Sequence[Envelope[Any]]) -> list[asyncio.Future[Any]]:
         acks = []
         for event in events:
             topic = self.topic_for(event.data.topic())
             record = encode(event, max_bytes=self.max_record_bytes)
-            acks.append((topic, await self.producer.send(topic, record.value, key=record.key, headers=record.headers)))
+            ack = asyncio.ensure_future(
+                await self.producer.send(topic, record.value, key=record.key, headers=record.headers)
+            )
+            self._unacked[ack] = topic
+            ack.add_done_callback(self._acked)
+            acks.append(ack)
         return acks
 
-    async def _await(self, acks: list[tuple[str, Awaitable[Any]]]) -> None:
-        for _, ack in acks:
-            await ack
-        # Metric children looked up once per topic and call, not per record.
-        for topic, n in Counter(topic for topic, _ in acks).items():
-            self.metrics.published.labels(self.metrics.service, topic).inc(n)
-
     async def publish(self, events: Sequence[Envelope[Any]]) -> None:
-        await self._await(await self._send_nowait(events))
+        for ack in await self._send_nowait(events):
+            await ack
 
     async def send(self, events: Sequence[Envelope[Any]]) -> None:
-        self._pending += await self._send_nowait(events)
+        await self._send_nowait(events)
 
     async def flush(self) -> None:
-        pending, self._pending = self._pending, []
-        await self._await(pending)
+        for ack in list(self._unacked):
+            await ack
 
     async def publish_record(self, topic: str, record: Record) -> None:
         async def once() -> Any:
             return await self.producer.send_and_wait(topic, record.value, key=record.key, headers=record.headers)
 
         await retry_transient(once, what=f"publish to {topic}", base_s=self.retry_base_s, max_s=self.retry_max_s)
-        self.metrics.published.labels(self.metrics.service, topic).inc()
+        self._count(topic)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from redis.asyncio import Redis
 
@@ -25,6 +25,15 @@ from leadpipe.runtime.stream import EventProcessor
 from schemas.topics import TopicSpec
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def started(part: T | None) -> T:
+    """A part ``ConsumerService.start`` builds, refused (clearly) before it ran."""
+    if part is None:
+        raise RuntimeError("the service is not started yet: start() builds this part")
+    return part
 
 
 class ConsumerService:
@@ -48,23 +57,19 @@ class ConsumerService:
     # -- what build() and the agents use ---------------------------------------------------
     @property
     def redis(self) -> Redis[bytes]:
-        assert self._redis is not None, "start() first"
-        return self._redis
+        return started(self._redis)
 
     @property
     def producer(self) -> Any:
-        assert self._producer is not None, "start() first"
-        return self._producer
+        return started(self._producer)
 
     @property
     def publisher(self) -> KafkaPublisher:
-        assert self._publisher is not None, "start() first"
-        return self._publisher
+        return started(self._publisher)
 
     @property
     def events(self) -> EventProcessor:
-        assert self._events is not None, "start() first"
-        return self._events
+        return started(self._events)
 
     def park_topic(self) -> str | None:
         """The service's park topic (``stream.NotYet``), created at start; None: it parks nothing."""

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from leadpipe.runtime.metrics import StageMetrics
 from leadpipe.runtime.publish import Publisher
 from leadpipe.runtime.rebuild import RebuildGuard
-from leadpipe.runtime.service import ConsumerService
+from leadpipe.runtime.service import ConsumerService, started
 from services.notifier.adapters.channel import ChannelSender
 from services.notifier.adapters.http_channels import HttpSms, SignedWebhook, SlackWebhook
 from services.notifier.adapters.metrics import NotifierMetrics
@@ -170,8 +170,7 @@ class NotifierService(ConsumerService):
 
     @property
     def notifier(self) -> Notifier:
-        assert self._notifier is not None, "start() first"
-        return self._notifier
+        return started(self._notifier)
 
     async def build(self) -> None:
         self._notifier = build_notifier(self.config, redis=self.redis, publisher=self.publisher,

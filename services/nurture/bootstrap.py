@@ -15,7 +15,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from leadpipe.runtime.rebuild import RebuildGuard
-from leadpipe.runtime.service import ConsumerService
+from leadpipe.runtime.service import ConsumerService, started
 from leadpipe.runtime.stream import BatchProcessor
 from schemas.assignment_response.v1 import AssignmentResponse
 from schemas.base import Payload
@@ -77,17 +77,14 @@ class NurtureService(ConsumerService):
 
     @property
     def handler(self) -> NurtureHandler:
-        assert self._handler is not None, "start() first"
-        return self._handler
+        return started(self._handler)
 
     @property
     def batches(self) -> BatchProcessor:
-        assert self._batches is not None, "start() first"
-        return self._batches
+        return started(self._batches)
 
     async def ensure_built(self) -> None:
-        assert self.guard is not None, "start() first"
-        await self.guard.ensure_built()
+        await started(self.guard).ensure_built()
 
     async def build(self) -> None:
         s = self.config

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from prometheus_client import CollectorRegistry
 
 from leadpipe.runtime.rebuild import RebuildGuard
-from leadpipe.runtime.service import ConsumerService
+from leadpipe.runtime.service import ConsumerService, started
 from leadpipe.runtime.stream import BatchProcessor
 from schemas.base import Payload
 from schemas.lead_captured.v1 import LeadCaptured
@@ -63,13 +63,11 @@ class Scoring(ConsumerService):
 
     @property
     def batches(self) -> BatchProcessor:
-        assert self._batches is not None, "start() first"
-        return self._batches
+        return started(self._batches)
 
     @property
     def eraser(self) -> Eraser:
-        assert self._eraser is not None, "start() first"
-        return self._eraser
+        return started(self._eraser)
 
     async def build(self) -> None:
         s = self.config

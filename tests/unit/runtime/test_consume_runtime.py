@@ -159,29 +159,36 @@ async def test_a_batch_keeps_each_keys_order_and_runs_at_most_concurrency_keys_a
         assert [n for lead, n in handler.order if lead == f"ld_{k}"] == [0, 1, 2]
 
 
-async def test_the_kafka_publisher_counts_what_the_broker_acknowledged():
+async def test_the_kafka_publisher_counts_what_the_broker_acknowledged_and_flush_waits_for_every_agents_sends():
     class Producer:
+        """Acknowledges a send a moment later, as a broker does."""
+
         def __init__(self) -> None:
             self.sent: list[str] = []
 
         async def send(self, topic: str, value: bytes, key: bytes, headers: Any) -> Any:
             self.sent.append(topic)
-            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            done.set_result(None)
-            return done
+            ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_later(0.01, ack.set_result, None)
+            return ack
 
     stage = StageMetrics("t", CollectorRegistry())
     producer = Producer()
     pub = KafkaPublisher(producer, metrics=stage, topic_for=lambda t: f"x.{t}")
+    labels = {"service": "t", "topic": f"x.{TOPIC}"}
     events = [new_event(outcome("ld_a"), source="/t", subject="ld_a")]
+
+    async def another_agent_flushes() -> None:
+        await pub.flush()
+
     await pub.send(events)
-    assert (
-        stage.registry.get_sample_value("leadpipe_events_published_total", {"service": "t", "topic": f"x.{TOPIC}"})
-        is None
-    )
+    assert stage.registry.get_sample_value("leadpipe_events_published_total", labels) is None
+    # Another agent's flush takes the ack first: this flush still waits for it.
+    other = asyncio.create_task(another_agent_flushes())
+    await asyncio.sleep(0)
     await pub.flush()
+    assert stage.registry.get_sample_value("leadpipe_events_published_total", labels) == 1
+    await other
     await pub.publish(events)
     assert producer.sent == [f"x.{TOPIC}"] * 2
-    assert (
-        stage.registry.get_sample_value("leadpipe_events_published_total", {"service": "t", "topic": f"x.{TOPIC}"}) == 2
-    )
+    assert stage.registry.get_sample_value("leadpipe_events_published_total", labels) == 2
