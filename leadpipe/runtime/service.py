@@ -104,7 +104,7 @@ class ConsumerService:
                 spec = TopicSpec(park, "same as the parked record", s.kafka_partitions, retention_ms=week)
                 await ensure_topics(s.kafka_bootstrap_servers, [spec], replication_factor=s.kafka_replication_factor)
             self._events = EventProcessor(service=self.service, metrics=self.stage, publisher=self._publisher,
-                                          park_topic=park)  # fmt: skip
+                                          park_topic=park, park_for_s=s.consumer_park_for_s)  # fmt: skip
             await self.build()
             self.started.set()
             log.info("%s started", self.service)

@@ -40,6 +40,9 @@ class ServiceSettings(BaseSettings):
     # refresh is one small request per client: every 5 s costs nothing measurable.
     kafka_metadata_max_age_ms: int = Field(default=5_000, ge=500, le=300_000)
     kafka_partitions: int = 6
+    # How long a consumer keeps retrying an event that refers to something it has not seen yet
+    # (``stream.NotYet``: nurture's outcome before its lead's state) before dead-lettering it.
+    consumer_park_for_s: float = Field(default=300.0, gt=0, le=7 * 24 * 3600)
     kafka_replication_factor: int = 1
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
