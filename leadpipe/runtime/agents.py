@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import faust
@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 
 from leadpipe.runtime.faust_app import with_assignment
 from leadpipe.runtime.faust_compat import faust_loglevel
+from leadpipe.runtime.kafka import ensure_topics
 from leadpipe.runtime.metrics import serve_ops
 from leadpipe.runtime.service import ConsumerService
 from leadpipe.runtime.settings import ServiceSettings
@@ -36,6 +37,7 @@ from leadpipe.runtime.stream import (
     unparked,
 )
 from schemas.base import Payload
+from schemas.topics import TopicSpec
 
 
 def lifecycle(app: faust.App, service: ConsumerService) -> None:
@@ -128,7 +130,12 @@ def ops_task(app: faust.App, service: ConsumerService, registry: CollectorRegist
         runners.append(await serve_ops(registry, with_assignment(app, service.ready), host, port))
 
 
-def run_worker(app: faust.App, settings: ServiceSettings) -> None:
-    """Runs the Faust worker in this process (``python -m services.<name>``), at ``LOG_LEVEL``."""
+def run_worker(app: faust.App, settings: ServiceSettings, topics: Sequence[TopicSpec] = ()) -> None:
+    """Runs the Faust worker in this process (``python -m services.<name>``), at ``LOG_LEVEL``,
+    after creating the service's own ``topics`` (its retry or park topic): created before the
+    consumer subscribes, so their appearance causes no rebalance."""
+    if topics:
+        asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, topics,
+                                  replication_factor=settings.kafka_replication_factor))  # fmt: skip
     sys.argv = [sys.argv[0], "worker", "--loglevel", faust_loglevel(settings.log_level), "--without-web"]
     app.main()

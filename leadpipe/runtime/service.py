@@ -36,6 +36,11 @@ def started(part: T | None) -> T:
     return part
 
 
+def park_topic_spec(name: str, partitions: int) -> TopicSpec:
+    """A service's park topic (``stream.NotYet``): keyed as the parked records, kept a week."""
+    return TopicSpec(name, "same as the parked record", partitions, retention_ms=7 * 24 * 3600 * 1000)
+
+
 class ConsumerService:
     """Subclasses set ``service`` and implement ``build`` (and ``close`` if they own more clients)."""
 
@@ -99,10 +104,9 @@ class ConsumerService:
             self._publisher = KafkaPublisher(self._producer, metrics=self.stage, topic_for=self.topic_for,
                                              max_record_bytes=s.kafka_max_record_bytes)  # fmt: skip
             park = self.park_topic()
-            if park is not None:
-                week = 7 * 24 * 3600 * 1000
-                spec = TopicSpec(park, "same as the parked record", s.kafka_partitions, retention_ms=week)
-                await ensure_topics(s.kafka_bootstrap_servers, [spec], replication_factor=s.kafka_replication_factor)
+            if park is not None:  # made by ``run_worker`` already, unless started another way
+                await ensure_topics(s.kafka_bootstrap_servers, [park_topic_spec(park, s.kafka_partitions)],
+                                    replication_factor=s.kafka_replication_factor)  # fmt: skip
             self._events = EventProcessor(service=self.service, metrics=self.stage, publisher=self._publisher,
                                           park_topic=park, park_for_s=s.consumer_park_for_s)  # fmt: skip
             await self.build()

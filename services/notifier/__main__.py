@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from leadpipe.runtime.agents import run_worker
-from leadpipe.runtime.kafka import ensure_topics
 from leadpipe.runtime.logs import setup_logging
 from schemas.topics import TopicSpec, dlq_name
 from services.notifier.config import NotifierSettings
@@ -24,15 +21,7 @@ def internal_topics(settings: NotifierSettings) -> list[TopicSpec]:
 def main() -> None:
     settings = NotifierSettings()  # from the environment
     setup_logging("notifier", level=settings.log_level, json_logs=settings.log_json)
-    asyncio.run(
-        ensure_topics(
-            settings.kafka_bootstrap_servers,
-            internal_topics(settings),
-            replication_factor=settings.kafka_replication_factor,
-        )
-    )
-    app = build_app(settings)
-    run_worker(app, settings)
+    run_worker(build_app(settings), settings, internal_topics(settings))
 
 
 if __name__ == "__main__":

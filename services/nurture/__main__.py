@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from leadpipe.runtime.agents import run_worker
 from leadpipe.runtime.logs import setup_logging
-from services.nurture.bootstrap import load_engine
+from leadpipe.runtime.service import park_topic_spec
+from services.nurture.bootstrap import PARK_TOPIC, load_engine
 from services.nurture.config import NurtureSettings
 from services.nurture.worker import build_app
 
@@ -14,7 +15,7 @@ def main() -> None:
     setup_logging("nurture", level=settings.log_level, json_logs=settings.log_json)
     load_engine(settings)  # a bad playbook or directory stops the worker here, naming the field
     app = build_app(settings)
-    run_worker(app, settings)
+    run_worker(app, settings, [park_topic_spec(settings.topic(PARK_TOPIC), settings.kafka_partitions)])
 
 
 if __name__ == "__main__":
