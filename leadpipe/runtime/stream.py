@@ -191,7 +191,9 @@ class EventProcessor:
             return False
         if not await self.run(msg, event, handler):
             return False
-        await self.publisher.flush()
+        # A failed ack is re-sent by whoever sent it (a batch re-runs); here only wait again.
+        await retry_transient(self.publisher.flush, what="waiting for outputs", base_s=self.retry_base_s,
+                              max_s=self.retry_max_s)  # fmt: skip
         self.metrics.done(msg.topic, started, event.time.timestamp())
         return True
 
