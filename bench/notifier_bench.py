@@ -18,6 +18,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import aiosmtplib
 import orjson
@@ -34,9 +35,9 @@ from services.notifier.adapters.email_mime import build_email
 from services.notifier.adapters.outbox import FileOutbox
 from services.notifier.adapters.smtp_sender import SmtpSender
 from services.notifier.adapters.templates import TemplateRenderer
+from services.notifier.bootstrap import build_notifier
 from services.notifier.config import TEMPLATES_DIR, NotifierSettings
 from services.notifier.handlers import Notifier
-from services.notifier.wiring import build_notifier
 
 SENDER = "leadpipe <noreply@leadpipe.local>"
 VARS = {
@@ -56,8 +57,23 @@ VARS = {
 
 
 class NullSink:
-    async def send(self, topic: str, record: Record) -> None:
+    """A ``Publisher`` that drops everything (Kafka is not in the loop here)."""
+
+    async def publish(self, events: Any) -> None:
         return None
+
+    async def send(self, events: Any) -> None:
+        return None
+
+    async def publish_record(self, topic: str, record: Record) -> None:
+        return None
+
+    async def flush(self) -> None:
+        return None
+
+
+async def _no_dead_letters(*args: Any, **kwargs: Any) -> None:
+    raise AssertionError("nothing is dead-lettered in the benchmark")
 
 
 def requests(n: int) -> list[tuple[NotificationRequested, RawMessage, object]]:
@@ -93,7 +109,8 @@ def handler(settings: NotifierSettings, redis: Redis, channel) -> Notifier:
     return build_notifier(
         settings,
         redis=redis,
-        sink=NullSink(),
+        publisher=NullSink(),
+        dead_letter=_no_dead_letters,
         registry=registry,
         stage=StageMetrics("notifier", registry),
         channels={"email": channel},

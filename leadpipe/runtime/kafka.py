@@ -24,6 +24,7 @@ def client_options(settings: ServiceSettings) -> dict[str, Any]:
     opts: dict[str, Any] = {
         "bootstrap_servers": settings.kafka_bootstrap_servers,
         "security_protocol": settings.kafka_security_protocol,
+        "metadata_max_age_ms": settings.kafka_metadata_max_age_ms,
     }
     if settings.kafka_sasl_mechanism:
         opts |= {

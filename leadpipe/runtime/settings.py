@@ -102,7 +102,15 @@ class ServiceSettings(BaseSettings):
     # A caught-up consumer's longest fetch wait. Kafka answers a fetch as soon as a record
     # arrives, so this costs no latency; a shorter wait only adds idle fetches (idle CPU).
     kafka_fetch_max_wait_ms: int = Field(default=500, ge=1, le=30_000)
+    # How old the clients' cluster metadata (partition leaders) may get before it is refreshed.
+    # aiokafka's default is 5 minutes: after a broker rejoined, a client that kept the old leader
+    # (and was not told NotLeaderForPartition on the path it uses) stayed stuck for minutes. A
+    # refresh is one small request per client: every 5 s costs nothing measurable.
+    kafka_metadata_max_age_ms: int = Field(default=5_000, ge=500, le=300_000)
     kafka_partitions: int = 6
+    # How long a consumer keeps retrying an event that refers to something it has not seen yet
+    # (``stream.NotYet``: nurture's outcome before its lead's state) before dead-lettering it.
+    consumer_park_for_s: float = Field(default=300.0, gt=0, le=7 * 24 * 3600)
     kafka_replication_factor: int = 1
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None

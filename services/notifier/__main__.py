@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import sys
-
-from leadpipe.runtime.kafka import ensure_topics
+from leadpipe.runtime.agents import run_worker
 from leadpipe.runtime.keystore import install_from_env
 from leadpipe.runtime.logs import setup_logging
 from schemas.topics import TopicSpec, dlq_name
@@ -26,16 +23,7 @@ def main() -> None:
     settings = NotifierSettings()  # from the environment
     setup_logging("notifier", level=settings.log_level, json_logs=settings.log_json)
     install_from_env("notifier")  # privacy hook: the crypto-shredding keyring (docs/privacy.md)
-    asyncio.run(
-        ensure_topics(
-            settings.kafka_bootstrap_servers,
-            internal_topics(settings),
-            replication_factor=settings.kafka_replication_factor,
-        )
-    )
-    app = build_app(settings)
-    sys.argv = [sys.argv[0], "worker", "--loglevel", settings.log_level.lower(), "--without-web"]
-    app.main()
+    run_worker(build_app(settings), settings, internal_topics(settings))
 
 
 if __name__ == "__main__":

@@ -6,9 +6,13 @@ ledger says it was. Transient failures, ``not_before`` and per-recipient limits 
 retry topic with a due time, so the source partition never waits on a provider. The lead-facing
 per-recipient limit never holds a rep's or a manager's alert (``policy.limit_scope``).
 
-Redis is rebuilt from Kafka when its keyspace is empty (``rebuild``, given by the worker): at
-start, and whenever a request finds the built marker gone (Redis wiped under the worker). No
-request is decided while a rebuild runs, and a claim fails atomically without the marker.
+Redis is rebuilt from Kafka when its keyspace is empty (``ensure_built``, the runtime's
+``RebuildGuard`` given by the bootstrap): at start, and whenever a request finds the built
+marker gone (Redis wiped under the worker). No request is decided while a rebuild runs, and a
+claim fails atomically without the marker.
+
+Everything goes out through the ``Publisher`` port (outcomes, retries); a request that ran out
+of attempts is dead-lettered through the runtime's ``dead_letter`` (given by the bootstrap).
 """
 
 from __future__ import annotations
@@ -17,43 +21,42 @@ import asyncio
 import logging
 import random
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from leadpipe.runtime.erasure import erasure_receipt
 from leadpipe.runtime.metrics import StageMetrics
-from leadpipe.runtime.stream import TRANSIENT, RawMessage, RecordSink
-from schemas.codec import Record, encode
-from schemas.dlq import dead_letter
+from leadpipe.runtime.publish import Publisher
+from leadpipe.runtime.retry import retry_transient
+from leadpipe.runtime.stream import RawMessage
+from schemas.codec import Headers, Record, encode
 from schemas.envelope import Envelope, new_event
 from schemas.identity import erasure_hashes, normalise_email, normalise_phone
 from schemas.lead_engagement.v1 import LeadEngagement
 from schemas.notification_outcome.v1 import NotificationOutcome
 from schemas.notification_requested.v1 import NotificationRequested
-from schemas.person_erased.v1 import ErasedItem, PersonErased
 from schemas.person_erasure_requested.v1 import PersonErasureRequested
-from schemas.topics import dlq_name
-from services.notifier.adapters.channel import ChannelSender
 from services.notifier.adapters.metrics import NotifierMetrics
 from services.notifier.adapters.outbox import erase_from_outbox
 from services.notifier.adapters.rate_gate import TokenBucket
-from services.notifier.adapters.redis_ledger import RedisLedger
-from services.notifier.adapters.redis_state import (
-    RedisErasedList,
-    RedisRecipientLimiter,
-    RedisRetryBacklog,
-    RedisSuppressionList,
-)
-from services.notifier.adapters.templates import TemplateRenderer
 from services.notifier.domain.consent import consent_refusal
 from services.notifier.domain.erasure import erased_refusal
 from services.notifier.domain.errors import RenderError
 from services.notifier.domain.message import SendResult
 from services.notifier.domain.policy import Action, RetryPolicy, after_failure, before_send, limit_scope
 from services.notifier.domain.suppression import suppressions_for
+from services.notifier.ports import (
+    ChannelSender,
+    ErasedList,
+    Ledger,
+    RecipientLimiter,
+    Renderer,
+    RetryBacklog,
+    SuppressionList,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,18 +83,24 @@ def due_at(msg: RawMessage) -> float:
     return 0.0
 
 
+#: Sends a consumed record to its topic's dead-letter topic: (record, error, reason, event,
+#: topic, headers) -> None (``EventProcessor.dead_letter``).
+DeadLetter = Callable[..., Awaitable[None]]
+
+
 class Notifier:
     def __init__(
         self,
         *,
-        renderer: TemplateRenderer,
+        renderer: Renderer,
         channels: Mapping[str, ChannelSender],
-        ledger: RedisLedger,
-        suppression: RedisSuppressionList,
-        limiter: RedisRecipientLimiter,
-        internal_limiter: RedisRecipientLimiter,
-        backlog: RedisRetryBacklog,
-        sink: RecordSink,
+        ledger: Ledger,
+        suppression: SuppressionList,
+        limiter: RecipientLimiter,
+        internal_limiter: RecipientLimiter,
+        backlog: RetryBacklog,
+        publisher: Publisher,
+        dead_letter: DeadLetter,
         metrics: NotifierMetrics,
         stage: StageMetrics,
         topics: Topics | None = None,
@@ -101,8 +110,8 @@ class Notifier:
         clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
         max_record_bytes: int = 1_000_000,
-        rebuild: Callable[[], Awaitable[object]] | None = None,
-        erased: RedisErasedList | None = None,
+        ensure_built: Callable[[], Awaitable[None]] | None = None,
+        erased: ErasedList | None = None,
         outbox_dirs: Sequence[Path] = (),
     ):
         self.renderer = renderer
@@ -111,7 +120,8 @@ class Notifier:
         self.suppression = suppression
         self.limiters = {"lead": limiter, "internal": internal_limiter}
         self.backlog = backlog
-        self.sink = sink
+        self.publisher = publisher
+        self.dead_letter = dead_letter
         self.metrics = metrics
         self.stage = stage
         self.topics = topics or Topics()
@@ -121,33 +131,23 @@ class Notifier:
         self.clock = clock
         self.jitter = jitter
         self.max_record_bytes = max_record_bytes
-        self.rebuild = rebuild
+        self._ensure_built = ensure_built
         self.erased = erased
         self.outbox_dirs = tuple(dict.fromkeys(outbox_dirs))
-        self._rebuilding = asyncio.Lock()
         #: Ids this worker is between claiming and recording (guards a send whose lease a wipe lost).
         self._sending: set[str] = set()
 
     # -- the keyspace -----------------------------------------------------------------------
     async def ensure_built(self) -> None:
-        """Rebuilds Redis from the topics unless it carries the built marker. Concurrent callers
-        wait for one rebuild; a wipe during the rebuild makes it run again."""
-        if self.rebuild is None:
-            return
-        async with self._rebuilding:
-            while not await self.ledger.is_built():
-                token = uuid.uuid4().hex
-                log.warning("notifier state is missing from Redis; rebuilding it from Kafka before sending")
-                await self.ledger.begin_rebuild(token)
-                await self.rebuild()
-                self.metrics.rebuilds.inc()
-                await self.ledger.mark_built(token)
+        """Waits for Redis to be rebuilt from the topics if its built marker is gone."""
+        if self._ensure_built is not None:
+            await self._ensure_built()
 
     # -- engagement: the suppression list -------------------------------------------------
-    async def on_engagement(self, event: Envelope[Any]) -> list[Envelope[Any]]:
+    async def on_engagement(self, event: Envelope[Any]) -> None:
         data: LeadEngagement = event.data
         if event.synthetic:
-            return []
+            return
         for entry in suppressions_for(
             kind=data.kind.value,
             channel=data.channel.value,
@@ -158,19 +158,18 @@ class Notifier:
             await self.suppression.add(entry)
             self.metrics.suppressions.labels(entry.reason).inc()
             log.info("address suppressed", extra={"event_id": event.id, "reason": entry.reason})
-        return []
 
     # -- erasure ----------------------------------------------------------------------------
-    async def on_erasure(self, event: Envelope[Any]) -> list[Envelope[Any]]:
+    async def on_erasure(self, event: Envelope[Any]) -> None:
         """Puts the person's addresses on the erased list (keyed hashes only) and redacts the dev
         outbox. The ledger holds ids, states and provider responses, no address: left as is."""
         req: PersonErasureRequested = event.data
-        items: list[ErasedItem] = []
+        items: list[tuple[str, str, int]] = []
         digests: list[str] = []
         if self.erased is not None:
             digests = req.identifier_hashes or erasure_hashes(self.erased.secret, email=req.email, phone=req.phone)
             added = await self.erased.add(digests, req.requested_at)
-            items.append(ErasedItem(store="redis:notifier:erased", action="keyed hash suppressed", count=added))
+            items.append(("redis:notifier:erased", "keyed hash suppressed", added))
         addresses = {a for a in (req.email and normalise_email(req.email), req.phone and req.phone.strip()) if a}
         if req.phone:
             addresses.add(normalise_phone(req.phone) or req.phone.strip())
@@ -179,31 +178,25 @@ class Notifier:
             n_lines, n_files = erase_from_outbox(directory, addresses, set(req.lead_ids))
             lines, files = lines + n_lines, files + n_files
         if self.outbox_dirs:
-            items.append(ErasedItem(store="file:outbox.jsonl", action="lines redacted", count=lines))
-            items.append(ErasedItem(store="file:outbox/*.eml", action="deleted", count=files))
+            items.append(("file:outbox.jsonl", "lines redacted", lines))
+            items.append(("file:outbox/*.eml", "deleted", files))
         log.info("erasure honoured", extra={"event_id": event.id, "request_id": req.request_id})
-        receipt = PersonErased(
-            request_id=req.request_id,
-            subject_hash=req.subject_hash,
-            service="notifier",
-            erased_at=datetime.fromtimestamp(self.clock(), UTC),
-            items=items,
+        receipt = erasure_receipt(
+            event, service="notifier", erased_at=datetime.fromtimestamp(self.clock(), UTC), items=items,
             remaining=[
                 "notification.requested.v1 / notification.outcome.v1 and their DLQs: append-only, until retention",
                 "messages already delivered by a real provider (SMTP, SMS): outside the pipeline",
             ],
             suppressed_hashes=digests,
-        )
-        return [
-            new_event(receipt, source=SOURCE, subject=req.subject_hash, id=f"{req.request_id}/notifier", cause=event)
-        ]
+        )  # fmt: skip
+        await self.publisher.publish([receipt])
 
     # -- requests ---------------------------------------------------------------------------
-    async def on_retry(self, event: Envelope[Any], msg: RawMessage) -> list[Envelope[Any]]:
+    async def on_retry(self, event: Envelope[Any], msg: RawMessage) -> None:
         self.metrics.retry_backlog.set(await self.backlog.remove(event.data.notification_id))
-        return await self.on_request(event, msg)
+        await self.on_request(event, msg)
 
-    async def on_request(self, event: Envelope[Any], msg: RawMessage) -> list[Envelope[Any]]:
+    async def on_request(self, event: Envelope[Any], msg: RawMessage) -> None:
         req: NotificationRequested = event.data
         nid = req.notification_id
         entry = await self.ledger.get(nid)
@@ -215,7 +208,7 @@ class Notifier:
             if not entry.published and entry.outcome is not None:
                 await self._publish_outcome(nid, entry.state or "", entry.outcome)
             log.info("request already %s, not sent again", entry.state, extra={"event_id": event.id})
-            return []
+            return
 
         now = self.clock()
         channel = req.channel.value
@@ -244,50 +237,51 @@ class Notifier:
         )
         if decision.action is Action.SYNTHETIC:
             await self._finish(event, "sent", entry.attempts, provider_response=decision.reason)
-            return []
+            return
         if decision.action in (Action.EXPIRED, Action.SUPPRESSED):
             if refusal is not None and decision.reason == refusal:
                 self.metrics.consent_refusals.labels(channel).inc()
                 log.warning("marketing refused: %s", refusal, extra={"event_id": event.id, "lead_id": req.lead_id})
             await self._finish(event, decision.action.value, entry.attempts, error=decision.reason)
-            return []
+            return
         if decision.action is Action.DEFER:
             assert decision.until is not None
             await self._defer(event, msg, decision.until.timestamp(), decision.reason)
-            return []
+            return
 
         sender = self.channels.get(channel)
         if sender is None:
             await self._finish(event, "failed", entry.attempts, error=f"no adapter serves channel {channel!r}")
-            return []
+            return
         try:
             message = self.renderer.render(req)
         except RenderError as exc:
             await self._finish(event, "failed", entry.attempts, error=str(exc))
-            return []
+            return
 
         scope = limit_scope(req.audience)
         wait = await self.limiters[scope].acquire(channel, req.recipient.address, now)
         if wait > 0:
             self.metrics.recipient_limited.labels(scope).inc()
             await self._defer(event, msg, now + wait, f"{scope} recipient rate limit")
-            return []
+            return
 
         claim = await self.ledger.claim(nid, now=now, lease_s=self.lease_s)
         if claim.status == "unbuilt":
             # Wiped since the read above: rebuild, then decide again from the rebuilt ledger.
             await self.ensure_built()
-            return await self.on_request(event, msg)
+            await self.on_request(event, msg)
+            return
         if claim.status == "busy":
             # Another delivery is mid-send; look again when its lease runs out.
             await self._defer(event, msg, claim.lease_until + 0.1, "in flight elsewhere")
-            return []
+            return
         if claim.status != "claimed":
             self.metrics.duplicates.inc()
-            return []
+            return
         if claim.attempts > self.policy.max_attempts:
             await self._give_up(event, msg, claim.attempts - 1, "no attempts left")
-            return []
+            return
         if claim.previous == "sending":
             # The one duplicate window: a delivery died between claiming and recording the
             # provider's answer. Resend with the same Message-ID / Idempotency-Key.
@@ -298,7 +292,7 @@ class Notifier:
             # This worker is sending it now and Redis lost its lease (wiped): wait for that send.
             await self.ledger.release(nid)
             await self._defer(event, msg, now + 1.0, "in flight in this worker")
-            return []
+            return
         self._sending.add(nid)
         try:
             gate = self.gates.get(channel)
@@ -314,7 +308,7 @@ class Notifier:
             if result.ok:
                 # Recorded first, before anything else can fail: this write closes the window.
                 await self._record_sent(event, claim.attempts, result.response)
-                return []
+                return
         finally:
             self._sending.discard(nid)
         self.metrics.provider_errors.labels(channel, result.error_kind or "unknown").inc()
@@ -335,38 +329,20 @@ class Notifier:
             await self._finish(
                 event, "failed", claim.attempts, provider_response=result.response, error="permanent failure"
             )
-        return []
+        return
 
     # -- endings ----------------------------------------------------------------------------
     async def _record_sent(self, event: Envelope[Any], attempts: int, response: str) -> None:
         """Record a send the provider accepted, retrying the same write through a Redis (or
         broker) blip. Giving up here would let the handler run again, find the claim still
         ``sending`` and resend once the lease ran out: the message would go out twice."""
-        delay = 0.1
-        while True:
-            try:
-                await self._finish(event, "sent", attempts, provider_response=response)
-                return
-            except TRANSIENT as exc:
-                log.warning("sent, but not recorded yet; retrying in %.1fs: %s", delay, exc,
-                            extra={"event_id": event.id})  # fmt: skip
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        await retry_transient(lambda: self._finish(event, "sent", attempts, provider_response=response),
+                              what="recording a send the provider accepted", base_s=0.1,
+                              extra={"event_id": event.id})  # fmt: skip
 
     async def _give_up(self, event: Envelope[Any], msg: RawMessage, attempts: int, response: str) -> None:
-        headers = [(k, v) for k, v in msg.headers if not k.startswith("notifier_")]
-        record = dead_letter(
-            key=msg.key,
-            value=msg.value,
-            headers=headers,
-            error=f"gave up after {attempts} attempts: {response}",
-            topic=self.topics.requested,
-            partition=msg.partition,
-            offset=msg.offset,
-            service=self.stage.service,
-        )
-        await self._send(dlq_name(self.topics.requested), record)
-        self.stage.dead_lettered.labels(self.stage.service, self.topics.requested, "retries_exhausted").inc()
+        await self.dead_letter(msg, f"gave up after {attempts} attempts: {response}", "retries_exhausted", event,
+                               topic=self.topics.requested, headers=_own_headers(msg.headers))  # fmt: skip
         await self._finish(
             event, "failed", attempts, provider_response=response, error=f"gave up after {attempts} attempts"
         )
@@ -378,7 +354,7 @@ class Notifier:
             await self._finish(event, "expired", entry.attempts, error=f"would expire before it could go ({reason})")
             return
         await self.ledger.mark_requested(req.notification_id)
-        headers = [(k, v) for k, v in msg.headers if not k.startswith("notifier_")]
+        headers = _own_headers(msg.headers)
         headers += [(DUE_HEADER, f"{due:.3f}".encode()), (REASON_HEADER, reason[:500].encode())]
         await self._send(self.topics.retry, Record(key=msg.key or b"", value=msg.value or b"", headers=headers))
         self.metrics.retry_backlog.set(await self.backlog.add(req.notification_id, due))
@@ -434,5 +410,9 @@ class Notifier:
         await self.ledger.mark_published(notification_id, state, record)
 
     async def _send(self, topic: str, record: Record) -> None:
-        await self.sink.send(topic, record)
-        self.stage.published.labels(self.stage.service, topic).inc()
+        await self.publisher.publish_record(topic, record)
+
+
+def _own_headers(headers: Headers) -> Headers:
+    """The consumed record's headers without the notifier's retry bookkeeping."""
+    return [(k, v) for k, v in headers if not k.startswith("notifier_")]

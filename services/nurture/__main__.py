@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-
+from leadpipe.runtime.agents import run_worker
 from leadpipe.runtime.keystore import install_from_env
 from leadpipe.runtime.logs import setup_logging
+from leadpipe.runtime.service import park_topic_spec
+from services.nurture.bootstrap import PARK_TOPIC, load_engine
 from services.nurture.config import NurtureSettings
-from services.nurture.worker import build_app, load_engine
+from services.nurture.worker import build_app
 
 
 def main() -> None:
@@ -16,9 +17,7 @@ def main() -> None:
     install_from_env("nurture")  # privacy hook: the crypto-shredding keyring (docs/privacy.md)
     load_engine(settings)  # a bad playbook or directory stops the worker here, naming the field
     app = build_app(settings)
-    level = {"WARNING": "warn", "CRITICAL": "crit"}.get(settings.log_level.upper(), settings.log_level.lower())
-    sys.argv = [sys.argv[0], "worker", "--loglevel", level, "--without-web"]
-    app.main()
+    run_worker(app, settings, [park_topic_spec(settings.topic(PARK_TOPIC), settings.kafka_partitions)])
 
 
 if __name__ == "__main__":

@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
+from leadpipe.runtime.erasure import erasure_receipt
 from leadpipe.runtime.keystore import shred_item, shredded_remaining
-from leadpipe.runtime.stream import HandlerError
+from leadpipe.runtime.publish import Publisher
+from leadpipe.runtime.stream import TRANSIENT, HandlerError, NotYet
 from schemas.assignment_response.v1 import AssignmentResponse
 from schemas.envelope import Envelope, new_event
 from schemas.lead_assigned.v1 import LeadAssigned
@@ -31,15 +33,14 @@ from schemas.lead_stage_changed.v1 import LeadStageChanged
 from schemas.links import assignment_token
 from schemas.notification_outcome.v1 import NotificationOutcome
 from schemas.notification_requested.v1 import NotificationRequested, Recipient, TouchRef
-from schemas.person_erased.v1 import ErasedItem, PersonErased
 from schemas.person_erasure_requested.v1 import PersonErasureRequested
 from schemas.pii import refs_for
 from services.nurture.adapters.metrics import NurtureMetrics
-from services.nurture.adapters.redis_store import NO_LIMIT, RedisNurtureStore
 from services.nurture.domain.engine import Decision, Notify, Nurture
 from services.nurture.domain.erasure import is_subject_of_erasure
-from services.nurture.domain.routing import Candidate, least_loaded, rank, serve_next
+from services.nurture.domain.routing import NO_LIMIT, Candidate, least_loaded, rank, serve_next
 from services.nurture.domain.state import LeadState
+from services.nurture.ports import NurtureStore, StateAppender
 
 log = logging.getLogger(__name__)
 SOURCE = "/leadpipe/nurture"
@@ -50,21 +51,6 @@ MAX_RACES = 20
 def event_id(*parts: object) -> str:
     """Deterministic, so a repeated decision republishes the same event ids."""
     return str(uuid.uuid5(_NS, "/".join(str(p) for p in parts)))
-
-
-class Publisher(Protocol):
-    async def publish(self, events: Sequence[Envelope[Any]]) -> None: ...
-
-
-class StateAppender(Protocol):
-    async def append(self, state: LeadState) -> None:
-        """Sends the state; it may be acknowledged only by the next ``flush``."""
-
-    async def flush(self) -> None:
-        """Returns once every state appended so far is acknowledged."""
-
-    async def tombstone(self, lead_id: str) -> None:
-        """Sends a null state for the lead (erased); acknowledged by the next ``flush``."""
 
 
 class Known:
@@ -98,7 +84,7 @@ class NurtureHandler:
     def __init__(
         self,
         engine: Nurture,
-        store: RedisNurtureStore,
+        store: NurtureStore,
         publisher: Publisher,
         state_log: StateAppender,
         metrics: NurtureMetrics,
@@ -119,7 +105,7 @@ class NurtureHandler:
         self.capacity_freed = asyncio.Event()
 
     # -- entry points ---------------------------------------------------------------------------
-    async def erase(self, event: Envelope[Any]) -> list[Envelope[Any]]:
+    async def erase(self, event: Envelope[Any]) -> None:
         """Deletes the person's lead states from Redis (with their due times, queue places and
         reservations) and tombstones them on the state topic; stage counts stay (aggregates)."""
         req: PersonErasureRequested = event.data
@@ -138,30 +124,22 @@ class NurtureHandler:
         await self.state_log.flush()
         shredded = shred_item(refs)  # privacy hook: crypto-shredding
         log.info("erasure honoured: %d lead state(s)", len(found), extra={"request_id": req.request_id})
-        receipt = PersonErased(
-            request_id=req.request_id,
-            subject_hash=req.subject_hash,
-            service="nurture",
-            erased_at=self.clock(),
-            items=[
-                ErasedItem(store="redis:nurture:lead", action="deleted", count=len(found)),
-                ErasedItem(store="redis:nurture (state, due, queue, reservations)", action="keys deleted", count=keys),
-                ErasedItem(store="kafka:nurture.state.v1", action="tombstoned", count=len(found)),
-                *shredded,
-            ],
-            remaining=shredded_remaining(shredded)
-            or [
+        receipt = erasure_receipt(
+            event, service="nurture", erased_at=self.clock(),
+            items=[("redis:nurture:lead", "deleted", len(found)),
+                   ("redis:nurture (state, due, queue, reservations)", "keys deleted", keys),
+                   ("kafka:nurture.state.v1", "tombstoned", len(found)),
+                   *((i.store, i.action, i.count) for i in shredded)],
+            remaining=shredded_remaining(shredded) or [
                 "lead.stage_changed.v1 / lead.assigned.v1 / notification.requested.v1: append-only, until retention",
                 "nurture.state.v1: older states until the log cleaner compacts the segment",
             ],
-        )
-        await self.publisher.publish([new_event(receipt, source="/leadpipe/nurture", subject=req.subject_hash,
-                                                id=f"{req.request_id}/nurture", cause=event)])  # fmt: skip
-        return []
+        )  # fmt: skip
+        await self.publisher.publish([receipt])
 
-    async def handle(self, event: Envelope[Any], known: Known | None = None) -> list[Envelope[Any]]:
-        """The ``EventProcessor`` handler: publishes itself (before the state write), returns [].
-        The state-topic append is acknowledged by ``state_log.flush()`` (the batch calls it).
+    async def handle(self, event: Envelope[Any], known: Known | None = None) -> None:
+        """Publishes the decision's events (acked before the state write). The state-topic
+        append is acknowledged by ``state_log.flush()`` (``NurtureBatch.commit`` calls it).
 
         ``known``: the lead's state as last read or written by this worker (see ``Known``)."""
         data = event.data
@@ -183,7 +161,11 @@ class NurtureHandler:
                               known=known)  # fmt: skip
         else:
             raise HandlerError(f"data: nurture does not handle {type(data).__name__}", field="data")
-        return []
+
+    async def handle_one(self, event: Envelope[Any]) -> None:
+        """``handle`` for an event outside a batch (a parked one): its state append acked too."""
+        await self.handle(event)
+        await self.state_log.flush()
 
     async def tick(self, lease_s: float, limit: int) -> int:
         """Fires whatever is due (touches, SLA timers, retries, re-nurture). Returns leads handled."""
@@ -242,7 +224,11 @@ class NurtureHandler:
                 if cause is None:  # a due or queue entry for a lead that no longer exists
                     await self.store.forget(lead_id)
                     return
-                raise HandlerError(f"data.lead_id: unknown lead {lead_id!r}", field="data.lead_id")
+                # After a partition heals, an outcome (or a response) can arrive before the lead's
+                # state on another partition: parked and tried again, dead-lettered only if the
+                # lead still has not appeared by the park deadline.
+                raise NotYet(f"data.lead_id: lead {lead_id!r} not seen yet (no lead.scored for it)",
+                             field="data.lead_id")  # fmt: skip
             version = state.version if state else 0
             d = decide(state)
             if d.duplicate:
@@ -433,3 +419,47 @@ class NurtureHandler:
         for team, ages in waiting.items():
             m.queue_depth.labels(team).set(len(ages))
             m.queue_oldest.labels(team).set(max(ages, default=0.0))
+
+
+class NurtureBatch:
+    """The runtime's ``BatchHandler`` (``retry="event"``): the batch's lead states are read in one
+    round trip (``begin``, which waits for a rebuild if Redis was wiped); a lead's events run in
+    order, different leads concurrently; a lead's later events reuse the state its previous
+    event wrote (``Known``; a stale one loses the compare-and-set and is read again); ``commit``
+    waits for the batch's state appends."""
+
+    def __init__(self, handler: NurtureHandler, ensure_built: Callable[[], Awaitable[None]]):
+        self.handler = handler
+        self.ensure_built = ensure_built
+        self._known: dict[str, Known] = {}
+
+    def key(self, event: Envelope[Any]) -> str | None:
+        lead_id = getattr(event.data, "lead_id", None)
+        return lead_id if isinstance(lead_id, str) else None  # refused by the handler: no group
+
+    async def begin(self, events: Sequence[Envelope[Any]]) -> None:
+        lead_ids = [k for k in dict.fromkeys(self.key(e) for e in events) if k is not None]
+        self._known = {}
+        if not lead_ids:
+            return
+        states, built = await self.handler.store.load_many_checked(lead_ids)
+        if not built:  # Redis was wiped: nothing is decided before it is rebuilt
+            await self.ensure_built()
+            states, _ = await self.handler.store.load_many_checked(lead_ids)
+        self._known = {lead_id: Known(state, True) for lead_id, state in states.items()}
+
+    async def handle(self, event: Envelope[Any]) -> None:
+        key = self.key(event)
+        known = self._known.get(key) if key is not None else None
+        try:
+            await self.handler.handle(event, known)
+        except TRANSIENT:
+            if known is not None:
+                known.valid = False  # read again on the retry
+            raise
+
+    async def commit(self) -> None:
+        await self.handler.state_log.flush()
+
+    async def abandon(self) -> None:
+        self._known = {}

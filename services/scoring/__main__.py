@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-
+from leadpipe.runtime.agents import run_worker
 from leadpipe.runtime.keystore import install_from_env
 from leadpipe.runtime.logs import setup_logging
 from services.scoring.config import ScoringSettings
@@ -15,9 +14,7 @@ def main() -> None:
     setup_logging("scoring", level=settings.log_level, json_logs=settings.log_json)
     install_from_env("scoring")  # privacy hook: the crypto-shredding keyring (docs/privacy.md)
     app = build_app(settings)
-    level = {"WARNING": "warn", "CRITICAL": "crit"}.get(settings.log_level.upper(), settings.log_level.lower())
-    sys.argv = [sys.argv[0], "worker", "--loglevel", level, "--without-web"]
-    app.main()
+    run_worker(app, settings)
 
 
 if __name__ == "__main__":

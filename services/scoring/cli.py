@@ -254,6 +254,7 @@ async def _split_async(args: argparse.Namespace) -> int:
     from redis.exceptions import RedisError, WatchError
 
     from leadpipe.runtime.kafka import make_producer
+    from leadpipe.runtime.stream import BatchConflict
     from schemas.codec import encode
     from services.scoring.adapters.capture_log import find_captures
     from services.scoring.adapters.redis_store import RedisLeadStore, load_state
@@ -303,7 +304,7 @@ async def _split_async(args: argparse.Namespace) -> int:
                 await StateLog(producer, settings.scoring_state_topic).append([done.kept, done.split_off])
                 await store.write(snap)
                 break
-            except WatchError:
+            except (WatchError, BatchConflict):
                 continue  # a worker changed one of these leads meanwhile: read them again
             except SplitError as exc:
                 raise CliError(str(exc).replace("lead_id: ", "--lead-id: ").replace("capture_id: ", "--capture-id: "),

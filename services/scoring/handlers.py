@@ -1,31 +1,42 @@
 """lead.captured / lead.engagement in -> domain -> lead.scored out, a batch at a time.
 
-A batch is read from the store in one round trip, applied event by event in memory (so
-several events of one lead in a batch see each other), and written back in one
-transaction. A failing event leaves the batch's state as it was before that event.
+``ScoringBatch`` is the runtime's ``BatchHandler`` (``leadpipe.runtime.stream``, mode
+``retry="batch"``): the batch is read from the store in one round trip (``begin``), applied
+event by event in memory (so several events of one lead in a batch see each other; a failing
+event leaves the batch's state as it was before that event), its outputs sent through the
+``Publisher``, and (``commit``, after the runtime flushed the outputs: acked) the changed
+states appended to the state topic, then written to Redis in one transaction. A crash anywhere
+replays the batch: events already stored are skipped as duplicates, and anything published
+again carries the same deterministic event id.
+
+The batch's read also returns the keyspace's built marker: a Redis wiped under the worker is
+rebuilt from the state topic (``ensure_built``) before the batch decides anything, and a wipe
+between the read and the write fails the write's WATCH (``BatchConflict``): the batch runs again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
+from leadpipe.runtime.erasure import erasure_receipt
 from leadpipe.runtime.keystore import shred_item, shredded_remaining
+from leadpipe.runtime.publish import Publisher
+from leadpipe.runtime.stream import HandlerError
 from schemas.envelope import Envelope, new_event
 from schemas.lead_captured.v1 import LeadCaptured
 from schemas.lead_engagement.v1 import LeadEngagement
 from schemas.lead_scored.v1 import LeadScored, Trigger
-from schemas.person_erased.v1 import ErasedItem, PersonErased
 from schemas.person_erasure_requested.v1 import PersonErasureRequested
 from schemas.pii import refs_for
-from services.scoring.adapters.redis_store import Snapshot
 from services.scoring.domain.engagement import ACTIONABLE
 from services.scoring.domain.enrichment import ReferenceData, normalise_country
-from services.scoring.domain.errors import IdentityError
+from services.scoring.domain.errors import IdentityError, ModelError, ScoringError
 from services.scoring.domain.identity import (
     Identifiers,
     KnownLead,
@@ -38,6 +49,10 @@ from services.scoring.domain.identity import (
 from services.scoring.domain.lead import LeadState, apply_capture, apply_engagement, merge, new_lead
 from services.scoring.domain.model import ScoringModel
 from services.scoring.domain.scoring import assess, changed, scored_event, snapshot
+from services.scoring.domain.snapshot import Snapshot
+from services.scoring.ports import LeadStore, Observer, StateAppender
+
+log = logging.getLogger(__name__)
 
 SOURCE = "/leadpipe/scoring"
 _OUT_NS = uuid.UUID("5b0c7a52-3f7e-4f7e-9a51-6c1d1b0e8a11")
@@ -67,12 +82,6 @@ def output_id(event_id: str, lead_id: str, model_version: str) -> str:
     h[8] = (h[8] & 0x3F) | 0x80
     x = h.hex()
     return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
-
-
-class Observer(Protocol):
-    def graded(self, grade: str) -> None: ...
-    def merged(self, count: int) -> None: ...
-    def duplicate(self) -> None: ...
 
 
 @dataclass
@@ -195,37 +204,27 @@ def link(snap: Snapshot, state: LeadState, merged: Sequence[str] = ()) -> None:
             snap.links[ident] = snap.changed_links[ident] = after
 
 
-class LeadEraser(Protocol):
-    async def erase(
-        self, keys: list[str], lead_ids: list[str], *, held: set[str] | None = None
-    ) -> tuple[list[str], int]: ...
-
-
-class StateTombstones(Protocol):
-    async def append(
-        self, states: Iterable[LeadState], deleted: Iterable[str] = (), *, model_version: str | None = None
-    ) -> int: ...
-
-
 class Eraser:
     """``person.erasure_requested`` in -> the person's lead profiles and identity links gone from
     Redis, tombstones on the state topic -> a ``person.erased`` receipt out."""
 
     def __init__(
         self,
-        store: LeadEraser,
-        state_log: StateTombstones,
+        store: LeadStore,
+        state_log: StateAppender,
+        publisher: Publisher,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         *,
         erased_leads: Any | None = None,
     ):
         self.store = store
         self.state_log = state_log
+        self.publisher = publisher
         self.clock = clock
         #: a Prometheus counter labelled by reason (privacy hook: retention sweep metrics)
         self.erased_leads = erased_leads
 
-    async def handle(self, event: Envelope[Any]) -> list[Envelope[Any]]:
+    async def handle(self, event: Envelope[Any]) -> None:
         req: PersonErasureRequested = event.data
         try:
             keys = normalise_identifiers(email=req.email, phone=req.phone).strings() if req.email or req.phone else []
@@ -240,23 +239,105 @@ class Eraser:
         if self.erased_leads is not None and erased:
             reason = "retention" if req.requested_by.startswith("retention:") else "request"
             self.erased_leads.labels(reason).inc(len(erased))
-        receipt = PersonErased(
-            request_id=req.request_id,
-            subject_hash=req.subject_hash,
-            service="scoring",
-            erased_at=self.clock(),
-            items=[
-                ErasedItem(store="redis:scoring:lead", action="deleted", count=len(erased)),
-                ErasedItem(store="redis:scoring:link", action="unlinked or deleted", count=links),
-                ErasedItem(store="kafka:scoring.state.v1", action="tombstoned", count=len(erased)),
-                *shredded,
-            ],
-            remaining=shredded_remaining(shredded)
-            or [
+        receipt = erasure_receipt(
+            event, service="scoring", erased_at=self.clock(),
+            items=[("redis:scoring:lead", "deleted", len(erased)), ("redis:scoring:link", "unlinked or deleted", links),
+                   ("kafka:scoring.state.v1", "tombstoned", len(erased)),
+                   *((i.store, i.action, i.count) for i in shredded)],
+            remaining=shredded_remaining(shredded) or [
                 "lead.captured.v1 / lead.engagement.v1 / lead.scored.v1 and their DLQs: append-only, until retention",
                 "scoring.state.v1: older states until the log cleaner compacts the segment",
             ],
-        )
-        return [
-            new_event(receipt, source=SOURCE, subject=req.subject_hash, id=f"{req.request_id}/scoring", cause=event)
-        ]
+        )  # fmt: skip
+        await self.publisher.publish([receipt])
+
+
+class ScoringBatch:
+    """The runtime's ``BatchHandler`` for lead.captured + lead.engagement (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        scorer: Scorer,
+        store: LeadStore,
+        state_log: StateAppender,
+        publisher: Publisher,
+        ensure_built: Callable[[], Awaitable[None]],
+        models: Callable[[str], ScoringModel] | None = None,
+    ):
+        self.scorer = scorer
+        self.default_model = scorer.model
+        self.store = store
+        self.state_log = state_log
+        self.publisher = publisher
+        self.ensure_built = ensure_built
+        self.models = models
+        self._refused: set[str] = set()
+        self._ids: dict[str, Identifiers | ScoringError] = {}
+        self._snap: Snapshot | None = None
+
+    def key(self, event: Envelope[Any]) -> str | None:
+        return None  # one snapshot, applied in order (the runtime runs it with concurrency 1)
+
+    async def begin(self, events: Sequence[Envelope[Any]]) -> None:
+        self._ids = {}
+        for event in events:
+            try:
+                self._ids[event.id] = identifiers_of(event)
+            except ScoringError as exc:
+                self._ids[event.id] = exc
+        keys = [k for ids in self._ids.values() if isinstance(ids, Identifiers) for k in ids.strings()]
+        snap = await self.store.read(keys)
+        while not snap.built:
+            await self.store.abandon()
+            await self.ensure_built()  # Redis was wiped: nothing is decided on an empty keyspace
+            snap = await self.store.read(keys)
+        self._use_model(snap.model_version)
+        self._snap = snap
+
+    async def handle(self, event: Envelope[Any]) -> None:
+        assert self._snap is not None, "begin() reads the batch first"
+        ids = self._ids.get(event.id)
+        try:
+            if ids is None:
+                ids = identifiers_of(event)
+            if isinstance(ids, ScoringError):
+                raise ids
+            outcome = self.scorer.handle(event, ids, self._snap)
+        except ScoringError as exc:
+            raise HandlerError(str(exc), field=exc.field) from exc
+        if outcome.duplicate:
+            self.scorer.observer.duplicate()
+        if outcome.outputs:
+            await self.publisher.send(outcome.outputs)
+
+    async def commit(self) -> None:
+        snap, self._snap = self._snap, None
+        assert snap is not None
+        if snap.changed_leads or snap.deleted_leads:
+            await self.state_log.append(snap.changed_leads.values(), snap.deleted_leads)
+        await self.store.write(snap)
+
+    async def abandon(self) -> None:
+        self._snap = None
+        await self.store.abandon()
+
+    def _use_model(self, version: str | None) -> None:
+        """Score with the active model version recorded in the store (read with the batch)."""
+        current = self.scorer.model
+        if version is None:
+            model = self.default_model
+        elif version == current.version or self.models is None or version in self._refused:
+            return
+        else:
+            try:
+                model = self.models(version)
+            except ModelError as exc:
+                # A version this deployment does not ship: keep scoring with the current model
+                # (and say so once) rather than stop the stage; rescore refuses such versions.
+                self._refused.add(version)
+                log.error("active model %s not available, still scoring with %s: %s", version, current.version, exc)
+                return
+        if model is not current:
+            log.info("scoring model switched from %s to %s", current.version, model.version)
+            self.scorer.model = model

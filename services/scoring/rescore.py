@@ -30,13 +30,14 @@ from typing import Protocol
 
 from redis.exceptions import WatchError
 
+from leadpipe.runtime.stream import BatchConflict
 from schemas.envelope import Envelope, new_event
 from schemas.lead_scored.v1 import LeadScored, Trigger
-from services.scoring.adapters.redis_store import Snapshot
 from services.scoring.domain.enrichment import ReferenceData, email_domain
 from services.scoring.domain.lead import Emitted, LeadState
 from services.scoring.domain.model import ScoringModel
 from services.scoring.domain.scoring import GRADES, assess, scored_event, snapshot
+from services.scoring.domain.snapshot import Snapshot
 from services.scoring.handlers import SOURCE, output_id
 
 RESCORE_EVENT_TYPE = "leadpipe.scoring.rescore"
@@ -201,7 +202,7 @@ async def rescore_all(
                     await record(list(snap.changed_leads.values()))  # the state topic, before Redis
                 await store.write(snap)
                 break
-            except WatchError:
+            except (WatchError, BatchConflict):
                 # A worker changed one of these leads (or merged it away): read them again.
                 report.conflicts += 1
             except BaseException:

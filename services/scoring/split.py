@@ -22,13 +22,13 @@ from datetime import datetime
 from schemas.envelope import Envelope, new_event
 from schemas.lead_captured.v1 import LeadCaptured
 from schemas.lead_scored.v1 import LeadScored, Trigger
-from services.scoring.adapters.redis_store import Snapshot
 from services.scoring.domain.enrichment import ReferenceData
 from services.scoring.domain.errors import SplitError
 from services.scoring.domain.identity import is_strong
 from services.scoring.domain.lead import CaptureRecord, LeadState, split
 from services.scoring.domain.model import ScoringModel
 from services.scoring.domain.scoring import assess, scored_event, snapshot
+from services.scoring.domain.snapshot import Snapshot
 from services.scoring.handlers import SOURCE, identifiers_of, link, output_id
 
 SPLIT_EVENT_TYPE = "leadpipe.scoring.split"

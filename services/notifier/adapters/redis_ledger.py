@@ -15,14 +15,15 @@ claim script), so nothing is sent from a wiped ledger.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import orjson
 from redis.asyncio import Redis
 
 from schemas.codec import Record
+from services.notifier.domain.ledger import TERMINAL, Claim, LedgerEntry
 
-TERMINAL = ("sent", "failed", "suppressed", "expired")
+__all__ = ["TERMINAL", "Claim", "LedgerEntry", "RedisLedger"]
+
 
 _CLAIM = """
 if ARGV[4] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then
@@ -96,32 +97,6 @@ redis.call('SET', KEYS[1], '1')
 redis.call('DEL', KEYS[2])
 return 1
 """
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    state: str | None
-    attempts: int
-    outcome: Record | None
-    published: bool
-    #: False when the keyspace has no built marker (a guarded ledger after a wipe).
-    built: bool = True
-
-    @property
-    def terminal(self) -> bool:
-        return self.state in TERMINAL
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """``status`` is ``claimed`` (go ahead and send), ``busy`` (another worker holds a live
-    lease until ``lease_until``) or a terminal state. ``previous == "sending"`` means an
-    earlier delivery died mid-send: the one case where the provider may already have it."""
-
-    status: str
-    attempts: int
-    previous: str = ""
-    lease_until: float = 0.0
 
 
 def _record_to_json(record: Record) -> bytes:

@@ -27,8 +27,6 @@ from services.nurture.domain.routing import Load, QueueEntry
 from services.nurture.domain.state import LeadState
 
 log = logging.getLogger(__name__)
-#: A capacity no rep reaches: reserving past capacity (the ``least_loaded`` overflow policy).
-NO_LIMIT = 2**31
 
 _SAVE = """
 local cur = redis.call('HGET', KEYS[1], 'v')

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from leadpipe.runtime.kafka import ensure_topics, make_consumer, read_to_end, topic_partitions
 from leadpipe.runtime.keystore import open_state, seal_state
+from leadpipe.runtime.retry import retry_transient
 from leadpipe.runtime.settings import ServiceSettings
 from schemas.topics import TopicSpec
 from services.nurture.adapters.redis_store import RedisNurtureStore
@@ -58,24 +59,30 @@ class StateLog:
         self._pending.append((key, value, ack))
 
     async def flush(self) -> None:
-        delay = self.retry_base_s
+        await retry_transient(self._flush_once, what=f"state append to {self.topic}", base_s=self.retry_base_s,
+                              max_s=self.retry_max_s, transient=(_NotAcked,))  # fmt: skip
+
+    async def _flush_once(self) -> None:
         while self._pending:
             taken, self._pending = self._pending, []
             failed: dict[bytes, bytes | None] = {}
+            error: BaseException | None = None
             for key, value, ack in taken:
                 failed.pop(key, None)  # a lead's newer state supersedes an older failed one
                 try:
                     await ack
                 except Exception as exc:  # the send is repeated: a state is never dropped here
-                    log.warning("state append to %s failed, sending it again: %s", self.topic, exc)
-                    failed[key] = value
+                    failed[key], error = value, exc
             if failed:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.retry_max_s)
                 newer = {key for key, _, _ in self._pending}
                 for key, value in failed.items():
                     if key not in newer:  # else a newer state of that lead is on its way already
                         await self._send(key, value)
+                raise _NotAcked(f"{len(failed)} state(s) not acknowledged: {error}")
+
+
+class _NotAcked(Exception):
+    """Some appends failed and were sent again: wait, then await them."""
 
 
 def _failed(exc: BaseException) -> asyncio.Future[Any]:

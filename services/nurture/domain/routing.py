@@ -34,6 +34,10 @@ DEFAULT_TEAM = "sales"
 _GRADE_ORDER = {Grade.A: 0, Grade.B: 1, Grade.C: 2, Grade.D: 3}
 
 
+#: A capacity no rep reaches: reserving past capacity (the ``least_loaded`` overflow policy).
+NO_LIMIT = 2**31
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
     channel: str

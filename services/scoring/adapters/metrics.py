@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter
 
 from leadpipe.runtime.metrics import StageMetrics
@@ -40,3 +42,24 @@ class ScoringMetrics:
             "Times the Redis keyspace was found without its built marker and rebuilt from the state topic",
             registry=registry,
         )
+
+
+class MetricsObserver:
+    """The handler's ``Observer`` port over ``ScoringMetrics``."""
+
+    def __init__(self, metrics: ScoringMetrics):
+        self.metrics = metrics
+        self._grades: dict[str, Any] = {}
+
+    def graded(self, grade: str) -> None:
+        # Once per event: keep the labelled child (``labels()`` takes a lock and builds a tuple).
+        child = self._grades.get(grade)
+        if child is None:
+            child = self._grades[grade] = self.metrics.grades.labels(grade)
+        child.inc()
+
+    def merged(self, count: int) -> None:
+        self.metrics.merges.inc(count)
+
+    def duplicate(self) -> None:
+        self.metrics.duplicates.inc()

@@ -20,7 +20,6 @@ never overwrite each other's changes.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -29,11 +28,13 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
+from leadpipe.runtime.stream import BatchConflict
 from schemas.lead_captured.v1 import LeadCaptured
 from services.scoring.domain.engagement import EngagementRecord
 from services.scoring.domain.erasure import leads_to_erase, links_after_erasure
 from services.scoring.domain.identity import is_strong
 from services.scoring.domain.lead import CaptureRecord, Emitted, LeadState
+from services.scoring.domain.snapshot import Snapshot
 
 _TIME_FIELDS = ("created_at", "first_captured_at", "last_captured_at", "consent_given_at")
 _TUPLE_FIELDS = (
@@ -111,21 +112,6 @@ def _links(leads: Iterable[tuple[str, Iterable[str]]]) -> dict[str, tuple[str, .
     return links
 
 
-@dataclass
-class Snapshot:
-    """What a batch read, and what it changed (written back in one transaction)."""
-
-    links: dict[str, tuple[str, ...]]
-    leads: dict[str, LeadState]
-    #: The active model version when the batch was read (None: the worker's configured model).
-    model_version: str | None = None
-    #: False when the keyspace carries no built marker (Redis wiped: rebuild before deciding).
-    built: bool = True
-    changed_links: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    changed_leads: dict[str, LeadState] = field(default_factory=dict)
-    deleted_leads: set[str] = field(default_factory=set)
-
-
 class RedisLeadStore:
     def __init__(self, redis: Redis[bytes], prefix: str = "scoring:"):
         self.redis = redis
@@ -199,7 +185,7 @@ class RedisLeadStore:
         return {lid: load_state(raw) for lid, raw in zip(lead_ids, raws, strict=True) if raw}
 
     async def write(self, snap: Snapshot) -> None:
-        """Write the batch's changes atomically; ``WatchError`` if another worker got there first."""
+        """Write the batch's changes atomically; ``BatchConflict`` if another worker got there first."""
         pipe = self._pipe or self.redis.pipeline(transaction=True)
         self._pipe = None
         try:
@@ -211,6 +197,8 @@ class RedisLeadStore:
             for lid in snap.deleted_leads:
                 pipe.delete(self.lead_key(lid))
             await pipe.execute()
+        except WatchError as exc:
+            raise BatchConflict(str(exc)) from exc
         finally:
             await pipe.reset()
 

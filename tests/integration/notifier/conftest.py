@@ -24,10 +24,12 @@ from redis.asyncio import Redis
 
 from leadpipe.devstack.processes import free_port
 from leadpipe.runtime.metrics import StageMetrics
+from leadpipe.runtime.stream import EventProcessor
 from schemas.codec import Record
+from services.notifier.bootstrap import build_channels, build_notifier
 from services.notifier.config import NotifierSettings
 from services.notifier.handlers import Notifier
-from services.notifier.wiring import build_channels, build_notifier
+from tests.fakes import FakePublisher
 
 
 class SmtpInbox:
@@ -129,14 +131,8 @@ async def provider() -> AsyncIterator[Provider]:
         await runner.cleanup()
 
 
-class ListSink:
+class ListSink(FakePublisher):
     """Records published by the handler, by topic (the Kafka path is covered by the process test)."""
-
-    def __init__(self) -> None:
-        self.records: list[tuple[str, Record]] = []
-
-    async def send(self, topic: str, record: Record) -> None:
-        self.records.append((topic, record))
 
     def on(self, topic: str) -> list[Record]:
         return [r for t, r in self.records if t == topic]
@@ -191,12 +187,15 @@ async def make_harness(
         settings = NotifierSettings(**options)
         registry = CollectorRegistry()
         sink = ListSink()
+        stage = StageMetrics("notifier", registry)
+        events = EventProcessor(service="notifier", metrics=stage, publisher=sink)
         notifier = build_notifier(
             settings,
             redis=redis,
-            sink=sink,
+            publisher=sink,
+            dead_letter=events.dead_letter,
             registry=registry,
-            stage=StageMetrics("notifier", registry),
+            stage=stage,
             channels=build_channels(settings),
             rebuildable=rebuildable,
         )

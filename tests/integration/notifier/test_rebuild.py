@@ -127,17 +127,17 @@ async def test_a_wipe_during_the_rebuild_makes_it_run_again(
     make_harness: Any, kafka_bootstrap: str, topics: dict[str, str]
 ):
     h = make_harness(**_settings(kafka_bootstrap, topics), rebuildable=True)
-    inner = h.notifier.rebuild
+    inner = h.notifier.ledger.begin_rebuild
     calls = 0
 
-    async def wiped_midway() -> object:
+    async def wiped_midway(token: str) -> None:
         nonlocal calls
         calls += 1
-        if calls == 1:
+        await inner(token)
+        if calls == 1:  # wiped after the rebuild began: its token (and anything restored) gone
             await _wipe(h.redis, h.settings.notifier_redis_prefix)
-        return await inner()
 
-    h.notifier.rebuild = wiped_midway
+    h.notifier.ledger.begin_rebuild = wiped_midway
     await h.notifier.ensure_built()
     assert calls == 2 and await h.notifier.ledger.is_built()
 

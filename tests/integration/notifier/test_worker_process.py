@@ -118,7 +118,12 @@ async def test_worker_sends_once_across_kill9_retries_500_then_200_and_honours_s
         async with httpx.AsyncClient() as client:
             assert (await client.get(f"http://127.0.0.1:{ops}/healthz")).status_code == 200
             ready = await client.get(f"http://127.0.0.1:{ops}/readyz")
-            assert ready.json()["checks"] == {"started": True, "redis": True, "kafka_assigned": True}
+            assert ready.json()["checks"] == {
+                "redis": True,
+                "kafka_producer": True,
+                "agent": True,
+                "kafka_assigned": True,
+            }
         # The three uncommitted requests come back, plus the republished one.
         await _wait_metric(ops, "leadpipe_notifier_duplicate_requests_total", 4)
     finally:

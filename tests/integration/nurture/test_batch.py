@@ -1,5 +1,6 @@
-"""The batch processor against a real Redis, with list-backed publisher, state log and dead-letter
-sink: per-event error policy inside a batch, and a lead's events applied in their order."""
+"""The runtime's batch mode with nurture's handler against a real Redis, with a list-backed
+publisher and state log: per-event error policy inside a batch, a lead's events applied in
+their order, and an outcome for a lead not seen yet parked (not dead-lettered)."""
 
 from __future__ import annotations
 
@@ -10,24 +11,16 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from leadpipe.runtime.stream import EventProcessor, RawMessage
-from schemas.codec import Record, encode
+from leadpipe.runtime.stream import BatchProcessor, EventProcessor, RawMessage
+from schemas.codec import encode
 from schemas.envelope import Envelope, new_event
 from schemas.lead_scored.v1 import LeadScored
 from schemas.notification_outcome.v1 import NotificationOutcome
-from services.nurture.batch import BatchProcessor
+from services.nurture.handlers import NurtureBatch
 from tests.integration.nurture.harness import scored
 from tests.integration.nurture.test_store import handler
 
-SCORED, OUTCOME = "lead.scored.v1", "notification.outcome.v1"
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.records: list[tuple[str, Record]] = []
-
-    async def send(self, topic: str, record: Record) -> None:
-        self.records.append((topic, record))
+SCORED, OUTCOME, PARK = "lead.scored.v1", "notification.outcome.v1", "nurture.park.v1"
 
 
 def raw(topic: str, event: Envelope[Any], offset: int, value: bytes | None = None) -> RawMessage:
@@ -35,23 +28,28 @@ def raw(topic: str, event: Envelope[Any], offset: int, value: bytes | None = Non
     return RawMessage(topic, 0, offset, rec.key, value if value is not None else rec.value, list(rec.headers))
 
 
-def batch(redis: Redis, tmp: Path) -> tuple[BatchProcessor, Any, Any, ListSink]:
+class Batch(BatchProcessor):
+    handler: NurtureBatch
+
+
+def batch(redis: Redis, tmp: Path, ensure_built: Any = None) -> tuple[Batch, Any, Any, Any]:
+    """The batch mode, the publisher (``records``: dead letters and parked records), the state log."""
     h, pub, log = handler(redis, f"nurture:{uuid.uuid4().hex[:8]}:", tmp)
-    sink = ListSink()
-    processor = EventProcessor(service="nurture", metrics=h.metrics.stage, sink=sink, retry_base_s=0.01)
-    return (
-        BatchProcessor(h, processor, {SCORED: LeadScored, OUTCOME: NotificationOutcome}, concurrency=4),
-        pub,
-        log,
-        sink,
-    )
+    processor = EventProcessor(service="nurture", metrics=h.metrics.stage, publisher=pub, retry_base_s=0.01,
+                               park_topic=PARK)  # fmt: skip
+
+    async def built() -> None: ...
+
+    b = Batch(processor, NurtureBatch(h, ensure_built or built), {SCORED: LeadScored, OUTCOME: NotificationOutcome},
+              concurrency=4)  # fmt: skip
+    return b, pub, log, pub
 
 
 def _lead() -> str:
     return "ld_" + uuid.uuid4().hex[:10]
 
 
-async def test_one_invalid_and_one_refused_event_are_dead_lettered_alone_and_their_batch_mates_processed(
+async def test_an_invalid_event_is_dead_lettered_and_an_unknown_leads_outcome_parked_alone_and_their_batch_mates_processed(
     redis_url: str, tmp_path: Path
 ):
     redis = Redis.from_url(redis_url)
@@ -67,13 +65,13 @@ async def test_one_invalid_and_one_refused_event_are_dead_lettered_alone_and_the
         raw(SCORED, scored(c, grade="A"), 3),
     ]
     handled = await b.process(messages)
-    states = {lead: await b.handler.store.load(lead) for lead in (a, c)}
+    states = {lead: await b.handler.handler.store.load(lead) for lead in (a, c)}
     await redis.aclose()
     assert handled == 2
-    assert [t for t, _ in sink.records] == ["lead.scored.v1.dlq", "notification.outcome.v1.dlq"]
-    (_, invalid), (_, refused) = sink.records
+    assert [t for t, _ in sink.records] == ["lead.scored.v1.dlq", PARK]
+    (_, invalid), (_, parked) = sink.records
     assert any(b"data.grade" in v for _, v in invalid.headers) and invalid.value == messages[1].value
-    assert any(b"data.lead_id" in v and b"ld_ghost" in v for _, v in refused.headers)
+    assert parked.value == messages[2].value and ("leadpipe_parked_topic", OUTCOME.encode()) in parked.headers
     assigned = {e.data.lead_id for e in pub.events if e.type.endswith("lead.assigned")}
     assert assigned == {a, c}
     assert all(s is not None and s.version == 1 and s.attempts == 1 for s in states.values())
@@ -90,7 +88,7 @@ async def test_two_events_of_one_lead_in_a_batch_are_applied_in_their_order(redi
         raw(SCORED, scored(lead, grade="B", kind="email_replied", event_id="ev-2"), 2),
     ]
     assert await b.process(messages) == 3
-    state = await b.handler.store.load(lead)
+    state = await b.handler.handler.store.load(lead)
     await redis.aclose()
     moves = [(e.data.from_stage, e.data.to_stage) for e in pub.events
              if e.type.endswith("lead.stage_changed") and e.data.lead_id == lead]  # fmt: skip
@@ -120,7 +118,7 @@ async def test_a_transient_failure_is_retried_for_its_event_and_a_replayed_batch
     published = len(pub.events)
     # The same records again (a crash before the offsets were committed): duplicates, no new output.
     assert await b.process(messages) == 2
-    states = {lead: await b.handler.store.load(lead) for lead in (failing, fine)}
+    states = {lead: await b.handler.handler.store.load(lead) for lead in (failing, fine)}
     await redis.aclose()
     assert calls["n"] == 1 and sink.records == [] and len(pub.events) == published and len(log.states) == 2
     assert {e.data.lead_id for e in pub.events if e.type.endswith("lead.assigned")} == {failing, fine}

@@ -113,12 +113,9 @@ async def test_a_redis_wiped_under_the_running_worker_is_rebuilt_before_the_next
 
 
 async def test_a_batch_that_finds_the_marker_gone_waits_for_the_rebuild_before_deciding(redis_url: str, tmp_path: Path):
-    from services.nurture.batch import BatchProcessor
     from tests.integration.nurture.test_batch import OUTCOME, SCORED, batch, raw
 
     redis = Redis.from_url(redis_url)
-    b, pub, log, sink = batch(redis, tmp_path)
-    store = b.handler.store
     rebuilt: list[int] = []
 
     async def from_the_log() -> None:  # the state topic, here the handler's list-backed log
@@ -127,7 +124,8 @@ async def test_a_batch_that_finds_the_marker_gone_waits_for_the_rebuild_before_d
         await store.mark_built()
         rebuilt.append(len(log.states))
 
-    b = BatchProcessor(b.handler, b.processor, b.expected, concurrency=4, ensure_built=from_the_log)
+    b, pub, log, sink = batch(redis, tmp_path, from_the_log)
+    store = b.handler.handler.store
     lead = f"ld_{tmp_path.name[-8:]}"
     await store.mark_built()
     assert await b.process([raw(SCORED, scored(lead, grade="B"), 0)]) == 1

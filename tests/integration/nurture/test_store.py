@@ -22,19 +22,20 @@ from services.nurture.domain.playbooks import parse_playbooks
 from services.nurture.domain.routing import parse_directory
 from services.nurture.domain.state import LeadState
 from services.nurture.handlers import Links, NurtureHandler
+from tests.fakes import FakePublisher
 from tests.integration.nurture.harness import scored, write_config
 
 
-class ListPublisher:
+class ListPublisher(FakePublisher):
     def __init__(self) -> None:
-        self.events: list[Envelope[Any]] = []
+        super().__init__()
         self.before_first: Any = None
 
     async def publish(self, events: Sequence[Envelope[Any]]) -> None:
         if self.before_first is not None:
             hook, self.before_first = self.before_first, None
             await hook()
-        self.events.extend(events)
+        await super().publish(events)
 
 
 class ListLog:

@@ -1,13 +1,15 @@
 """One real nurture worker on private topics: assignment speed, SLA, replies, declines,
-synthetic traffic and bad input."""
+synthetic traffic, bad input, and outcomes that arrive before their lead."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -30,6 +32,8 @@ from tests.integration.nurture.harness import (
 pytestmark = [pytest.mark.slow]
 SLA_S = 1.5
 STEP_S = 1.5
+#: How long an event for a lead not seen yet is retried before it is dead-lettered (5 min by default).
+PARK_S = 3.0
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +45,8 @@ def running(
     books, directory = write_config(tmp, second_step_s=STEP_S)
     setup = Setup(f"n{unique}.", books, directory)
     asyncio.run(create_topics(kafka_bootstrap, setup))
-    proc, port = start_worker(kafka_bootstrap, redis_url, unique, setup, tmp, NURTURE_SLA_SECONDS=str(SLA_S))
+    proc, port = start_worker(kafka_bootstrap, redis_url, unique, setup, tmp, NURTURE_SLA_SECONDS=str(SLA_S),
+                              CONSUMER_PARK_FOR_S=str(PARK_S))  # fmt: skip
     try:
         asyncio.run(wait_ready(port))
         yield setup, port, unique
@@ -205,22 +210,57 @@ async def test_an_invalid_record_is_dead_lettered_naming_the_field(
     assert records[0].value == broken
 
 
-async def test_an_outcome_for_a_lead_nurture_never_saw_is_dead_lettered(
+async def test_an_outcome_for_a_lead_nurture_never_sees_is_parked_then_dead_lettered_naming_the_lead(
     kafka_bootstrap: str, running: tuple[Setup, int, str]
 ):
-    from schemas.notification_outcome.v1 import NotificationOutcome
-
     setup, _, _ = running
-    outcome = NotificationOutcome(notification_id="touch:x", lead_id="ld_ghost", status="sent", channel="email",
-                                  audience="lead", attempts=1, completed_at=datetime.now(UTC))  # fmt: skip
+    outcome = _outcome("ld_ghost")
+    sent = time.monotonic()
     async with Reader(kafka_bootstrap, setup.t("notification.outcome.v1.dlq")) as dlq:
         await produce(
             kafka_bootstrap, [(setup.t("notification.outcome.v1"), new_event(outcome, source="/t", subject="ld_ghost"))]
         )
-        deadline = time.monotonic() + 10
-        records = []
-        while not records and time.monotonic() < deadline:
-            batch = await dlq.consumer.getmany(timeout_ms=100)
-            records = [m for ms in batch.values() for m in ms]
+        records = await _dead_letters(dlq, "ld_ghost", timeout_s=PARK_S + 20)
     assert records, "nothing dead-lettered"
-    assert any(b"data.lead_id" in v and b"ld_ghost" in v for _, v in records[0].headers), records[0].headers
+    assert time.monotonic() - sent >= PARK_S, "dead-lettered before its park deadline"
+    headers = dict(records[0].headers)
+    assert any(b"data.lead_id" in v and b"ld_ghost" in v and b"not seen yet" in v for v in headers.values()), headers
+
+
+async def test_an_outcome_that_arrives_before_its_leads_state_is_handled_once_the_lead_arrives(
+    kafka_bootstrap: str, redis_url: str, running: tuple[Setup, int, str]
+):
+    setup, _, unique = running
+    lead = _lead()
+    early = new_event(_outcome(lead), source="/t", subject=lead, id=f"out-{lead}")
+    async with Reader(kafka_bootstrap, setup.t("notification.outcome.v1.dlq")) as dlq:
+        # After a partition heals, the outcome can come first; its lead's state a moment later.
+        await produce(kafka_bootstrap, [(setup.t("notification.outcome.v1"), early)])
+        await asyncio.sleep(0.5)
+        await produce(kafka_bootstrap, [(setup.t("lead.scored.v1"), scored(lead, grade="B"))])
+        redis = Redis.from_url(redis_url)
+        try:
+            deadline, seen = time.monotonic() + PARK_S + 20, False
+            while not seen and time.monotonic() < deadline:
+                raw = await redis.hget(f"nurture:{unique}:lead:{lead}", "s")
+                seen = raw is not None and early.id in json.loads(raw)["seen"]
+                await asyncio.sleep(0.2)
+        finally:
+            await redis.aclose()
+        assert seen, "the early outcome was never applied to its lead"
+        assert await _dead_letters(dlq, lead, timeout_s=1.0) == []
+
+
+def _outcome(lead_id: str) -> Any:
+    from schemas.notification_outcome.v1 import NotificationOutcome
+
+    return NotificationOutcome(notification_id=f"touch:{lead_id}:x", lead_id=lead_id, status="sent", channel="email",
+                               audience="lead", attempts=1, completed_at=datetime.now(UTC))  # fmt: skip
+
+
+async def _dead_letters(dlq: Any, lead_id: str, timeout_s: float) -> list[Any]:
+    deadline, records = time.monotonic() + timeout_s, []
+    while not records and time.monotonic() < deadline:
+        batch = await dlq.consumer.getmany(timeout_ms=100)
+        records = [m for ms in batch.values() for m in ms if m.key == lead_id.encode()]
+    return records

@@ -16,22 +16,14 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
 from leadpipe.ops.dlq import REPLAYED_FROM_HEADER
-from leadpipe.runtime.kafka import send_record
 from leadpipe.runtime.metrics import StageMetrics
+from leadpipe.runtime.publish import KafkaPublisher
 from leadpipe.runtime.stream import EventProcessor, HandlerError, RawMessage
 from schemas import LeadCaptured, encode
 from schemas.codec import Record
 from schemas.dlq import dead_letter
 from tests.integration.ops.helpers import cli, cli_json, make_topics, produce, read_all
 from tests.samples import events
-
-
-class KafkaSink:
-    def __init__(self, producer: AIOKafkaProducer):
-        self.producer = producer
-
-    async def send(self, topic: str, record: Record) -> None:
-        await send_record(self.producer, topic, record)
 
 
 def captured_record() -> Record:
@@ -50,7 +42,9 @@ def dead_letter_through_the_error_policy(bootstrap: str, origin: str, records: l
         await producer.start()
         metrics = StageMetrics("opstest", CollectorRegistry())
         try:
-            processor = EventProcessor(service="opstest", metrics=metrics, sink=KafkaSink(producer))
+            processor = EventProcessor(
+                service="opstest", metrics=metrics, publisher=KafkaPublisher(producer, metrics=metrics)
+            )
             for offset, record in enumerate(records):
                 msg = RawMessage(origin, 0, offset, record.key, record.value, list(record.headers))
                 await processor.process(msg, LeadCaptured, reject)

@@ -6,39 +6,22 @@ import logging
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 
-from leadpipe.runtime.stream import EventProcessor
-from services.scoring.adapters.metrics import ScoringMetrics
 from services.scoring.adapters.reference_files import ModelCatalog
-from services.scoring.batch import BatchProcessor
 from services.scoring.domain.model import fired_rules, rule_fires
 from services.scoring.domain.scoring import enrich
-from services.scoring.handlers import Scorer
+from services.scoring.handlers import Scorer, ScoringBatch
+from tests.fakes import FakePublisher
+from tests.unit.scoring.fakes import FakeLeadStore, FakeStateLog, QuietObserver
 from tests.unit.scoring.leads import MODEL, REF, capture, lead
 
 
-class _Quiet:
-    def graded(self, grade: str) -> None: ...
-    def merged(self, count: int) -> None: ...
-    def duplicate(self) -> None: ...
+def processor() -> ScoringBatch:
+    async def built() -> None: ...
 
-
-class _NoSink:
-    async def send(self, topic: str, record: Any) -> None:
-        raise AssertionError("nothing is sent here")
-
-
-def processor() -> BatchProcessor:
-    metrics = ScoringMetrics(CollectorRegistry())
-    events = EventProcessor(service="scoring", metrics=metrics.stage, sink=_NoSink())
-
-    async def send_nowait(topic: str, record: Any) -> Any:
-        raise AssertionError("nothing is sent here")
-
-    return BatchProcessor(
-        scorer=Scorer(MODEL, REF, _Quiet()), store=None, processor=events, metrics=metrics,  # type: ignore[arg-type]
-        send_nowait=send_nowait, models=ModelCatalog().get,
+    return ScoringBatch(
+        scorer=Scorer(MODEL, REF, QuietObserver()), store=FakeLeadStore(), state_log=FakeStateLog(),
+        publisher=FakePublisher(), ensure_built=built, models=ModelCatalog().get,
     )  # fmt: skip
 
 
@@ -54,7 +37,7 @@ def test_an_active_version_the_worker_does_not_ship_keeps_the_current_model_and_
     caplog: pytest.LogCaptureFixture,
 ):
     batches = processor()
-    with caplog.at_level(logging.ERROR, logger="services.scoring.batch"):
+    with caplog.at_level(logging.ERROR, logger="services.scoring.handlers"):
         batches._use_model("fit-2099.1")
         batches._use_model("fit-2099.1")
     assert batches.scorer.model is MODEL

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry
-
-from leadpipe.runtime.stream import EventProcessor, RawMessage
+from leadpipe.runtime.stream import BatchProcessor, RawMessage
 from schemas.codec import encode
 from schemas.envelope import new_event
+from schemas.lead_captured.v1 import LeadCaptured
 from schemas.topics import registry
-from services.scoring.adapters.metrics import ScoringMetrics
-from services.scoring.adapters.redis_store import Snapshot, dump_state, links_of, load_state
+from services.scoring.adapters.redis_store import dump_state, links_of, load_state
 from services.scoring.adapters.state_log import MODEL_KEY, StateLog, current, fold, state_topic_spec
-from services.scoring.batch import BatchProcessor
-from services.scoring.handlers import Scorer
+from services.scoring.handlers import Scorer, ScoringBatch
+from tests.fakes import FakePublisher, event_processor
+from tests.unit.scoring.fakes import FakeLeadStore, FakeStateLog, QuietObserver
 from tests.unit.scoring.leads import MODEL, REF, capture
 from tests.unit.scoring.world import World
 
@@ -74,66 +73,26 @@ async def test_the_state_log_appends_tombstones_states_and_the_model_keyed_for_c
     ]
 
 
-class _WipedStore:
-    """Reads as a wiped keyspace until rebuilt; records the order of what happens."""
-
-    def __init__(self, log: list[str]) -> None:
-        self.log = log
-        self.built = False
-
-    async def read(self, identifiers: Any) -> Snapshot:
-        self.log.append(f"read built={self.built}")
-        return Snapshot(links={}, leads={}, built=self.built)
-
-    async def abandon(self) -> None: ...
-
-    async def write(self, snap: Snapshot) -> None:
-        self.log.append("write")
-
-
-class _Quiet:
-    def graded(self, grade: str) -> None: ...
-    def merged(self, count: int) -> None: ...
-    def duplicate(self) -> None: ...
-
-
-class _Sink:
-    async def send(self, topic: str, record: Any) -> None:
-        raise AssertionError(f"nothing is dead-lettered here: {record}")
-
-
 async def test_a_batch_finding_redis_wiped_waits_for_the_rebuild_before_deciding():
-    log: list[str] = []
-    store = _WipedStore(log)
+    publisher = FakePublisher()
+    store = FakeLeadStore()
+    store.built = False
+    store.log = publisher.log  # one record of what happened, in order
 
     async def ensure_built() -> None:
-        log.append("rebuild")
+        publisher.log.append("rebuild")
         store.built = True
 
-    async def send_nowait(topic: str, record: Any) -> Any:
-        log.append(f"publish {topic}")
-
-        async def ack() -> None:
-            return None
-
-        return ack()
-
-    class _Log:
-        async def append(self, states: Any, deleted: Any = ()) -> None:
-            log.append(f"state topic {len(list(states))}")
-
-    metrics = ScoringMetrics(CollectorRegistry())
-    batches = BatchProcessor(
-        scorer=Scorer(MODEL, REF, _Quiet()), store=store, metrics=metrics,  # type: ignore[arg-type]
-        processor=EventProcessor(service="scoring", metrics=metrics.stage, sink=_Sink()),
-        send_nowait=send_nowait, output_topic="scored", state_log=_Log(),  # type: ignore[arg-type]
-        ensure_built=ensure_built,
-    )  # fmt: skip
+    handler = ScoringBatch(scorer=Scorer(MODEL, REF, QuietObserver()), store=store,
+                           state_log=FakeStateLog(publisher.log), publisher=publisher, ensure_built=ensure_built)  # fmt: skip
+    batches = BatchProcessor(event_processor("scoring", publisher), handler, {"lead.captured.v1": LeadCaptured},
+                             retry="batch")  # fmt: skip
     rec = encode(new_event(capture(email="dana@acme.com"), source="/t", subject="k", id="c-1"))
     msg = RawMessage(topic="lead.captured.v1", partition=0, offset=0, key=rec.key, value=rec.value,
                      headers=rec.headers)  # fmt: skip
     assert await batches.process([msg]) == 1
-    assert log == ["read built=False", "rebuild", "read built=True", "publish scored", "state topic 1", "write"]
+    assert publisher.log == ["read built=False", "rebuild", "read built=True", "send lead.scored.v1", "flush",
+                             "state topic 1", "write"]  # fmt: skip
 
 
 def test_topics_apply_creates_the_state_topic_compacted_and_kept_forever():

@@ -10,7 +10,7 @@ from schemas.envelope import Envelope, new_event
 from schemas.lead_captured.v1 import LeadCaptured
 from schemas.lead_engagement.v1 import LeadEngagement
 from schemas.lead_scored.v1 import LeadScored
-from services.scoring.adapters.redis_store import Snapshot
+from services.scoring.domain.snapshot import Snapshot
 from services.scoring.handlers import Scorer, identifiers_of
 from tests.unit.scoring.leads import MODEL, REF, T0
 

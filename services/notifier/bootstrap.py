@@ -1,13 +1,27 @@
-"""Build the notifier's parts from settings (used by the worker and by the benchmark)."""
+"""Builds the notifier once: settings -> channels, Redis state, handler (cosmicpython's bootstrap).
+
+``worker.py`` only declares the agents; everything they run is made here, inside the running
+loop (``ConsumerService.start``). ``build_notifier`` is also what the handler tests and the
+benchmark build the handler with (over a fake or list publisher).
+
+Adding a notification channel: ``adapters/<tech>_sender.py`` (a ``ChannelSender``), its
+transport settings in ``config.py``, one branch in ``build_channels`` below, and its tests
+(``docs/architecture.md``).
+"""
 
 from __future__ import annotations
+
+import uuid
+from typing import Any, ClassVar
 
 import httpx
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from leadpipe.runtime.metrics import StageMetrics
-from leadpipe.runtime.stream import RecordSink
+from leadpipe.runtime.publish import Publisher
+from leadpipe.runtime.rebuild import RebuildGuard
+from leadpipe.runtime.service import ConsumerService, started
 from services.notifier.adapters.channel import ChannelSender
 from services.notifier.adapters.http_channels import HttpSms, SignedWebhook, SlackWebhook
 from services.notifier.adapters.metrics import NotifierMetrics
@@ -24,7 +38,7 @@ from services.notifier.adapters.smtp_sender import SmtpSender
 from services.notifier.adapters.templates import TemplateRenderer
 from services.notifier.config import NotifierSettings
 from services.notifier.domain.policy import RetryPolicy
-from services.notifier.handlers import Notifier, Topics
+from services.notifier.handlers import DeadLetter, Notifier, Topics
 
 SERVICE = "notifier"
 
@@ -79,7 +93,8 @@ def build_notifier(
     settings: NotifierSettings,
     *,
     redis: Redis[bytes],
-    sink: RecordSink,
+    publisher: Publisher,
+    dead_letter: DeadLetter,
     registry: CollectorRegistry,
     stage: StageMetrics,
     channels: dict[str, ChannelSender] | None = None,
@@ -89,15 +104,21 @@ def build_notifier(
     without the built marker fails (the worker; benchmarks and handler tests leave it off)."""
     s = settings
     prefix = s.notifier_redis_prefix
+    metrics = NotifierMetrics(registry)
     ledger = RedisLedger(redis, prefix=prefix, ttl_s=s.notifier_ledger_ttl_s, guarded=rebuildable)
     suppression = RedisSuppressionList(redis, prefix=prefix)
     erased = RedisErasedList(redis, secret=s.leadpipe_privacy_secret, prefix=prefix)
 
-    async def rebuild_state() -> object:
-        return await rebuild(s, ledger, suppression, outcome_topic=s.notifier_outcome_topic,
-                             engagement_topic=s.notifier_engagement_topic, erased=erased,
-                             erased_topic=s.notifier_erased_topic)  # fmt: skip
+    async def rebuild_once() -> bool:
+        token = uuid.uuid4().hex
+        await ledger.begin_rebuild(token)
+        await rebuild(s, ledger, suppression, outcome_topic=s.notifier_outcome_topic,
+                      engagement_topic=s.notifier_engagement_topic, erased=erased,
+                      erased_topic=s.notifier_erased_topic)  # fmt: skip
+        return await ledger.mark_built(token)
 
+    guard = RebuildGuard(service=SERVICE, source="Kafka (the outcome, engagement and erased topics)",
+                         is_built=ledger.is_built, rebuild=rebuild_once, on_rebuilt=metrics.rebuilds.inc)  # fmt: skip
     return Notifier(
         renderer=TemplateRenderer(
             s.notifier_templates_dir, link_secret=s.leadpipe_link_secret, public_url=s.leadpipe_public_url
@@ -118,8 +139,9 @@ def build_notifier(
             scope="rli",
         ),
         backlog=RedisRetryBacklog(redis, prefix=prefix),
-        sink=sink,
-        metrics=NotifierMetrics(registry),
+        publisher=publisher,
+        dead_letter=dead_letter,
+        metrics=metrics,
         stage=stage,
         topics=Topics(
             requested=s.notifier_requested_topic,
@@ -131,5 +153,33 @@ def build_notifier(
         channel_rates=s.notifier_channel_rate_per_s,
         lease_s=s.notifier_send_lease_s,
         max_record_bytes=s.kafka_max_record_bytes,
-        rebuild=rebuild_state if rebuildable else None,
+        ensure_built=guard.ensure_built if rebuildable else None,
     )
+
+
+class NotifierService(ConsumerService):
+    service = SERVICE
+    # A Redis that stops answering is a transient failure, not a hang.
+    redis_options: ClassVar[dict[str, Any]] = {"socket_timeout": 5, "socket_connect_timeout": 5}
+
+    def __init__(self, settings: NotifierSettings, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        super().__init__(settings, StageMetrics(SERVICE, self.registry))
+        self.config = settings
+        self._notifier: Notifier | None = None
+
+    @property
+    def notifier(self) -> Notifier:
+        return started(self._notifier)
+
+    async def build(self) -> None:
+        self._notifier = build_notifier(self.config, redis=self.redis, publisher=self.publisher,
+                                        dead_letter=self.events.dead_letter, registry=self.registry,
+                                        stage=self.stage, rebuildable=True)  # fmt: skip
+        # Redis is an index of the topics: an empty keyspace is rebuilt before anything is sent.
+        await self._notifier.ensure_built()
+
+    async def close(self) -> None:
+        if self._notifier is not None:
+            for sender in {id(s): s for s in self._notifier.channels.values()}.values():
+                await sender.close()

@@ -1,0 +1,115 @@
+"""Every override of Faust's (and aiokafka's) private internals, fenced in this one module.
+
+These subclass private Faust classes and set private aiokafka attributes, so they hold for the
+pinned versions only: ``check_versions`` refuses to start a worker on any other pair (raise the
+pins in ``pyproject.toml`` only after re-running ``tests/unit/test_faust_commit.py``,
+``tests/unit/test_fetch_wait.py`` and the chaos suite).
+
+- ``_Consumer._new_offset``: faust-streaming/faust#606 (commits over a message still in flight
+  with agent concurrency > 1).
+- ``_ConsumerThread``: Faust hard-codes ``fetch_max_wait_ms=1500`` for its worker consumer and
+  offers no setting for it.
+- ``_Producer``: Faust makes its producer idempotent only inside transactions.
+- ``take_back_logging``: Faust's worker configures logging with ``disable_existing_loggers``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import aiokafka
+import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+
+from leadpipe.runtime.logs import setup_logging
+
+#: The versions these overrides were written and tested against (pinned in pyproject.toml).
+PINNED = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
+
+
+class IncompatibleVersion(RuntimeError):
+    """faust-streaming or aiokafka is not the version the overrides here were tested with."""
+
+
+def check_versions(faust_version: str | None = None, aiokafka_version: str | None = None) -> None:
+    """Refuses to run on versions other than ``PINNED`` (the private internals may have moved)."""
+    found = {
+        "faust-streaming": faust_version or faust.__version__,
+        "aiokafka": aiokafka_version or aiokafka.__version__,
+    }
+    wrong = [f"{name} {found[name]} (expected {want})" for name, want in PINNED.items() if found[name] != want]
+    if wrong:
+        raise IncompatibleVersion(
+            "leadpipe.runtime.faust_compat overrides private internals of: " + ", ".join(wrong)
+            + "; re-check them against the new version before changing the pins"
+        )  # fmt: skip
+
+
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        # Faust passes a fixed fetch_max_wait_ms=1500; aiokafka reads this at start(). Apps with
+        # changelog tables keep Faust's value (table recovery was only ever tested with it).
+        if not self.app.tables.changelog_topics:
+            consumer._fetch_max_wait_ms = self.app.fetch_max_wait_ms  # type: ignore[attr-defined]
+        return consumer
+
+
+class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def _new_offset(self, tp: TP) -> int | None:
+        # faust-streaming/faust#606: with agent concurrency > 1 Faust commits over a message still
+        # being processed when it sits right at the committed offset (its head-gap check is off
+        # by one), and a crash then loses it (found by the chaos suite: a notification request
+        # never sent, its ledger entry stuck at "sending"). The committed offset is the next
+        # one to process: nothing may be committed until that one is acked (or a known gap).
+        # Apps with changelog tables keep Faust's own rule: table recovery was not shown to work
+        # with this one (the table-recovery contract test, already flaky here, did worse).
+        if self.app.tables.changelog_topics:
+            return super()._new_offset(tp)
+        committed = self._committed_offset[tp]
+        acked = self._acked[tp]
+        if committed is not None and acked and min(acked) > committed and not self._gap[tp].overlaps(committed):
+            return None
+        return super()._new_offset(tp)
+
+
+class _Producer(faust_aiokafka.Producer):
+    def _settings_extra(self) -> Any:
+        # Faust makes its producer idempotent only inside transactions; ours always is (acks=all),
+        # unless KAFKA_ENABLE_IDEMPOTENCE=false for a broker that cannot (InitProducerId refused).
+        acks = getattr(self.app, "acks", "all")
+        idempotent = getattr(self.app, "enable_idempotence", True) and acks == "all"
+        return {**super()._settings_extra(), "acks": acks if acks == "all" else int(acks),
+                "enable_idempotence": idempotent}  # fmt: skip
+
+
+class Transport(faust_aiokafka.Transport):
+    Consumer = _Consumer
+    Producer = _Producer
+
+
+_FAUST_LEVELS = {"CRITICAL": "crit", "ERROR": "error", "WARNING": "warn", "WARN": "warn", "INFO": "info",
+                 "DEBUG": "debug"}  # fmt: skip
+
+
+def faust_loglevel(level: str) -> str:
+    """Our ``LOG_LEVEL`` (Python's names) as Faust's ``--loglevel`` takes it (``WARNING`` -> ``warn``)."""
+    try:
+        return _FAUST_LEVELS[level.strip().upper()]
+    except KeyError:
+        raise ValueError(f"log_level: {level!r} is not one of {', '.join(_FAUST_LEVELS)}") from None
+
+
+def take_back_logging(service: str, *, level: str, json_logs: bool) -> None:
+    """Faust's worker configures logging at start (``disable_existing_loggers``, its own handlers):
+    put the redacting handler back and re-enable every logger it disabled. Called by the runtime
+    when a worker's agents start."""
+    setup_logging(service, level=level, json_logs=json_logs)
+    for logger in logging.Logger.manager.loggerDict.values():
+        if isinstance(logger, logging.Logger):
+            logger.disabled = False

@@ -1,0 +1,104 @@
+"""The one way a consumer service produces: handlers publish through the ``Publisher`` port.
+
+``KafkaPublisher`` implements it over the service's one aiokafka producer (made by
+``leadpipe.runtime.kafka.make_producer`` in the service's bootstrap); tests use a fake that
+implements the same Protocol (``tests/fakes.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from leadpipe.runtime.metrics import StageMetrics
+from leadpipe.runtime.retry import retry_transient
+from schemas.codec import Record, encode
+from schemas.envelope import Envelope
+
+
+class Publisher(Protocol):
+    """Port: where handlers put the events they decided on."""
+
+    async def publish(self, events: Sequence[Envelope[Any]]) -> None:
+        """Sends the events to their topics; returns once the broker acknowledged all of them."""
+
+    async def send(self, events: Sequence[Envelope[Any]]) -> None:
+        """Sends the events without waiting: they are acknowledged by the next ``flush``."""
+
+    async def publish_record(self, topic: str, record: Record) -> None:
+        """Sends an encoded record (a retry, a stored outcome, a dead letter) and waits for its
+        ack; a transient failure is retried until the broker takes it."""
+
+    async def flush(self) -> None:
+        """Returns once everything ``send`` sent so far is acknowledged (the runtime calls it
+        before a record's or a batch's offsets are acknowledged)."""
+
+
+class KafkaPublisher:
+    """``Publisher`` over an aiokafka producer; counts ``leadpipe_events_published_total``.
+
+    One instance serves every agent of a service: ``flush`` waits for every send not yet
+    acknowledged, whichever agent made it (never fewer than its caller's own), so a batch can
+    never commit while one of its outputs is still in flight in another agent's flush."""
+
+    def __init__(
+        self,
+        producer: Any,
+        *,
+        metrics: StageMetrics,
+        max_record_bytes: int = 1_000_000,
+        topic_for: Callable[[str], str] = str,
+        retry_base_s: float = 0.2,
+        retry_max_s: float = 5.0,
+    ):
+        self.producer = producer
+        self.metrics = metrics
+        self.max_record_bytes = max_record_bytes
+        self.topic_for = topic_for
+        self.retry_base_s, self.retry_max_s = retry_base_s, retry_max_s
+        self._unacked: dict[asyncio.Future[Any], str] = {}
+        self._published: dict[str, Any] = {}
+
+    def _count(self, topic: str, n: int = 1) -> None:
+        # The labelled child is kept: ``labels()`` takes a lock and builds a tuple (once per record).
+        child = self._published.get(topic)
+        if child is None:
+            child = self._published[topic] = self.metrics.published.labels(self.metrics.service, topic)
+        child.inc(n)
+
+    def _acked(self, ack: asyncio.Future[Any]) -> None:
+        topic = self._unacked.pop(ack, None)
+        if topic is not None and not ack.cancelled() and ack.exception() is None:
+            self._count(topic)
+
+    async def _send_nowait(self, events: Sequence[Envelope[Any]]) -> list[asyncio.Future[Any]]:
+        acks = []
+        for event in events:
+            topic = self.topic_for(event.data.topic())
+            record = encode(event, max_bytes=self.max_record_bytes)
+            ack = asyncio.ensure_future(
+                await self.producer.send(topic, record.value, key=record.key, headers=record.headers)
+            )
+            self._unacked[ack] = topic
+            ack.add_done_callback(self._acked)
+            acks.append(ack)
+        return acks
+
+    async def publish(self, events: Sequence[Envelope[Any]]) -> None:
+        for ack in await self._send_nowait(events):
+            await ack
+
+    async def send(self, events: Sequence[Envelope[Any]]) -> None:
+        await self._send_nowait(events)
+
+    async def flush(self) -> None:
+        for ack in list(self._unacked):
+            await ack
+
+    async def publish_record(self, topic: str, record: Record) -> None:
+        async def once() -> Any:
+            return await self.producer.send_and_wait(topic, record.value, key=record.key, headers=record.headers)
+
+        await retry_transient(once, what=f"publish to {topic}", base_s=self.retry_base_s, max_s=self.retry_max_s)
+        self._count(topic)

@@ -1,0 +1,35 @@
+"""What the idempotency ledger says about one notification id (the handler decides on these)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.codec import Record
+
+TERMINAL = ("sent", "failed", "suppressed", "expired")
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    state: str | None
+    attempts: int
+    outcome: Record | None
+    published: bool
+    #: False when the keyspace has no built marker (a guarded ledger after a wipe).
+    built: bool = True
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """``status`` is ``claimed`` (go ahead and send), ``busy`` (another worker holds a live
+    lease until ``lease_until``) or a terminal state. ``previous == "sending"`` means an
+    earlier delivery died mid-send: the one case where the provider may already have it."""
+
+    status: str
+    attempts: int
+    previous: str = ""
+    lease_until: float = 0.0

@@ -1,0 +1,121 @@
+"""In-memory fakes of the notifier's ports (``services/notifier/ports.py``), behaving as the
+Redis adapters do for the handler (the ledger's transitions follow ``redis_ledger``'s scripts)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from schemas.codec import Record
+from services.notifier.domain.ledger import TERMINAL, Claim, LedgerEntry
+from services.notifier.domain.message import OutboundMessage, SendResult
+from services.notifier.domain.suppression import Suppression, normalize_address
+
+
+class FakeLedger:
+    def __init__(self) -> None:
+        self.entries: dict[str, dict[str, object]] = {}
+
+    def _e(self, nid: str) -> dict[str, object]:
+        return self.entries.setdefault(nid, {"state": None, "attempts": 0, "outcome": None, "published": False})
+
+    async def get(self, notification_id: str) -> LedgerEntry:
+        e = self._e(notification_id)
+        return LedgerEntry(e["state"], int(e["attempts"]), e["outcome"], bool(e["published"]))  # type: ignore[arg-type,call-overload]
+
+    async def mark_requested(self, notification_id: str) -> None:
+        e = self._e(notification_id)
+        if e["state"] is None:
+            e["state"] = "requested"
+
+    async def claim(self, notification_id: str, *, now: float, lease_s: float) -> Claim:
+        e = self._e(notification_id)
+        attempts = int(e["attempts"])  # type: ignore[call-overload]
+        if e["state"] in TERMINAL:
+            return Claim(str(e["state"]), attempts)
+        if e["state"] == "sending" and float(e.get("lease_until", 0.0)) > now:  # type: ignore[arg-type]
+            return Claim("busy", attempts, lease_until=float(e["lease_until"]))  # type: ignore[arg-type]
+        previous = str(e["state"] or "")
+        e |= {"attempts": attempts + 1, "state": "sending", "lease_until": now + lease_s}
+        return Claim("claimed", attempts + 1, previous)
+
+    async def release(self, notification_id: str) -> None:
+        e = self._e(notification_id)
+        if e["state"] == "sending":
+            e["state"] = "requested"
+
+    async def finish(self, notification_id: str, state: str, outcome: Record) -> bool:
+        e = self._e(notification_id)
+        if e["state"] in TERMINAL:
+            return False
+        e |= {"state": state, "outcome": outcome, "published": False}
+        return True
+
+    async def mark_published(self, notification_id: str, state: str, outcome: Record) -> None:
+        e = self._e(notification_id)
+        if e["state"] not in TERMINAL:
+            e |= {"state": state, "outcome": outcome}
+        e["published"] = True
+
+
+class FakeSuppressionList:
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str], str] = {}
+
+    async def add(self, entry: Suppression) -> None:
+        self.entries[(entry.channel, entry.address)] = entry.reason
+
+    async def reason(self, channel: str, address: str) -> str | None:
+        return self.entries.get((channel, normalize_address(channel, address)))
+
+
+class FakeErasedList:
+    secret = "test-secret"
+
+    def __init__(self) -> None:
+        self.digests: dict[str, datetime] = {}
+
+    async def add(self, digests: Iterable[str], erased_at: datetime) -> int:
+        new = [d for d in digests if d not in self.digests]
+        self.digests |= dict.fromkeys(new, erased_at)
+        return len(new)
+
+    async def erased_at(self, channel: str, address: str) -> datetime | None:
+        return None
+
+
+class FakeLimiter:
+    def __init__(self, wait_s: float = 0.0) -> None:
+        self.wait_s = wait_s
+
+    async def acquire(self, channel: str, address: str, now: float | None = None) -> float:
+        return self.wait_s
+
+
+class FakeBacklog:
+    def __init__(self) -> None:
+        self.due: dict[str, float] = {}
+
+    async def add(self, notification_id: str, due: float) -> int:
+        self.due[notification_id] = due
+        return len(self.due)
+
+    async def remove(self, notification_id: str) -> int:
+        self.due.pop(notification_id, None)
+        return len(self.due)
+
+
+class FakeChannel:
+    """A ``ChannelSender`` answering with ``results`` in turn (then ok), keeping what it sent."""
+
+    name = "fake"
+
+    def __init__(self, *results: SendResult) -> None:
+        self.results = list(results)
+        self.sent: list[OutboundMessage] = []
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        self.sent.append(message)
+        return self.results.pop(0) if self.results else SendResult("ok", "250 accepted")
+
+    async def close(self) -> None: ...

@@ -1,0 +1,107 @@
+"""The notifier handler against fakes of its ports: idempotent delivery, suppression, retries,
+giving up, and erasure, with no Redis, no broker and no provider."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from leadpipe.runtime.metrics import StageMetrics
+from schemas.codec import decode
+from schemas.envelope import new_event
+from schemas.notification_outcome.v1 import NotificationOutcome
+from schemas.person_erasure_requested.v1 import erasure_request
+from services.notifier.adapters.metrics import NotifierMetrics
+from services.notifier.adapters.templates import TemplateRenderer
+from services.notifier.config import TEMPLATES_DIR
+from services.notifier.domain.message import SendResult
+from services.notifier.domain.policy import RetryPolicy
+from services.notifier.domain.suppression import Suppression
+from services.notifier.handlers import DUE_HEADER, Notifier
+from tests.fakes import FakePublisher, event_processor
+from tests.integration.notifier.helpers import engagement, request
+from tests.unit.notifier.fakes import (
+    FakeBacklog,
+    FakeChannel,
+    FakeErasedList,
+    FakeLedger,
+    FakeLimiter,
+    FakeSuppressionList,
+)
+
+OUT, RETRY = "notification.outcome.v1", "notification.retry.v1"
+
+
+class Harness:
+    def __init__(self, *results: SendResult, max_attempts: int = 3) -> None:
+        self.publisher = FakePublisher()
+        self.channel = FakeChannel(*results)
+        self.ledger, self.suppression, self.erased = FakeLedger(), FakeSuppressionList(), FakeErasedList()
+        registry = CollectorRegistry()
+        events = event_processor("notifier", self.publisher)
+        self.notifier = Notifier(
+            renderer=TemplateRenderer(TEMPLATES_DIR, link_secret="s", public_url="http://x"),
+            channels={"email": self.channel}, ledger=self.ledger, suppression=self.suppression,
+            limiter=FakeLimiter(), internal_limiter=FakeLimiter(), backlog=FakeBacklog(), publisher=self.publisher,
+            dead_letter=events.dead_letter, metrics=NotifierMetrics(registry), stage=StageMetrics("notifier", registry),
+            policy=RetryPolicy(max_attempts, 1.0, 10.0), erased=self.erased, clock=lambda: 1_800_000_000.0,
+            jitter=lambda: 0.0,
+        )  # fmt: skip
+
+    def on(self, topic: str) -> list[Any]:
+        return [r for t, r in self.publisher.records if t == topic]
+
+    def outcomes(self) -> list[NotificationOutcome]:
+        return [decode(r.value, r.headers, NotificationOutcome).data for r in self.on(OUT)]
+
+
+async def test_a_request_is_sent_once_and_its_outcome_published_once_even_when_delivered_twice():
+    h = Harness()
+    event, msg = request()
+    await h.notifier.on_request(event, msg)
+    await h.notifier.on_request(event, msg)  # at-least-once: the same record again
+    assert len(h.channel.sent) == 1 and [o.status for o in h.outcomes()] == ["sent"]
+    assert h.ledger.entries[event.data.notification_id]["published"] is True
+
+
+async def test_a_suppressed_address_is_not_sent_to_and_ends_suppressed():
+    h = Harness()
+    await h.suppression.add(Suppression("email", "dana@example.com", "unsubscribed"))
+    await h.notifier.on_request(*request(audience="lead", template="nurture_content", address="Dana@Example.com",
+                                         variables={"lead": {"name": "Dana"}}))  # fmt: skip
+    assert h.channel.sent == [] and [o.status for o in h.outcomes()] == ["suppressed"]
+
+
+async def test_a_transient_provider_failure_goes_to_the_retry_topic_with_its_due_time():
+    h = Harness(SendResult("transient", "451 try later", "smtp_4xx"))
+    event, msg = request()
+    await h.notifier.on_request(event, msg)
+    [retry] = h.on(RETRY)
+    assert h.outcomes() == [] and float(dict(retry.headers)[DUE_HEADER]) > 1_800_000_000.0
+    assert h.ledger.entries[event.data.notification_id]["state"] == "requested"
+
+
+async def test_a_request_out_of_attempts_is_dead_lettered_and_ends_failed():
+    h = Harness(*[SendResult("transient", "451 try later", "smtp_4xx")] * 2, max_attempts=1)
+    event, msg = request()
+    await h.notifier.on_request(event, msg)
+    await h.notifier.on_retry(event, msg)
+    assert h.publisher.dead_letters() == ["notification.requested.v1.dlq"]
+    assert [o.status for o in h.outcomes()] == ["failed"]
+
+
+async def test_an_unsubscribe_puts_the_address_on_the_suppression_list():
+    h = Harness()
+    await h.notifier.on_engagement(engagement("unsubscribed", email="Dana@Example.com", channel="email"))
+    assert await h.suppression.reason("email", "dana@example.com") == "unsubscribed"
+
+
+async def test_an_erasure_suppresses_the_persons_hashes_and_publishes_a_receipt():
+    h = Harness()
+    req = erasure_request(h.erased.secret, request_id="r-1", requested_at=datetime.now(UTC), requested_by="test",
+                          email="dana@example.com")  # fmt: skip
+    await h.notifier.on_erasure(new_event(req, source="/t", subject=req.subject_hash))
+    [receipt] = h.publisher.events
+    assert receipt.data.service == "notifier" and len(h.erased.digests) == 1

@@ -1,0 +1,118 @@
+"""The nurture handler through the runtime, against fakes of its ports (no Redis, no broker)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from leadpipe.runtime.stream import BatchProcessor, EventProcessor, RawMessage, unparked
+from schemas.codec import encode
+from schemas.envelope import Envelope, new_event
+from schemas.lead_scored.v1 import LeadScored
+from schemas.notification_outcome.v1 import NotificationOutcome
+from schemas.person_erasure_requested.v1 import PersonErasureRequested
+from services.nurture.adapters.metrics import NurtureMetrics
+from services.nurture.handlers import Links, NurtureBatch, NurtureHandler
+from tests.fakes import FakePublisher
+from tests.unit.nurture.builders import MONDAY_10_NY, engine, scored
+from tests.unit.nurture.fakes import FakeNurtureStore, FakeStateLog
+
+SCORED, OUTCOME, PARK = "lead.scored.v1", "notification.outcome.v1", "nurture.park.v1"
+EXPECTED: dict[str, Any] = {SCORED: LeadScored, OUTCOME: NotificationOutcome}
+
+
+class Nurture:
+    def __init__(self) -> None:
+        self.store, self.log, self.publisher = FakeNurtureStore(), FakeStateLog(), FakePublisher()
+        self.handler = NurtureHandler(engine(), self.store, self.publisher, self.log,
+                                      NurtureMetrics(CollectorRegistry()), Links("s", "http://x", 60),
+                                      clock=lambda: MONDAY_10_NY)  # fmt: skip
+        self.events = EventProcessor(service="nurture", metrics=self.handler.metrics.stage, publisher=self.publisher,
+                                     retry_base_s=0.001, park_topic=PARK)  # fmt: skip
+
+        async def built() -> None: ...
+
+        self.batches = BatchProcessor(self.events, NurtureBatch(self.handler, built), EXPECTED, concurrency=4)
+
+    def parked(self) -> list[RawMessage]:
+        return [RawMessage(t, 0, n, r.key, r.value, r.headers) for n, (t, r) in enumerate(self.publisher.records)
+                if t == PARK]  # fmt: skip
+
+
+def raw(data: Any, event_id: str, offset: int = 0) -> RawMessage:
+    rec = encode(new_event(data, source="/t", subject=data.lead_id, id=event_id))
+    return RawMessage(data.topic(), 0, offset, rec.key, rec.value, list(rec.headers))
+
+
+def outcome(lead_id: str) -> NotificationOutcome:
+    return NotificationOutcome(notification_id=f"touch:{lead_id}:x", lead_id=lead_id, status="suppressed",
+                               channel="email", audience="lead", attempts=1, completed_at=MONDAY_10_NY)  # fmt: skip
+
+
+async def test_a_hot_lead_is_assigned_and_its_events_are_published_before_its_state_is_saved():
+    n = Nurture()
+    published_at_save: list[int] = []
+    save = n.store.save
+
+    async def watching_save(*args: Any, **kwargs: Any) -> bool:
+        published_at_save.append(len(n.publisher.events))
+        return await save(*args, **kwargs)
+
+    n.store.save = watching_save  # type: ignore[method-assign]
+    assert await n.batches.process([raw(scored("ld_1", grade="A"), "ev-1")]) == 1
+    types = [e.type.rsplit(".", 1)[-1] for e in n.publisher.events]
+    assert "assigned" in types and "requested" in types
+    assert published_at_save == [len(n.publisher.events)]
+    state = n.store.leads["ld_1"]
+    assert state.version == 1 and n.log.sent == [("ld_1", state)] and n.log.acked == 1
+
+
+async def test_a_replayed_event_changes_nothing_and_publishes_nothing():
+    n = Nurture()
+    batch = [raw(scored("ld_1", grade="B"), "ev-1")]
+    await n.batches.process(batch)
+    published = len(n.publisher.events)
+    assert await n.batches.process(batch) == 1
+    assert len(n.publisher.events) == published and n.store.leads["ld_1"].version == 1
+
+
+async def test_an_outcome_arriving_before_its_leads_state_is_parked_and_handled_once_the_lead_arrives():
+    n = Nurture()
+    early = raw(outcome("ld_1"), "ev-out")
+    assert await n.batches.process([early]) == 0
+    [parked] = n.parked()
+    assert n.publisher.dead_letters() == [] and "ld_1" not in n.store.leads
+
+    await n.batches.process([raw(scored("ld_1", grade="B"), "ev-1", offset=1)])  # the state, from the healed partition
+    assert await n.events.process(unparked(parked), NotificationOutcome, n.handler.handle_one)
+    state = n.store.leads["ld_1"]
+    assert "ev-out" in state.seen and "email" in state.suppressed_channels and n.log.acked == len(n.log.sent)
+    assert n.publisher.dead_letters() == []
+
+
+async def test_a_lost_compare_and_set_is_decided_again_and_the_lead_assigned_once():
+    n = Nurture()
+    save, raced = n.store.save, []
+
+    async def racing_save(state: Any, expected: int, *args: Any) -> bool:
+        if not raced:
+            raced.append(1)
+            return False  # another replica wrote first
+        return await save(state, expected, *args)
+
+    n.store.save = racing_save  # type: ignore[method-assign]
+    await n.batches.process([raw(scored("ld_1", grade="A"), "ev-1")])
+    assigned = {e.id for e in n.publisher.events if e.type.endswith("lead.assigned")}
+    assert raced == [1] and len(assigned) == 1 and n.store.leads["ld_1"].version == 1
+
+
+async def test_an_erasure_deletes_the_leads_state_tombstones_it_and_publishes_a_receipt():
+    n = Nurture()
+    await n.batches.process([raw(scored("ld_1", grade="B"), "ev-1")])
+    req = PersonErasureRequested(request_id="r-1", requested_at=MONDAY_10_NY, requested_by="cli:test",
+                                 subject_hash="0" * 64, lead_ids=["ld_1"])  # fmt: skip
+    event: Envelope[Any] = new_event(req, source="/t", subject=req.subject_hash)
+    await n.handler.erase(event)
+    assert "ld_1" not in n.store.leads and n.log.sent[-1] == ("ld_1", None) and n.log.acked == len(n.log.sent)
+    assert n.publisher.events[-1].type.endswith("person.erased")
