@@ -36,6 +36,7 @@ from schemas.pii import (
     refs_for,
     use_keyring,
 )
+from tests.fakes import FakePublisher
 from tests.samples import events
 
 SECRET = "test-secret"
@@ -207,21 +208,13 @@ def test_refs_for_an_erasure_cover_email_phone_leads_and_scoring_identifiers():
     assert refs == {"email:dana@example.com", "phone:+14155550100", "lead:ld_1", "badge:s/B1"}
 
 
-class ListSink:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, Record]] = []
-
-    async def send(self, topic: str, record: Record) -> None:
-        self.sent.append((topic, record))
-
-
 async def test_the_runtime_skips_a_record_of_an_erased_person_counts_it_and_dead_letters_nothing():
     store = MemoryKeyStore()
     keys = ring(store)
     event = by_type("lead.captured")
     record = encode(event, keyring=keys)
     keys.destroy([person_ref(event.data)])
-    metrics, sink, handled = StageMetrics("scoring", CollectorRegistry()), ListSink(), []
+    metrics, publisher, handled = StageMetrics("scoring", CollectorRegistry()), FakePublisher(), []
 
     async def handler(e: Any) -> list[Any]:
         handled.append(e)
@@ -229,12 +222,12 @@ async def test_the_runtime_skips_a_record_of_an_erased_person_counts_it_and_dead
 
     previous = use_keyring(keys)
     try:
-        processor = EventProcessor(service="scoring", metrics=metrics, sink=sink)
+        processor = EventProcessor(service="scoring", metrics=metrics, publisher=publisher)
         msg = RawMessage("lead.captured.v1", 0, 7, record.key, record.value, record.headers)
         assert await processor.process(msg, type(event.data), handler) is True
     finally:
         use_keyring(previous)
-    assert handled == [] and sink.sent == []
+    assert handled == [] and publisher.records == [] and publisher.events == []
     assert (
         metrics.registry.get_sample_value(
             "leadpipe_events_erased_skipped_total", {"service": "scoring", "topic": "lead.captured.v1"}
