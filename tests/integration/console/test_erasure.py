@@ -145,7 +145,6 @@ async def test_an_erased_persons_fields_leave_every_console_table_and_stay_gone_
         await publish(producer, new_event(request, source="test", subject=request.subject_hash), max_bytes=1_000_000)
 
         async def late_seen() -> bool:
-            lead = await store.lead(lead_id)
             return len(receipts) == 2 and len(await store.timeline(lead_id)) == 10
 
         await until(late_seen, 60)
