@@ -139,7 +139,8 @@ class PostgresStore:
                         if linked.lead_id is not None and linked.lead_id not in erasure.lead_ids:
                             newly[linked.lead_id] = erasure.request_id
                     kept.append(f)
-                unique = kept
+                # The lead's other events in this batch (a later rescore, say) go too.
+                unique = [redact(f) if (f.lead_id or links.get(f.event_id)) in newly else f for f in kept]
             rows = [
                 (f.event_id, f.type, f.time, f.lead_id or links.get(f.event_id), trigger_of(f), f.summary,
                  _jsonb(dict(f.data)))

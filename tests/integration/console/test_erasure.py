@@ -24,6 +24,8 @@ from services.console import projector
 from services.console.adapters.metrics import ConsoleMetrics
 from services.console.adapters.postgres_store import PostgresStore
 from services.console.config import ConsoleSettings
+from services.console.domain.erasure import identity_hashes
+from services.console.domain.facts import to_fact
 from services.console.domain.reporting import funnel
 from services.console.handlers import Projector
 from tests.integration.console.test_projector import lead_events, until
@@ -216,3 +218,34 @@ async def test_an_erased_persons_fields_leave_every_console_table_and_stay_gone_
         assert funnel([x for x in await fresh.all_leads() if x.lead_id in (lead_id, other_id)]) == before
     finally:
         await fresh.close()
+
+
+async def test_a_rescore_in_the_batch_that_reveals_an_erased_lead_is_redacted_and_the_row_with_it(
+    database_url: str, unique: str
+) -> None:
+    """A new database rebuilt after the request: the person's first score (before the request)
+    names the lead; a later rescore of it in the same batch is theirs too, and so is the row."""
+    secret = "dev-privacy-secret"
+    events, pii = person(unique, "+14155550199")
+    scores = [e for e in events if isinstance(e.data, LeadScored)]
+    assert len(scores) == 2
+    store = await PostgresStore(database_url).connect()
+    try:
+        await store.migrate()
+        request = erasure_request(
+            secret, request_id=f"r-{unique}", requested_at=scores[0].time + timedelta(seconds=5),
+            requested_by="cli:test", email=pii["email"],
+        )  # fmt: skip
+        await store.erase(
+            request_id=request.request_id, subject_hash=request.subject_hash, requested_at=request.requested_at,
+            email=request.email, phone=None, lead_ids=[], identifier_hashes=request.identifier_hashes,
+        )  # fmt: skip
+        assert scores[1].time > request.requested_at
+        facts = [to_fact(e.data.EVENT_TYPE, e.id, e.time, e.data.model_dump(mode="json")) for e in scores]
+        await store.project(facts, [identity_hashes(secret, f) for f in facts])  # one batch
+        for field in pii.values():
+            assert await text_hits(database_url, field) == [], field
+        lead = await store.lead(f"lead-{unique}")
+        assert lead is not None and (lead.grade, lead.name, lead.email) == ("A", None, None)
+    finally:
+        await store.close()
