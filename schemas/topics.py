@@ -62,6 +62,8 @@ _PROJECTIONS: dict[str, tuple[str, ...]] = {
         "notification.outcome",
         "lead.engagement",
         "lead.outcome_logged",
+        "notification.requested",
+        "person.erasure_requested",
     ),
 }
 
