@@ -57,7 +57,7 @@ class Timed(Projector):
     """The projector, noting when each event's batch committed."""
 
     def __init__(self, store: PostgresStore, metrics: ConsoleMetrics, done: dict[str, float]) -> None:
-        super().__init__(store, metrics)
+        super().__init__(store, metrics, privacy_secret="dev-privacy-secret")
         self.done = done
 
     async def handle(self, records: Sequence[Any]) -> int:
@@ -208,7 +208,11 @@ async def run(rates: list[float], seconds: float, bootstrap: str, database_url: 
     raw_count = await raw_read_all(settings)
     raw_took = time.monotonic() - t1
     t1 = time.monotonic()
-    count = await projector.rebuild(settings, store, Projector(store, ConsoleMetrics(CollectorRegistry())))
+    count = await projector.rebuild(
+        settings,
+        store,
+        Projector(store, ConsoleMetrics(CollectorRegistry()), privacy_secret=settings.leadpipe_privacy_secret),
+    )
     took = time.monotonic() - t1
     out["catch_up"] = {
         "events": count,

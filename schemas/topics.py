@@ -63,6 +63,7 @@ _PROJECTIONS: dict[str, tuple[str, ...]] = {
         "lead.engagement",
         "lead.outcome_logged",
         "notification.requested",
+        "person.erasure_requested",
     ),
 }
 

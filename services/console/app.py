@@ -48,6 +48,7 @@ def create_app(settings: ConsoleSettings, registry: CollectorRegistry | None = N
         metrics.published.labels(event.data.EVENT_TYPE).inc()
 
     backfill = {"needed": False}
+    secret = settings.leadpipe_privacy_secret
 
     async def keep_projecting() -> None:
         """The projector, restarted after a failure (PostgreSQL or the broker gone): logged,
@@ -58,9 +59,9 @@ def create_app(settings: ConsoleSettings, registry: CollectorRegistry | None = N
             try:
                 if backfill["needed"]:
                     log.info("empty read model: rebuilding it from the topics before following them")
-                    await projector.rebuild(settings, writes, Projector(writes, metrics))
+                    await projector.rebuild(settings, writes, Projector(writes, metrics, privacy_secret=secret))
                     backfill["needed"] = False
-                await projector.run(settings, Projector(writes, metrics), ready)
+                await projector.run(settings, Projector(writes, metrics, privacy_secret=secret, publish=send), ready)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -31,7 +31,11 @@ def _rebuild(_: argparse.Namespace) -> int:
     async def go() -> int:
         store = await PostgresStore(settings.database_url).connect()
         try:
-            return await rebuild(settings, store, Projector(store, ConsoleMetrics(CollectorRegistry())))
+            return await rebuild(
+                settings,
+                store,
+                Projector(store, ConsoleMetrics(CollectorRegistry()), privacy_secret=settings.leadpipe_privacy_secret),
+            )
         finally:
             await store.close()
 

@@ -11,7 +11,7 @@ import asyncio
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from services.console.domain.erasure import Erasure, erasure_of, names_person, redact
 from services.console.domain.facts import trigger_of
 from services.console.domain.projection import Fact, LeadRow, fold
 
@@ -104,8 +105,9 @@ class PostgresStore:
             await self.conn.execute(f"TRUNCATE {', '.join(_TABLES)}")
 
     # -- projection ------------------------------------------------------------------------
-    async def project(self, facts: Sequence[Fact]) -> int:
-        """Store new facts and re-fold the leads they touch; returns how many were new.
+    async def project(self, facts: Sequence[Fact], hashes: Sequence[frozenset[str]] | None = None) -> int:
+        """Store new facts and re-fold the leads they touch; returns how many were new. An erased
+        person's facts (``hashes``: each fact's ``identity_hashes``) are stored redacted.
 
         A handful of statements per batch, whatever its size: the projection keeps up by batching,
         not by being clever per event."""
@@ -122,6 +124,23 @@ class PostgresStore:
                     (unlinked,),
                 )
                 links = {r["trigger_event_id"]: r["lead_id"] for r in await cur.fetchall()}
+            erasures = await self._erasures()
+            # Leads newly found to be an erased person's (a rebuild into an empty database that
+            # saw the request before the person's score): their other events go too.
+            newly: dict[str, str] = {}
+            if erasures:
+                by_id = dict(zip((f.event_id for f in facts), hashes or [frozenset()] * len(facts), strict=True))
+                kept = []
+                for f in unique:
+                    linked = replace(f, lead_id=f.lead_id or links.get(f.event_id))
+                    erasure = erasure_of(linked, by_id[f.event_id], erasures)
+                    if erasure is not None:
+                        f = redact(f)
+                        if linked.lead_id is not None and linked.lead_id not in erasure.lead_ids:
+                            newly[linked.lead_id] = erasure.request_id
+                    kept.append(f)
+                # The lead's other events in this batch (a later rescore, say) go too.
+                unique = [redact(f) if (f.lead_id or links.get(f.event_id)) in newly else f for f in kept]
             rows = [
                 (f.event_id, f.type, f.time, f.lead_id or links.get(f.event_id), trigger_of(f), f.summary,
                  _jsonb(dict(f.data)))
@@ -146,10 +165,119 @@ class PostgresStore:
                     " AS t(event_id, lead_id) WHERE e.event_id = t.event_id AND e.lead_id IS NULL",
                     [[t for t, _ in triggers], [lid for _, lid in triggers]],
                 )
+            if newly:
+                touched |= await self._redact_leads(newly)
+            erased_leads = set(newly).union(*(e.lead_ids for e in erasures))
+            # A capture or engagement stored before the score that links it to an erased lead.
+            theirs = [t for t, lid in triggers if lid in erased_leads]
+            if theirs:
+                await self._redact_events("event_id = ANY(%s)", (theirs,))
             if touched:
                 new = {r["event_id"] for r in inserted}
                 await self._refold(sorted(touched), {f.event_id: f.data for f in unique if f.event_id in new})
         return len(inserted)
+
+    async def _redact_leads(self, leads: dict[str, str]) -> set[str]:
+        """Adds the leads to their erasure (lead id -> request id) and redacts their stored events."""
+        await self.conn.execute(
+            "UPDATE console_erasures e SET lead_ids = e.lead_ids || t.lead_id FROM unnest(%s::text[], %s::text[])"
+            " AS t(lead_id, request_id) WHERE e.request_id = t.request_id AND NOT t.lead_id = ANY(e.lead_ids)",
+            [list(leads), list(leads.values())],
+        )
+        await self._redact_events("lead_id = ANY(%s)", (list(leads),))
+        return set(leads)
+
+    async def _redact_events(self, where: str, params: tuple[Any, ...]) -> int:
+        cur = await self.conn.execute(
+            f"SELECT event_id, type, time, lead_id, summary, data FROM console_events WHERE {where}", params
+        )
+        redacted = [
+            redact(Fact(r["event_id"], r["type"], r["time"], r["lead_id"], r["summary"], r["data"]))
+            for r in await cur.fetchall()
+        ]
+        if redacted:
+            await self.conn.execute(
+                "UPDATE console_events e SET summary = t.summary, data = t.data"
+                " FROM unnest(%s::text[], %s::text[], %s::jsonb[]) AS t(event_id, summary, data)"
+                " WHERE e.event_id = t.event_id",
+                [[f.event_id for f in redacted], [f.summary for f in redacted], [_jsonb(f.data) for f in redacted]],
+            )
+        return len(redacted)
+
+    async def _erasures(self) -> list[Erasure]:
+        # Read in the batch's transaction (not cached): another console replica may have honoured
+        # a request since, and the list is small (one row per request).
+        cur = await self.conn.execute(
+            "SELECT request_id, requested_at, identifier_hashes, lead_ids FROM console_erasures"
+        )
+        return [
+            Erasure(r["request_id"], r["requested_at"], frozenset(r["identifier_hashes"]), frozenset(r["lead_ids"]))
+            for r in await cur.fetchall()
+        ]
+
+    async def erase(
+        self,
+        *,
+        request_id: str,
+        subject_hash: str,
+        requested_at: datetime,
+        email: str | None,
+        phone: str | None,
+        lead_ids: Sequence[str],
+        identifier_hashes: Sequence[str],
+    ) -> tuple[int, int]:
+        """Honours an erasure request in one transaction: every event of the person's leads, and
+        their captures and engagements not linked to a lead yet, redacted; the leads re-folded
+        from them (no personal field left); the request remembered in ``console_erasures``.
+        Returns (leads, events) erased; a request already honoured changes nothing and returns
+        its first counts."""
+        async with self._lock, self.conn.transaction():
+            cur = await self.conn.execute(
+                "INSERT INTO console_erasures (request_id, subject_hash, requested_at, identifier_hashes, lead_ids,"
+                " leads_erased, events_erased) VALUES (%s, %s, %s, %s, %s, 0, 0) ON CONFLICT (request_id) DO NOTHING"
+                " RETURNING request_id",
+                (request_id, subject_hash, requested_at, list(identifier_hashes), list(lead_ids)),
+            )
+            if await cur.fetchone() is None:
+                cur = await self.conn.execute(
+                    "SELECT leads_erased, events_erased FROM console_erasures WHERE request_id = %s", (request_id,)
+                )
+                done = await cur.fetchone()
+                assert done is not None
+                return int(done["leads_erased"]), int(done["events_erased"])
+            norm_email = email.strip().lower() if email else None
+            # Candidates by SQL, decided by the domain rule (a phone counts only without an email).
+            cur = await self.conn.execute(
+                "SELECT lead_id, email, phone FROM console_leads WHERE lead_id = ANY(%s)"
+                " OR lower(email) = %s OR (%s AND phone IS NOT NULL AND email IS NULL)",
+                (list(lead_ids), norm_email, phone is not None),
+            )
+            leads = {r["lead_id"] for r in await cur.fetchall()
+                     if r["lead_id"] in lead_ids
+                     or names_person(r["email"], r["phone"], person_email=email, person_phone=phone)}  # fmt: skip
+            cur = await self.conn.execute(
+                "SELECT event_id, lead_id, data->'identity' AS identity FROM console_events"
+                " WHERE type IN ('lead.captured', 'lead.engagement') AND (lower(data->'identity'->>'email') = %s"
+                " OR (%s AND data->'identity'->>'phone' IS NOT NULL AND data->'identity'->>'email' IS NULL))",
+                (norm_email, phone is not None),
+            )
+            theirs: set[str] = set()
+            for r in await cur.fetchall():
+                identity = r["identity"] or {}
+                if names_person(identity.get("email"), identity.get("phone"), person_email=email, person_phone=phone):
+                    theirs.add(r["event_id"])
+                    if r["lead_id"] is not None:
+                        leads.add(r["lead_id"])
+            events = await self._redact_events(
+                "lead_id = ANY(%s) OR event_id = ANY(%s)", (sorted(leads), sorted(theirs))
+            )
+            await self.conn.execute(
+                "UPDATE console_erasures SET lead_ids = %s, leads_erased = %s, events_erased = %s WHERE request_id = %s",
+                (sorted(leads | set(lead_ids)), len(leads), events, request_id),
+            )
+            if leads:
+                await self._refold(sorted(leads), {})
+            return len(leads), events
 
     async def _refold(self, lead_ids: list[str], stored_now: dict[str, Any]) -> None:
         """``stored_now``: the payloads this transaction inserted, not read back (a JSON parse per

@@ -156,9 +156,9 @@ async def test_projects_lead_events_and_rebuilds_identical_rows(
 
     store = await PostgresStore(database_url).connect()
     registry = CollectorRegistry()
-    proj = Projector(store, ConsoleMetrics(registry))
+    proj = Projector(store, ConsoleMetrics(registry), privacy_secret=settings.leadpipe_privacy_secret)
     try:
-        assert await store.migrate() == [1, 2, 3]
+        assert await store.migrate() == [1, 2, 3, 4]
         assert await store.migrate() == []  # idempotent
         task = asyncio.create_task(projector.run(settings, proj, asyncio.Event()))
         lead_id = f"lead-{unique}"
