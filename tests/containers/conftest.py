@@ -29,8 +29,19 @@ KAFKA_VERSION = "4.1.1"
 WORKER_PORTS = {"scoring": 9101, "nurture": 9102, "notifier": 9103}
 
 
+#: The order the container tests share one stack in: the faults after the plain journey, and the
+#: broker partition last (a problem it leaves, e.g. a dead letter, would fail every later audit).
+ORDER = ("test_compose_stack", "test_restart_policy", "test_redis_partition", "test_broker_partition")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if os.environ.get("LEADPIPE_TEST_CONTAINERS") == "1":
+
+        def rank(item: pytest.Item) -> int:
+            module = item.module.__name__.rsplit(".", 1)[-1] if isinstance(item, pytest.Function) else ""
+            return ORDER.index(module) if module in ORDER else -1
+
+        items.sort(key=rank)
         return
     skip = pytest.mark.skip(reason="container suite: `make test-containers` runs it (needs podman)")
     for item in items:
@@ -76,6 +87,16 @@ def wait_ready(stack: ContainerStack, timeout_s: float = 240.0) -> None:
         while not _ready(url):
             assert time.monotonic() < deadline, f"{url}/readyz never answered 200"
             time.sleep(1.0)
+
+
+def wait_container_ready(
+    stack: ContainerStack, service: str, replica: int, port: int, timeout_s: float = 120.0
+) -> None:
+    """One replica answers ``/readyz`` (its address read again: a restarted container may get a new one)."""
+    deadline = time.monotonic() + timeout_s
+    while not _ready(stack.url(service, replica, port)):
+        assert time.monotonic() < deadline, f"{stack.name(service, replica)} /readyz never answered 200"
+        time.sleep(1.0)
 
 
 @pytest.fixture(scope="session")
