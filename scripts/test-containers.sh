@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test-containers`: builds the images (skipped when their inputs' hash is unchanged), then
-# runs tests/containers on one compose stack in podman: a demo form -> rep alert, then faults
+# runs tests/containers on one compose stack in podman: a demo form -> rep alert, the chaos load
+# with no fault (the control), then faults
 # under the chaos load, each audited by the chaos audit: a scoring container killed with SIGKILL
 # and restarted by its restart policy, a notifier cut off from Redis, a broker cut off from the
 # network (tests/containers/conftest.py orders them).
@@ -24,6 +25,7 @@ for arg in "$@"; do
 done
 CI_TESTS=(
     tests/containers/test_compose_stack.py
+    tests/containers/test_replicas_under_load.py
     tests/containers/test_restart_policy.py
     tests/containers/test_redis_partition.py
     tests/containers/test_broker_partition.py
