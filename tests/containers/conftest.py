@@ -86,7 +86,9 @@ def _ready(url: str) -> bool:
         return False
 
 
-def wait_ready(stack: ContainerStack, timeout_s: float = 240.0) -> None:
+# 240 s was too short at 19:35 UTC on 2026-11-26 (load average 50 to 67 on the 2 shared cores: the
+# containers took 269 s to start and the replicas were not all ready 240 s later).
+def wait_ready(stack: ContainerStack, timeout_s: float = 600.0) -> None:
     urls = [stack.url("ingest", r, 8080) for r in (1, 2)]
     urls += [stack.url(s, r, port) for s, port in WORKER_PORTS.items() for r in (1, 2)]
     deadline = time.monotonic() + timeout_s
