@@ -22,7 +22,11 @@ engine_pick() {
             ENGINE_PROBLEM="podman info fails: ${out//$'\n'/ }"
             return 1
         fi
-        if ((rc == 0)) && out=$(timeout 60 podman run --rm --network none leadpipe-debian:bookworm true 2>&1); then
+        if ((rc != 0)); then
+            ENGINE_PROBLEM="podman image exists fails (exit $rc): ${out//$'\n'/ }"
+            return 1
+        fi
+        if out=$(timeout 60 podman run --rm --network none leadpipe-debian:bookworm true 2>&1); then
             ENGINE=podman
             return 0
         fi
