@@ -13,8 +13,10 @@ ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never UV_PYTHON=
 # uv in its own venv of the build stage only: the final stage gets none of it.
 RUN python3 -m venv /opt/uv && /opt/uv/bin/pip install --no-cache-dir -q uv==0.13.9
 WORKDIR /app
-COPY pyproject.toml uv.lock README.md ./
+# The dependencies' layer depends on the lock only: README and source edits reuse it.
+COPY pyproject.toml uv.lock ./
 RUN /opt/uv/bin/uv sync --frozen --no-dev --no-install-project
+COPY README.md ./
 COPY schemas ./schemas
 COPY services ./services
 COPY leadpipe ./leadpipe

@@ -10,9 +10,23 @@ engine_pick() {
     ENGINE_PROBLEM=""
     if [[ -z "$want" || "$want" == podman ]] && command -v podman >/dev/null; then
         export CONTAINERS_CONF="${CONTAINERS_CONF:-$_leadpipe_root/deploy/podman/containers.conf}"
-        local out
-        if out=$(timeout 60 podman run --rm --network none leadpipe-debian:bookworm true 2>&1) \
-            || ! podman image exists leadpipe-debian:bookworm; then
+        local out rc
+        out=$(podman image exists leadpipe-debian:bookworm 2>&1)
+        rc=$?
+        if ((rc == 1)); then
+            # No base image to run yet (scripts/images.sh base makes it): podman must answer.
+            if out=$(timeout 60 podman info 2>&1 >/dev/null); then
+                ENGINE=podman
+                return 0
+            fi
+            ENGINE_PROBLEM="podman info fails: ${out//$'\n'/ }"
+            return 1
+        fi
+        if ((rc != 0)); then
+            ENGINE_PROBLEM="podman image exists fails (exit $rc): ${out//$'\n'/ }"
+            return 1
+        fi
+        if out=$(timeout 60 podman run --rm --network none leadpipe-debian:bookworm true 2>&1); then
             ENGINE=podman
             return 0
         fi

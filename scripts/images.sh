@@ -8,8 +8,10 @@
 #   leadpipe-kafka:<version>   + openjdk-17-jre-headless + the Maven jars of the devstack pom
 #   leadpipe-redis:7           + Debian's redis-server
 #   leadpipe-prometheus:2      + Debian's prometheus (and promtool)
-#   leadpipe:latest            the Dockerfile, BASE=leadpipe-python:3.11 unless
-#                              LEADPIPE_BASE_IMAGE is set (e.g. python:3.11-slim with a registry)
+#   leadpipe:in-<inputs hash>  the Dockerfile, BASE=leadpipe-python:3.11 unless
+#                              LEADPIPE_BASE_IMAGE is set (e.g. python:3.11-slim with a registry);
+#                              also tagged leadpipe:latest; the tag is written to
+#                              .leadpipe/leadpipe-image (what the container tests run)
 # usage: scripts/images.sh [leadpipe|stack|infra|all|<one name above without tag>]...
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -150,7 +152,11 @@ build_kafka() {
         -t "$KAFKA_IMAGE" "$ctx"
 }
 
+LEADPIPE_KEEP=${LEADPIPE_KEEP_IMAGES:-6}
 build_leadpipe() {
+    # Tagged leadpipe:in-<hash of its inputs> as well as leadpipe:latest: clones and branches on
+    # one machine share podman's image store, so each finds its own build there instead of
+    # rebuilding after another clone's build moved `latest`. The newest $LEADPIPE_KEEP stay.
     local base="${LEADPIPE_BASE_IMAGE:-leadpipe-python:3.11}"
     if [[ -z "${LEADPIPE_BASE_IMAGE:-}" ]]; then
         build_base
@@ -159,15 +165,27 @@ build_leadpipe() {
     local h
     h=$(hash_of Dockerfile .dockerignore pyproject.toml uv.lock README.md schemas services leadpipe \
         -- "$base" "$(label_of "$base")" "${BUILD[*]:1}")
-    if ! fresh leadpipe:latest "$h"; then
-        echo "images: building leadpipe:latest on $base ..."
+    local tag="leadpipe:in-$h"
+    if $ENGINE image inspect "$tag" >/dev/null 2>&1; then
+        echo "images: $tag is up to date"
+    else
+        echo "images: building $tag on $base ..."
         local t0=$SECONDS
-        "${BUILD[@]}" --build-arg "BASE=$base" --label "leadpipe.inputs=$h" -t leadpipe:latest .
-        echo "images: leadpipe:latest built in $((SECONDS - t0))s"
+        "${BUILD[@]}" --build-arg "BASE=$base" --label "leadpipe.inputs=$h" -t "$tag" .
+        echo "images: $tag built in $((SECONDS - t0))s"
     fi
+    $ENGINE tag "$tag" leadpipe:latest
+    mkdir -p .leadpipe
+    echo "$tag" >.leadpipe/leadpipe-image
     local size
-    size=$($ENGINE image inspect --format '{{.Size}}' leadpipe:latest)
-    echo "images: leadpipe:latest is $((size / 1000000)) MB ($size bytes) on $base"
+    size=$($ENGINE image inspect --format '{{.Size}}' "$tag")
+    echo "images: $tag (leadpipe:latest) is $((size / 1000000)) MB ($size bytes) on $base"
+    local old
+    old=$($ENGINE images --format '{{.CreatedAt}}\t{{.Repository}}:{{.Tag}}' \
+        | grep -E $'\t(localhost/)?leadpipe:in-' | sort -r | tail -n +$((LEADPIPE_KEEP + 1)) | cut -f2 || true)
+    for t in $old; do
+        [[ "$t" == *"$tag" ]] || $ENGINE rmi "$t" >/dev/null 2>&1 || true
+    done
 }
 
 [[ $# -gt 0 ]] || set -- leadpipe

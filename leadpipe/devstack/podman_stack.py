@@ -215,9 +215,18 @@ def up(
 
 def down(project: str = "leadpipe", volumes: bool = True) -> None:
     """Remove the stack's containers, network and (by default) volumes."""
-    ids = podman("ps", "-aq", "--filter", f"label={LABEL}={project}").stdout.split()
-    if ids:
-        podman("rm", "-f", "-v", "-t", "5", *ids)  # -v: the image VOLUMEs (anonymous) too
+    # A container its restart policy is just restarting can refuse removal ("could not be
+    # stopped: container state improper"): try again on what is left, then give up loudly.
+    for attempt in range(3):
+        ids = podman("ps", "-aq", "--filter", f"label={LABEL}={project}").stdout.split()
+        if not ids:
+            break
+        result = podman("rm", "-f", "-v", "-t", "5", *ids, check=False)  # -v: anonymous VOLUMEs too
+        if result.returncode == 0:
+            break
+        if attempt == 2:
+            raise StackError(f"podman rm -f ... failed: {result.stderr.strip()[-1500:]}")
+        time.sleep(2)
     podman("network", "rm", "-f", f"{project}-net", check=False)
     if volumes:
         names = podman("volume", "ls", "-q", "--filter", f"label={LABEL}={project}").stdout.split()

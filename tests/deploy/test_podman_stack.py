@@ -46,3 +46,41 @@ def test_each_replica_runs_on_the_project_network_under_the_service_alias_with_i
     kafka = run_args(services["kafka-1"], "p-kafka-1", "p", COMPOSE.parent)
     assert kafka[kafka.index("--health-interval") + 1] == "disable"
     assert "p_kafka-1:/var/lib/kafka/data" in kafka
+
+
+class _FakePodman:
+    """podman's answers for ``down``: ``rm`` fails ``rm_failures`` times, as for a container its
+    restart policy is just restarting."""
+
+    def __init__(self, rm_failures: int):
+        self.rm_failures = rm_failures
+        self.calls: list[tuple[str, ...]] = []
+
+    def __call__(self, *args: str, check: bool = True, timeout: float = 300) -> Any:
+        import subprocess
+
+        self.calls.append(args)
+        if args[0] == "ps":
+            out = "" if self.rm_failures < 0 else "c1\nc2\n"
+            return subprocess.CompletedProcess(args, 0, out, "")
+        if args[0] == "rm":
+            if self.rm_failures > 0:
+                self.rm_failures -= 1
+                return subprocess.CompletedProcess(args, 125, "", "container state improper: stopped")
+            self.rm_failures = -1
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+
+def test_down_tries_again_when_a_restarting_container_refuses_removal(monkeypatch: pytest.MonkeyPatch):
+    fake = _FakePodman(rm_failures=2)
+    monkeypatch.setattr(podman_stack, "podman", fake)
+    monkeypatch.setattr(podman_stack.time, "sleep", lambda s: None)
+    podman_stack.down("lpx", volumes=False)
+    assert [c[0] for c in fake.calls].count("rm") == 3
+
+
+def test_down_says_what_podman_answered_when_removal_keeps_failing(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(podman_stack, "podman", _FakePodman(rm_failures=5))
+    monkeypatch.setattr(podman_stack.time, "sleep", lambda s: None)
+    with pytest.raises(StackError, match="container state improper"):
+        podman_stack.down("lpx", volumes=False)
