@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 class RebuildGuard:
     """``is_built`` reads the marker; ``rebuild`` restores the keyspace and sets the marker,
-    returning whether it did (False: a wipe during the rebuild took it, so it runs again);
+    returning whether it did (False: a wipe during the rebuild took it, or another replica is
+    rebuilding; the marker is checked again after a short pause);
     ``on_rebuilt`` counts a finished rebuild (a metric)."""
 
     def __init__(
@@ -50,3 +51,5 @@ class RebuildGuard:
             log.warning("%s state is missing from Redis; rebuilding it from %s", self.service, self.source)
             if await self.rebuild():
                 self.on_rebuilt()
+            else:  # wiped again mid-rebuild, or another replica holds the rebuild: look again soon
+                await asyncio.sleep(self.retry_base_s)

@@ -111,7 +111,8 @@ def build_notifier(
 
     async def rebuild_once() -> bool:
         token = uuid.uuid4().hex
-        await ledger.begin_rebuild(token)
+        if not await ledger.begin_rebuild(token):
+            return False  # another replica is rebuilding: the guard waits for its marker
         await rebuild(s, ledger, suppression, outcome_topic=s.notifier_outcome_topic,
                       engagement_topic=s.notifier_engagement_topic, erased=erased,
                       erased_topic=s.notifier_erased_topic)  # fmt: skip

@@ -80,7 +80,8 @@ class Scoring(ConsumerService):
 
         async def rebuild_once() -> bool:
             token = uuid.uuid4().hex
-            await store.begin_rebuild(token)
+            if not await store.begin_rebuild(token):
+                return False  # another replica is rebuilding: the guard waits for its marker
             await rebuild(s, s.scoring_state_topic, store, state_log)
             return await store.mark_built(token)
 

@@ -197,8 +197,11 @@ class RedisLedger:
     async def is_built(self) -> bool:
         return bool(await self.redis.exists(self.marker))
 
-    async def begin_rebuild(self, token: str) -> None:
-        await self.redis.set(self.token_key, token)
+    async def begin_rebuild(self, token: str, lease_s: int = 120) -> bool:
+        """Takes the rebuild lease; False while another replica holds it (it rebuilds, this one
+        waits for its marker: two replicas overwriting each other's token never finished). A wipe
+        drops the lease with the keyspace; a replica that died mid-rebuild loses it after ``lease_s``."""
+        return bool(await self.redis.set(self.token_key, token, nx=True, ex=lease_s))
 
     async def mark_built(self, token: str) -> bool:
         """Sets the marker; False if the keyspace was wiped again since ``begin_rebuild``."""

@@ -284,8 +284,11 @@ class RedisLeadStore:
     async def is_built(self) -> bool:
         return bool(await self.redis.exists(self.built_key))
 
-    async def begin_rebuild(self, token: str) -> None:
-        await self.redis.set(self.rebuilding_key, token)
+    async def begin_rebuild(self, token: str, lease_s: int = 120) -> bool:
+        """Takes the rebuild lease; False while another replica holds it (it rebuilds, this one
+        waits for its marker). A wipe drops the lease with the keyspace; a replica that died
+        mid-rebuild loses it after ``lease_s``."""
+        return bool(await self.redis.set(self.rebuilding_key, token, nx=True, ex=lease_s))
 
     async def restore(self, raw_states: Iterable[bytes], model_version: str | None) -> int:
         """Put back lead states read from the state topic, with their links and the active

@@ -130,12 +130,13 @@ async def test_a_wipe_during_the_rebuild_makes_it_run_again(
     inner = h.notifier.ledger.begin_rebuild
     calls = 0
 
-    async def wiped_midway(token: str) -> None:
+    async def wiped_midway(token: str) -> bool:
         nonlocal calls
         calls += 1
-        await inner(token)
+        took = await inner(token)
         if calls == 1:  # wiped after the rebuild began: its token (and anything restored) gone
             await _wipe(h.redis, h.settings.notifier_redis_prefix)
+        return took
 
     h.notifier.ledger.begin_rebuild = wiped_midway
     await h.notifier.ensure_built()

@@ -45,3 +45,10 @@ async def test_the_built_marker_is_set_only_if_redis_was_not_wiped_again_during_
     assert not await store.mark_built("t-1") and not await store.is_built()
     await store.begin_rebuild("t-2")
     assert await store.mark_built("t-2") and await store.is_built()
+
+
+async def test_a_second_replica_does_not_start_a_rebuild_while_another_holds_it(store: RedisLeadStore):
+    assert await store.begin_rebuild("replica-a")
+    assert not await store.begin_rebuild("replica-b")  # it waits for replica-a's marker instead
+    assert await store.mark_built("replica-a") and await store.is_built()
+    assert await store.begin_rebuild("after-a-wipe")  # the lease went with the finished rebuild
