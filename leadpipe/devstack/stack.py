@@ -158,11 +158,7 @@ class Stack:
             self._redis_port = free_port()
             self.redis = start_redis(self._redis_port, self.state_dir / "redis", self.logs / "redis.log")
             self.redis_url = f"redis://127.0.0.1:{self._redis_port}/0"
-        # privacy hook: this process (a test, a bench) reads and writes the stack's records with
-        # the stack's data keys, as its services do; ``stop`` puts the previous keyring back
-        if self._keyring_token is None:
-            ring = keyring_from(KeyStoreSettings(leadpipe_keystore_url=keystore_url(self.redis_url)))
-            self._keyring_token = (use_keyring(ring),)
+        self._use_keyring()
         if not self.database_url and any(s.name == "console" for s in self.specs):
             self._postgres_port = free_port()
             self._start_postgres()
@@ -186,6 +182,13 @@ class Stack:
     def broker(self) -> ManagedProcess | None:
         """The first Kafka node (the only one of a single-node stack)."""
         return self.kafka.processes[0] if self.kafka is not None and self.kafka.processes else None
+
+    def _use_keyring(self) -> None:
+        # privacy hook: this process (a test, a bench) reads and writes the stack's records with
+        # the stack's data keys, as its services do; ``stop`` puts the previous keyring back
+        if self._keyring_token is None and self.redis_url:
+            ring = keyring_from(KeyStoreSettings(leadpipe_keystore_url=keystore_url(self.redis_url)))
+            self._keyring_token = (use_keyring(ring),)
 
     def stop(self, timeout_s: float = 8.0) -> None:
         """Services first (all at once: SIGTERM, then SIGKILL what is left after ``timeout_s``),
@@ -315,6 +318,7 @@ class Stack:
             self.kafka.start()
         if self.redis is not None:
             self.redis = start_redis(self._redis_port, self.state_dir / "redis", self.logs / "redis.log")
+        self._use_keyring()  # ``stop`` put the previous one back
         if self.postgres is not None:
             self._start_postgres()
         asyncio.run(wait_for_broker(self.bootstrap, brokers=self.brokers, timeout_s=timeout_s))

@@ -6,6 +6,7 @@ broker, Redis and services with it."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,7 +22,9 @@ import pytest
 
 from bench.raw_chain import FORM_FIELDS
 from leadpipe.devstack.processes import free_port
-from leadpipe.devstack.stack import SERVICES
+from leadpipe.devstack.stack import SERVICES, keystore_url
+from leadpipe.runtime.keystore import KeyStoreSettings, keyring_from
+from schemas.pii import use_keyring
 from tests.chaos.audit import read_topics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -184,19 +187,27 @@ def test_the_dev_stack_is_durable_across_a_restart_and_one_per_state_dir(tmp_pat
         bootstrap = f"127.0.0.1:{up.env['LEADPIPE_BROKER_PORT']}"
         import asyncio
 
-        captured = asyncio.run(read_topics(bootstrap, ["lead.captured.v1"]))["lead.captured.v1"]
-        assert capture_id in {r.event.id for r in captured if r.event is not None}
-        _post(up, email)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            scored = asyncio.run(read_topics(bootstrap, ["lead.scored.v1"]))["lead.scored.v1"]
-            mine = [r for r in scored if r.event is not None and r.event.data.profile.email == email]
-            if len(mine) >= 2:
-                break
-            time.sleep(0.5)
-        assert {str(r.event.data.lead_id) for r in mine if r.event is not None} == {lead}
-        time.sleep(2.0)  # an alert, if one were (wrongly) requested, is sent within a second
-        assert len(_rep_alerts(up.state, lead)) == 1, "a repeat post alerted the rep again"
+        # The records' personal fields are sealed with the stack's data keys (crypto-shredding):
+        # this reader opens them with the same key store, as the services do.
+        redis_url = re.search(r"redis\s+(redis://\S+)", up.ready.read_text())
+        assert redis_url, up.ready.read_text()
+        previous = use_keyring(keyring_from(KeyStoreSettings(leadpipe_keystore_url=keystore_url(redis_url[1]))))
+        try:
+            captured = asyncio.run(read_topics(bootstrap, ["lead.captured.v1"]))["lead.captured.v1"]
+            assert capture_id in {r.event.id for r in captured if r.event is not None}
+            _post(up, email)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                scored = asyncio.run(read_topics(bootstrap, ["lead.scored.v1"]))["lead.scored.v1"]
+                mine = [r for r in scored if r.event is not None and r.event.data.profile.email == email]
+                if len(mine) >= 2:
+                    break
+                time.sleep(0.5)
+            assert {str(r.event.data.lead_id) for r in mine if r.event is not None} == {lead}
+            time.sleep(2.0)  # an alert, if one were (wrongly) requested, is sent within a second
+            assert len(_rep_alerts(up.state, lead)) == 1, "a repeat post alerted the rep again"
+        finally:
+            use_keyring(previous)
 
         # The supervisor killed with SIGKILL: its broker, Redis and services go with it.
         children = _children_of(up.proc.pid)

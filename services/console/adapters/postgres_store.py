@@ -238,13 +238,17 @@ class PostgresStore:
                 " RETURNING request_id",
                 (request_id, subject_hash, requested_at, list(identifier_hashes), list(lead_ids)),
             )
+            first: tuple[int, int] | None = None
             if await cur.fetchone() is None:
+                # Honoured before (a replay, a rebuild): its first counts are the answer, but the
+                # redaction runs again: rows projected since (a rebuild replaying the person's
+                # events before this request) must not keep what the request took.
                 cur = await self.conn.execute(
                     "SELECT leads_erased, events_erased FROM console_erasures WHERE request_id = %s", (request_id,)
                 )
                 done = await cur.fetchone()
                 assert done is not None
-                return int(done["leads_erased"]), int(done["events_erased"])
+                first = int(done["leads_erased"]), int(done["events_erased"])
             norm_email = email.strip().lower() if email else None
             # Candidates by SQL, decided by the domain rule (a phone counts only without an email).
             cur = await self.conn.execute(
@@ -271,13 +275,15 @@ class PostgresStore:
             events = await self._redact_events(
                 "lead_id = ANY(%s) OR event_id = ANY(%s)", (sorted(leads), sorted(theirs))
             )
-            await self.conn.execute(
-                "UPDATE console_erasures SET lead_ids = %s, leads_erased = %s, events_erased = %s WHERE request_id = %s",
-                (sorted(leads | set(lead_ids)), len(leads), events, request_id),
-            )
+            if first is None:
+                await self.conn.execute(
+                    "UPDATE console_erasures SET lead_ids = %s, leads_erased = %s, events_erased = %s"
+                    " WHERE request_id = %s",
+                    (sorted(leads | set(lead_ids)), len(leads), events, request_id),
+                )
             if leads:
                 await self._refold(sorted(leads), {})
-            return len(leads), events
+            return first if first is not None else (len(leads), events)
 
     async def _refold(self, lead_ids: list[str], stored_now: dict[str, Any]) -> None:
         """``stored_now``: the payloads this transaction inserted, not read back (a JSON parse per
