@@ -176,9 +176,17 @@ class EventProcessor:
         self.park_for_s, self.park_base_s, self.park_max_s = park_for_s, park_base_s, park_max_s
         self.clock = clock
 
-    def decode(self, msg: RawMessage, expected: type[Payload] | None) -> Envelope[Any]:
-        """The one place a consumed record becomes an event (``DecodeError`` when it cannot)."""
-        return decode(msg.value, msg.headers, expected)
+    async def decode(self, msg: RawMessage, expected: type[Payload] | None) -> Envelope[Any]:
+        """The one place a consumed record becomes an event (``DecodeError`` when it cannot).
+        Opening personal fields asks the key store: while it is unreachable (Redis restarting)
+        decoding is retried like any transient failure, never let out of the agent."""
+
+        async def once() -> Envelope[Any]:
+            return decode(msg.value, msg.headers, expected)
+
+        return await retry_transient(once, what=f"decoding a record of {msg.topic}", base_s=self.retry_base_s,
+                                     max_s=self.retry_max_s,
+                                     on_retry=lambda _: self.metrics.retries.labels(self.service, msg.topic).inc())  # fmt: skip
 
     async def process(self, msg: RawMessage, expected: type[Payload] | None, handler: Handler) -> bool:
         """Handle one record; True if handled, False if dead-lettered. Returns after the
@@ -186,7 +194,7 @@ class EventProcessor:
         started = time.perf_counter()
         self.metrics.consumed.labels(self.service, msg.topic).inc()
         try:
-            event = self.decode(msg, expected)
+            event = await self.decode(msg, expected)
         except SubjectErased:
             self.skip_erased(msg)
             return True
@@ -361,7 +369,7 @@ class BatchProcessor:
         valid: list[tuple[RawMessage, Envelope[Any]]] = []
         for msg in messages:
             try:
-                valid.append((msg, self.events.decode(msg, self.expected.get(msg.topic))))
+                valid.append((msg, await self.events.decode(msg, self.expected.get(msg.topic))))
             except SubjectErased:  # privacy: the person was erased; nothing to do, nothing to keep
                 self.events.skip_erased(msg)
             except DecodeError as exc:

@@ -152,6 +152,19 @@ def _lead_of(up: DevUp, email: str, timeout_s: float = 30.0) -> str:
     raise AssertionError(f"no lead.scored for {email} within {timeout_s}s")
 
 
+@contextmanager
+def _stack_keys(up: DevUp) -> Iterator[None]:
+    """The records' personal fields are sealed with the stack's data keys (crypto-shredding):
+    this test reads them with the same key store, as the services do."""
+    redis_url = re.search(r"redis\s+(redis://\S+)", up.ready.read_text())
+    assert redis_url, up.ready.read_text()
+    previous = use_keyring(keyring_from(KeyStoreSettings(leadpipe_keystore_url=keystore_url(redis_url[1]))))
+    try:
+        yield
+    finally:
+        use_keyring(previous)
+
+
 def test_the_dev_stack_is_durable_across_a_restart_and_one_per_state_dir(tmp_path: Path):
     email = f"durable-{uuid.uuid4().hex[:8]}@example.com"
     with dev_up(tmp_path) as up:
@@ -168,7 +181,8 @@ def test_the_dev_stack_is_durable_across_a_restart_and_one_per_state_dir(tmp_pat
         assert second.returncode == 3 and "already running" in second.stderr, second.stderr
 
         capture_id = _post(up, email)
-        lead = _lead_of(up, email)
+        with _stack_keys(up):
+            lead = _lead_of(up, email)
         deadline = time.monotonic() + 30
         while not _rep_alerts(up.state, lead) and time.monotonic() < deadline:
             time.sleep(0.3)
@@ -187,12 +201,7 @@ def test_the_dev_stack_is_durable_across_a_restart_and_one_per_state_dir(tmp_pat
         bootstrap = f"127.0.0.1:{up.env['LEADPIPE_BROKER_PORT']}"
         import asyncio
 
-        # The records' personal fields are sealed with the stack's data keys (crypto-shredding):
-        # this reader opens them with the same key store, as the services do.
-        redis_url = re.search(r"redis\s+(redis://\S+)", up.ready.read_text())
-        assert redis_url, up.ready.read_text()
-        previous = use_keyring(keyring_from(KeyStoreSettings(leadpipe_keystore_url=keystore_url(redis_url[1]))))
-        try:
+        with _stack_keys(up):
             captured = asyncio.run(read_topics(bootstrap, ["lead.captured.v1"]))["lead.captured.v1"]
             assert capture_id in {r.event.id for r in captured if r.event is not None}
             _post(up, email)
@@ -206,8 +215,6 @@ def test_the_dev_stack_is_durable_across_a_restart_and_one_per_state_dir(tmp_pat
             assert {str(r.event.data.lead_id) for r in mine if r.event is not None} == {lead}
             time.sleep(2.0)  # an alert, if one were (wrongly) requested, is sent within a second
             assert len(_rep_alerts(up.state, lead)) == 1, "a repeat post alerted the rep again"
-        finally:
-            use_keyring(previous)
 
         # The supervisor killed with SIGKILL: its broker, Redis and services go with it.
         children = _children_of(up.proc.pid)

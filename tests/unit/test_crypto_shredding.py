@@ -282,3 +282,39 @@ def test_production_refuses_to_start_without_a_key_store(monkeypatch):
         assert current_keyring() is None
     finally:
         use_keyring(previous)
+
+
+class UnreachableOnceKeyStore(MemoryKeyStore):
+    """The key store of a Redis that is restarting: the first read fails, the next ones answer."""
+
+    def get(self, kid: str) -> tuple[str, bytes] | None:
+        if self.gets == 0:
+            self.gets += 1
+            raise KeyStoreUnavailable("key store unreachable: Connection refused")
+        return super().get(kid)
+
+
+async def test_a_record_read_while_the_key_store_is_away_is_decoded_once_it_is_back_not_lost():
+    writer = ring()
+    event = by_type("lead.captured")
+    record = encode(event, keyring=writer)
+    store = UnreachableOnceKeyStore()
+    store.keys = dict(writer.store.keys)  # type: ignore[attr-defined]
+    metrics, publisher, handled = StageMetrics("scoring", CollectorRegistry()), FakePublisher(), []
+
+    async def handler(e: Any) -> None:
+        handled.append(e)
+
+    previous = use_keyring(ring(store))
+    try:
+        processor = EventProcessor(service="scoring", metrics=metrics, publisher=publisher, retry_base_s=0.01)
+        msg = RawMessage("lead.captured.v1", 0, 8, record.key, record.value, record.headers)
+        assert await processor.process(msg, type(event.data), handler) is True
+    finally:
+        use_keyring(previous)
+    assert [e.id for e in handled] == [event.id] and publisher.records == []
+    assert handled[0].data.identity.email == event.data.identity.email
+    assert (
+        metrics.registry.get_sample_value("leadpipe_event_retries_total", {"service": "scoring", "topic": "lead.captured.v1"})
+        == 1
+    )
