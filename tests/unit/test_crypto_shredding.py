@@ -315,6 +315,8 @@ async def test_a_record_read_while_the_key_store_is_away_is_decoded_once_it_is_b
     assert [e.id for e in handled] == [event.id] and publisher.records == []
     assert handled[0].data.identity.email == event.data.identity.email
     assert (
-        metrics.registry.get_sample_value("leadpipe_event_retries_total", {"service": "scoring", "topic": "lead.captured.v1"})
+        metrics.registry.get_sample_value(
+            "leadpipe_event_retries_total", {"service": "scoring", "topic": "lead.captured.v1"}
+        )
         == 1
     )
