@@ -70,6 +70,10 @@ class MediaType:
         return sent
 
 
+#: The JSON routes' media-type check (scans, webhooks, erasure requests).
+json_only = MediaType("application/json", hint="send application/json")
+
+
 class LimitedBody:
     """The body, refusing (413) more than the route's limit, declared or actually sent."""
 

@@ -16,7 +16,7 @@ from schemas.person_erased.v1 import ErasedItem, PersonErased
 from schemas.person_erasure_requested.v1 import erasure_request
 from schemas.pii import refs_for
 from services.ingest import contract
-from services.ingest.checks import Deps, LimitedBody, MediaType, Rejected, privacy_caller
+from services.ingest.checks import Deps, LimitedBody, Rejected, json_only, privacy_caller
 from services.ingest.domain.erasure import parse_erasure, spool_keys
 from services.ingest.domain.errors import FieldProblem, InvalidInput
 from services.ingest.publishing import Outgoing, SpoolUnavailable, publish
@@ -28,7 +28,6 @@ router = APIRouter(tags=["privacy"])
 
 MAX_ERASURE_BYTES = 16_000
 erasure_body = LimitedBody(lambda _: MAX_ERASURE_BYTES)
-json_only = MediaType("application/json", hint="send application/json")
 
 
 @router.post(

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Header
 
 from services.ingest import contract
 from services.ingest.bootstrap import IngestDeps
-from services.ingest.checks import Deps, LimitedBody, MediaType, Rejected, scanner
+from services.ingest.checks import Deps, LimitedBody, Rejected, json_only, scanner
 from services.ingest.domain.errors import FieldProblem, InvalidInput
 from services.ingest.domain.scans import ScanBatch, build_captures, parse_batch
 from services.ingest.publishing import SpoolUnavailable, publish
@@ -22,7 +22,6 @@ from services.ingest.web import json_response, problem
 router = APIRouter(tags=["booth scans"])
 
 scan_body = LimitedBody(lambda s: s.ingest_max_scan_bytes)
-json_only = MediaType("application/json", hint="send application/json")
 
 
 @router.post(

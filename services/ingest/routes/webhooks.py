@@ -12,7 +12,7 @@ import orjson
 from fastapi import APIRouter, Depends, Header
 
 from services.ingest import contract
-from services.ingest.checks import Deps, LimitedBody, MediaType, Rejected
+from services.ingest.checks import Deps, LimitedBody, Rejected, json_only
 from services.ingest.domain.errors import FieldProblem, InvalidInput
 from services.ingest.domain.webhooks import BadSignature, parse_events, verify_signature
 from services.ingest.publishing import SpoolUnavailable, publish
@@ -21,7 +21,6 @@ from services.ingest.web import json_response, problem
 router = APIRouter(tags=["engagement webhooks"])
 
 webhook_body = LimitedBody(lambda s: s.ingest_max_webhook_bytes)
-json_only = MediaType("application/json", hint="send application/json")
 
 
 def provider_secret(provider: str, deps: Deps) -> str:
