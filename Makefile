@@ -54,6 +54,8 @@ test-contract: install ## broker contract suite and schema compatibility
 	$(PY) -m pytest tests/contract
 test-e2e: install ## end-to-end journeys on the embedded stack
 	$(PY) -m pytest tests/e2e
+test-faust-tables: install ## the Faust table-recovery contract (flaky beside other load; not in make test)
+	$(PY) -m pytest tests/contract/test_broker_contract.py -k faust_table_recovers
 test-containers: install ## the compose stack in podman: form -> rep alert, kill -9 + restart policy, worker cut from Redis, broker partition
 	./scripts/test-containers.sh
 image: .venv/.synced ## build the leadpipe image (podman or docker) and print its size
