@@ -50,6 +50,7 @@ from services.notifier.domain.policy import Action, RetryPolicy, after_failure, 
 from services.notifier.domain.suppression import suppressions_for
 from services.notifier.ports import (
     ChannelSender,
+    DeliveryLookup,
     ErasedList,
     Ledger,
     RecipientLimiter,
@@ -284,7 +285,16 @@ class Notifier:
             return
         if claim.previous == "sending":
             # The one duplicate window: a delivery died between claiming and recording the
-            # provider's answer. Resend with the same Message-ID / Idempotency-Key.
+            # provider's answer. Ask the provider first where it can say; else resend with the
+            # same Message-ID / Idempotency-Key.
+            if isinstance(sender, DeliveryLookup):
+                found = await sender.find_sent(nid)
+                if found is not None:
+                    self.metrics.reconciled_after_crash.labels(channel).inc()
+                    log.warning("an interrupted send had reached the provider: recorded, not resent",
+                                extra={"event_id": event.id})  # fmt: skip
+                    await self._record_sent(event, claim.attempts, found)
+                    return
             self.metrics.resent_after_crash.labels(channel).inc()
             log.warning("resending after an interrupted send", extra={"event_id": event.id})
 

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from schemas.codec import Record
 from schemas.notification_requested.v1 import NotificationRequested
-from services.notifier.adapters.channel import ChannelSender
+from services.notifier.adapters.channel import ChannelSender, DeliveryLookup
 from services.notifier.domain.consent import Purpose
 from services.notifier.domain.ledger import Claim, LedgerEntry
 from services.notifier.domain.message import OutboundMessage
@@ -20,6 +20,7 @@ from services.notifier.domain.suppression import Suppression
 
 __all__ = [
     "ChannelSender",
+    "DeliveryLookup",
     "ErasedList",
     "Ledger",
     "RecipientLimiter",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from services.notifier.domain.message import OutboundMessage, SendResult
 
@@ -20,3 +20,17 @@ class ChannelSender(Protocol):
     async def send(self, message: OutboundMessage) -> SendResult: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class DeliveryLookup(Protocol):
+    """A channel whose provider can say whether it already accepted a notification id.
+
+    Asked only in the one duplicate window: a delivery died between claiming a request and
+    recording the provider's answer. If the provider has it, the send is recorded, not
+    repeated; a channel without a lookup resends with the same idempotency key.
+    """
+
+    async def find_sent(self, notification_id: str) -> str | None:
+        """The provider's record of an accepted send of ``notification_id``, or ``None``."""
+        ...

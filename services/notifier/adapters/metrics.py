@@ -47,6 +47,12 @@ class NotifierMetrics:
             ["channel"],
             registry=registry,
         )
+        self.reconciled_after_crash = Counter(
+            "leadpipe_notifier_reconciled_after_crash_total",
+            "Interrupted sends the provider had accepted: recorded from its log, not sent again",
+            ["channel"],
+            registry=registry,
+        )
         self.duplicates = Counter(
             "leadpipe_notifier_duplicate_requests_total",
             "Redelivered requests that were already finished (not sent again)",

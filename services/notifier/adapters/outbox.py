@@ -56,6 +56,20 @@ class FileOutbox:
             log.write(orjson.dumps(entry) + b"\n")
         return SendResult("ok", f"outbox: {entry.get('file', 'outbox.jsonl')}")
 
+    async def find_sent(self, notification_id: str) -> str | None:
+        """The outbox's line for ``notification_id`` if it was written already (its provider
+        log, read only after an interrupted send)."""
+        if not self.log_path.exists():
+            return None
+        needle = orjson.dumps(notification_id)
+        for raw in self.log_path.read_bytes().splitlines():
+            if needle not in raw:
+                continue
+            entry = orjson.loads(raw)
+            if entry.get("notification_id") == notification_id and entry.get("channel") == self.name:
+                return f"outbox: already written at {entry.get('at')} ({entry.get('file', 'outbox.jsonl')})"
+        return None
+
     async def close(self) -> None:
         return None
 

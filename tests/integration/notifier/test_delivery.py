@@ -129,6 +129,27 @@ async def test_interrupted_send_is_resent_once_with_the_same_message_id(make_har
     assert mail["Message-ID"] == f"<{hashlib.sha256(nid.encode()).hexdigest()[:32]}@leadpipe.local>"
 
 
+async def test_a_host_crash_after_the_outbox_took_a_message_does_not_write_it_twice(make_harness, tmp_path):
+    """Found by the chaos suite's host crash: Redis died right after the dev outbox (the
+    provider) took a manager alert, so ``sent`` was never recorded, and the worker was killed.
+    After the restart the claim is still ``sending``: the outbox's own log says it was written."""
+    h = make_harness(notifier_email_transport="outbox")
+    event, msg = request()
+    nid = event.data.notification_id
+    await h.notifier.on_request(event, msg)
+    # Undo the ledger's record of it, as if the write of "sent" never happened and the lease ran out.
+    await h.redis.delete(h.notifier.ledger.key(nid))
+    await h.notifier.ledger.claim(nid, now=time.time() - 100, lease_s=30)
+    await h.notifier.on_request(event, msg)
+    lines = [orjson.loads(x) for x in (tmp_path / "outbox" / "outbox.jsonl").read_bytes().splitlines()]
+    assert [x["notification_id"] for x in lines] == [nid]
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+    sent = [o for o in outcomes(h.sink.on(OUT)) if o.status == "sent"]
+    assert sent and sent[-1].provider_response.startswith("outbox: already written at ")
+    assert h.metric("leadpipe_notifier_reconciled_after_crash_total", {"channel": "email"}) == 1
+    assert not h.metric("leadpipe_notifier_resent_after_crash_total", {"channel": "email"})
+
+
 async def test_a_redis_blip_while_recording_a_send_does_not_send_it_again(make_harness, smtp):
     """Found by the chaos suite: Redis restarted right after the provider accepted a message.
     The ledger write of ``sent`` failed, the handler was run again, found its own claim still

@@ -119,3 +119,16 @@ class FakeChannel:
         return self.results.pop(0) if self.results else SendResult("ok", "250 accepted")
 
     async def close(self) -> None: ...
+
+
+class FakeLookupChannel(FakeChannel):
+    """A ``FakeChannel`` whose provider keeps a log it can be asked (a ``DeliveryLookup``)."""
+
+    def __init__(self, *results: SendResult, accepted: dict[str, str] | None = None) -> None:
+        super().__init__(*results)
+        self.accepted = dict(accepted or {})
+        self.asked: list[str] = []
+
+    async def find_sent(self, notification_id: str) -> str | None:
+        self.asked.append(notification_id)
+        return self.accepted.get(notification_id)

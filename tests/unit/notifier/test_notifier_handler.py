@@ -28,6 +28,7 @@ from tests.unit.notifier.fakes import (
     FakeErasedList,
     FakeLedger,
     FakeLimiter,
+    FakeLookupChannel,
     FakeSuppressionList,
 )
 
@@ -35,11 +36,11 @@ OUT, RETRY = "notification.outcome.v1", "notification.retry.v1"
 
 
 class Harness:
-    def __init__(self, *results: SendResult, max_attempts: int = 3) -> None:
+    def __init__(self, *results: SendResult, max_attempts: int = 3, channel: FakeChannel | None = None) -> None:
         self.publisher = FakePublisher()
-        self.channel = FakeChannel(*results)
+        self.channel = channel or FakeChannel(*results)
         self.ledger, self.suppression, self.erased = FakeLedger(), FakeSuppressionList(), FakeErasedList()
-        registry = CollectorRegistry()
+        registry = self.registry = CollectorRegistry()
         events = event_processor("notifier", self.publisher)
         self.notifier = Notifier(
             renderer=TemplateRenderer(TEMPLATES_DIR, link_secret="s", public_url="http://x"),
@@ -49,6 +50,9 @@ class Harness:
             policy=RetryPolicy(max_attempts, 1.0, 10.0), erased=self.erased, clock=lambda: 1_800_000_000.0,
             jitter=lambda: 0.0,
         )  # fmt: skip
+
+    def metric(self, name: str, labels: dict[str, str] | None = None) -> float | None:
+        return self.registry.get_sample_value(name, labels or {})
 
     def on(self, topic: str) -> list[Any]:
         return [r for t, r in self.publisher.records if t == topic]
@@ -64,6 +68,38 @@ async def test_a_request_is_sent_once_and_its_outcome_published_once_even_when_d
     await h.notifier.on_request(event, msg)  # at-least-once: the same record again
     assert len(h.channel.sent) == 1 and [o.status for o in h.outcomes()] == ["sent"]
     assert h.ledger.entries[event.data.notification_id]["published"] is True
+
+
+async def test_an_interrupted_send_the_provider_has_in_its_log_is_recorded_sent_and_not_sent_again():
+    """The chaos suite's host crash: the provider accepted the message, Redis died before the
+    ledger recorded it, then the worker was killed. The next delivery asks the provider."""
+    event, msg = request()
+    nid = event.data.notification_id
+    h = Harness(channel=FakeLookupChannel(accepted={nid: "outbox: already written at t"}))
+    await h.notifier.ledger.claim(nid, now=1_799_999_000.0, lease_s=30)  # a claim whose worker died
+    await h.notifier.on_request(event, msg)
+    [outcome] = h.outcomes()
+    assert h.channel.sent == [] and h.channel.asked == [nid]  # type: ignore[attr-defined]
+    assert outcome.status == "sent" and outcome.provider_response == "outbox: already written at t"
+    assert h.metric("leadpipe_notifier_reconciled_after_crash_total", {"channel": "email"}) == 1
+    assert h.metric("leadpipe_notifier_resent_after_crash_total", {"channel": "email"}) is None
+
+
+async def test_an_interrupted_send_the_provider_does_not_have_is_sent_again():
+    event, msg = request()
+    nid = event.data.notification_id
+    h = Harness(channel=FakeLookupChannel())
+    await h.notifier.ledger.claim(nid, now=1_799_999_000.0, lease_s=30)
+    await h.notifier.on_request(event, msg)
+    assert [m.notification_id for m in h.channel.sent] == [nid] and h.channel.asked == [nid]  # type: ignore[attr-defined]
+    assert [o.status for o in h.outcomes()] == ["sent"]
+    assert h.metric("leadpipe_notifier_resent_after_crash_total", {"channel": "email"}) == 1
+
+
+async def test_a_first_send_does_not_ask_the_provider():
+    h = Harness(channel=FakeLookupChannel())
+    await h.notifier.on_request(*request())
+    assert len(h.channel.sent) == 1 and h.channel.asked == []  # type: ignore[attr-defined]
 
 
 async def test_a_suppressed_address_is_not_sent_to_and_ends_suppressed():
