@@ -173,3 +173,20 @@ def test_the_console_runs_one_replica_in_kubernetes_with_its_secrets_in_the_secr
     for name in ("DATABASE_URL", "CONSOLE_SESSION_SECRET", "CONSOLE_PASSWORD_HASHES"):
         assert name in secret and name not in config, name
     assert _kind("Service")["console"]["spec"]["ports"][0]["port"] == PORTS["console"]
+
+
+def test_the_retention_sweep_runs_daily_one_at_a_time_with_a_command_the_cli_accepts() -> None:
+    from leadpipe.cli import build_parser
+
+    cron = _kind("CronJob")["leadpipe-retention-sweep"]
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    minute, hour, day, month, weekday = cron["spec"]["schedule"].split()
+    assert (day, month, weekday) == ("*", "*", "*") and minute.isdigit() and hour.isdigit()
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert [ref.get("configMapRef", ref.get("secretRef"))["name"] for ref in container["envFrom"]] == [
+        "leadpipe-config", "leadpipe-secrets"
+    ]  # fmt: skip
+    program, *argv = container["command"]
+    args = build_parser().parse_args(argv)  # the very arguments the CronJob passes
+    assert program == "leadpipe" and args.command == "scoring" and not args.dry_run
