@@ -1,4 +1,4 @@
-"""Structured JSON logs with a redaction filter: no email address or phone number leaves."""
+"""Structured JSON logs with a redaction filter: no email address, phone number or IP address leaves."""
 
 from __future__ import annotations
 
@@ -9,15 +9,21 @@ import sys
 from pythonjsonlogger.json import JsonFormatter
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
-_PHONE = re.compile(r"(?<![\w/.:-])\+?\d[\d ().\-]{7,}\d(?![\w/.:-])")
+# An IP address is personal data too, but it is not a phone number: masked first, as "[ip]".
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])")
+# IPv6: a "::" or seven colons, so that a time of day ("21:57:20") is left alone.
+_IPV6 = re.compile(r"(?<![\w:])(?=[0-9A-Fa-f:]*::|(?:[0-9A-Fa-f]{1,4}:){7})[0-9A-Fa-f:]{2,39}(?![\w:])")
+_PHONE = re.compile(r"(?<![\w/.:(-])\+?\(?\d[\d ().\-]{7,}\d(?![\w/.:-])")
 
 
 def redact(text: str) -> str:
-    return _PHONE.sub("[phone]", _EMAIL.sub("[email]", text))
+    text = _EMAIL.sub("[email]", text)
+    text = _IPV6.sub("[ip]", _IPV4.sub("[ip]", text))
+    return _PHONE.sub("[phone]", text)
 
 
 class RedactingFilter(logging.Filter):
-    """Masks email addresses and phone numbers in the message and its arguments."""
+    """Masks email addresses, phone numbers and IP addresses in the message and its arguments."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.args:

@@ -95,7 +95,8 @@ def ops_app(registry: CollectorRegistry, ready: ReadyCheck) -> web.Application:
 
 
 async def serve_ops(registry: CollectorRegistry, ready: ReadyCheck, host: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(ops_app(registry, ready))
+    # No access log: Prometheus scrapes and probes every few seconds would be most of the log.
+    runner = web.AppRunner(ops_app(registry, ready), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner
