@@ -28,6 +28,7 @@ from services.notifier.adapters.metrics import NotifierMetrics
 from services.notifier.adapters.outbox import FileOutbox
 from services.notifier.adapters.rebuild import rebuild
 from services.notifier.adapters.redis_ledger import RedisLedger
+from services.notifier.adapters.redis_reads import RedisRequestReader
 from services.notifier.adapters.redis_state import (
     RedisErasedList,
     RedisRecipientLimiter,
@@ -128,6 +129,7 @@ def build_notifier(
         ledger=ledger,
         suppression=suppression,
         erased=erased,
+        reader=RedisRequestReader(ledger, suppression, erased),
         outbox_dirs=[s.notifier_outbox_dir],
         limiter=RedisRecipientLimiter(
             redis, limit=s.notifier_recipient_limit, window_s=s.notifier_recipient_window_s, prefix=prefix

@@ -14,7 +14,7 @@ from schemas.codec import Record
 from schemas.notification_requested.v1 import NotificationRequested
 from services.notifier.adapters.channel import ChannelSender, DeliveryLookup
 from services.notifier.domain.consent import Purpose
-from services.notifier.domain.ledger import Claim, LedgerEntry
+from services.notifier.domain.ledger import Claim, LedgerEntry, RequestState
 from services.notifier.domain.message import OutboundMessage
 from services.notifier.domain.suppression import Suppression
 
@@ -25,6 +25,7 @@ __all__ = [
     "Ledger",
     "RecipientLimiter",
     "Renderer",
+    "RequestReader",
     "RetryBacklog",
     "SuppressionList",
 ]
@@ -47,6 +48,14 @@ class Ledger(Protocol):
         """Records a terminal state and its outcome; False if it already had one."""
 
     async def mark_published(self, notification_id: str, state: str, outcome: Record) -> None: ...
+
+
+class RequestReader(Protocol):
+    """Reads everything a request is decided on at once (the Redis adapter: one round trip)."""
+
+    async def read(self, notification_id: str, channel: str, address: str, *, lead: bool) -> RequestState:
+        """The ledger entry and, with ``lead``, the address's suppression reason and erasure
+        time (the erased list is read only where the handler has one)."""
 
 
 class SuppressionList(Protocol):

@@ -15,9 +15,11 @@ claim script), so nothing is sent from a wiped ledger.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from schemas.codec import Record
 from services.notifier.domain.ledger import TERMINAL, Claim, LedgerEntry
@@ -141,15 +143,22 @@ class RedisLedger:
 
     async def get(self, notification_id: str) -> LedgerEntry:
         """The entry, and (guarded) whether the keyspace is built, in one round trip."""
-        built = True
+        pipe = self.redis.pipeline(transaction=False)
+        self.queue_get(pipe, notification_id)
+        return self.entry_from(await pipe.execute())
+
+    def queue_get(self, pipe: Pipeline[bytes], notification_id: str) -> int:
+        """Queues ``get``'s reads on ``pipe``; returns how many replies ``entry_from`` takes."""
+        pipe.hgetall(self.key(notification_id))
         if self.guarded:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.hgetall(self.key(notification_id))
             pipe.exists(self.marker)
-            data, exists = await pipe.execute()
-            built = bool(exists)
-        else:
-            data = await self.redis.hgetall(self.key(notification_id))
+            return 2
+        return 1
+
+    def entry_from(self, replies: Sequence[Any]) -> LedgerEntry:
+        """The entry from ``queue_get``'s replies."""
+        data = replies[0]
+        built = bool(replies[1]) if self.guarded else True
         if not data:
             return LedgerEntry(None, 0, None, False, built)
         outcome = data.get(b"outcome")

@@ -32,7 +32,10 @@ class RedisSuppressionList:
         await self.redis.set(self.key(entry.channel, entry.address), entry.reason)
 
     async def reason(self, channel: str, address: str) -> str | None:
-        value = await self.redis.get(self.key(channel, address))
+        return self.reason_from(await self.redis.get(self.key(channel, address)))
+
+    @staticmethod
+    def reason_from(value: bytes | None) -> str | None:
         return value.decode() if value is not None else None
 
 
@@ -113,5 +116,8 @@ class RedisErasedList:
         digest = self.digest(channel, address)
         if digest is None:
             return None
-        value = await self.redis.get(self.key(digest))
+        return self.erased_at_from(await self.redis.get(self.key(digest)))
+
+    @staticmethod
+    def erased_at_from(value: bytes | None) -> datetime | None:
         return datetime.fromisoformat(value.decode()) if value is not None else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from schemas.codec import Record
 
@@ -33,3 +34,13 @@ class Claim:
     attempts: int
     previous: str = ""
     lease_until: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RequestState:
+    """What a request is decided on, read together: its ledger entry and, for a message to a
+    lead, the address's suppression reason and erasure time (None: not suppressed / erased)."""
+
+    entry: LedgerEntry
+    suppressed: str | None = None
+    erased_at: datetime | None = None
