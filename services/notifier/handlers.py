@@ -45,12 +45,13 @@ from services.notifier.adapters.rate_gate import TokenBucket
 from services.notifier.domain.consent import consent_refusal
 from services.notifier.domain.erasure import erased_refusal
 from services.notifier.domain.errors import RenderError
-from services.notifier.domain.ledger import RequestState
+from services.notifier.domain.ledger import Claim, RequestState
 from services.notifier.domain.message import SendResult
 from services.notifier.domain.policy import Action, RetryPolicy, after_failure, before_send, limit_scope
 from services.notifier.domain.suppression import suppressions_for
 from services.notifier.ports import (
     ChannelSender,
+    Claimer,
     DeliveryLookup,
     ErasedList,
     Ledger,
@@ -109,6 +110,23 @@ class PortReader:
         return RequestState(entry, suppressed, erased_at)
 
 
+class PortClaimer:
+    """``Claimer`` over the limiter and ledger ports, asked in turn (for ports with no
+    combined claim, such as the unit tests' fakes)."""
+
+    def __init__(self, ledger: Ledger, limiters: Mapping[str, RecipientLimiter]):
+        self.ledger = ledger
+        self.limiters = limiters
+
+    async def claim(
+        self, notification_id: str, *, now: float, lease_s: float, scope: str, channel: str, address: str
+    ) -> Claim:
+        wait = await self.limiters[scope].acquire(channel, address, now)
+        if wait > 0:
+            return Claim("limited", 0, limited_until=now + wait)
+        return await self.ledger.claim(notification_id, now=now, lease_s=lease_s)
+
+
 class Notifier:
     def __init__(
         self,
@@ -135,6 +153,7 @@ class Notifier:
         erased: ErasedList | None = None,
         outbox_dirs: Sequence[Path] = (),
         reader: RequestReader | None = None,
+        claimer: Claimer | None = None,
     ):
         self.renderer = renderer
         self.channels = channels
@@ -159,6 +178,9 @@ class Notifier:
         #: Reads a request's ledger entry, suppression and erasure together (``adapters/redis_reads``
         #: in one round trip); without one, the three ports are asked in turn.
         self.reader: RequestReader = reader or PortReader(ledger, suppression, erased)
+        #: Takes the recipient's rate-limit slot and the send lease (``adapters/redis_claim`` in one
+        #: script); without one, the limiter, then the ledger.
+        self.claimer: Claimer = claimer or PortClaimer(ledger, self.limiters)
         #: Ids this worker is between claiming and recording (guards a send whose lease a wipe lost).
         self._sending: set[str] = set()
 
@@ -287,13 +309,13 @@ class Notifier:
             return
 
         scope = limit_scope(req.audience)
-        wait = await self.limiters[scope].acquire(channel, req.recipient.address, now)
-        if wait > 0:
+        claim = await self.claimer.claim(
+            nid, now=now, lease_s=self.lease_s, scope=scope, channel=channel, address=req.recipient.address
+        )
+        if claim.status == "limited":
             self.metrics.recipient_limited.labels(scope).inc()
-            await self._defer(event, msg, now + wait, f"{scope} recipient rate limit")
+            await self._defer(event, msg, claim.limited_until, f"{scope} recipient rate limit")
             return
-
-        claim = await self.ledger.claim(nid, now=now, lease_s=self.lease_s)
         if claim.status == "unbuilt":
             # Wiped since the read above: rebuild, then decide again from the rebuilt ledger.
             await self.ensure_built()

@@ -20,6 +20,7 @@ from services.notifier.domain.suppression import Suppression
 
 __all__ = [
     "ChannelSender",
+    "Claimer",
     "DeliveryLookup",
     "ErasedList",
     "Ledger",
@@ -48,6 +49,16 @@ class Ledger(Protocol):
         """Records a terminal state and its outcome; False if it already had one."""
 
     async def mark_published(self, notification_id: str, state: str, outcome: Record) -> None: ...
+
+
+class Claimer(Protocol):
+    """Takes a slot of the recipient's rate limit (``scope``: ``lead`` or ``internal``) and the
+    send lease together (the Redis adapter: one script, one round trip)."""
+
+    async def claim(
+        self, notification_id: str, *, now: float, lease_s: float, scope: str, channel: str, address: str
+    ) -> Claim:
+        """``limited`` if the recipient's window is full (no lease taken), else as ``Ledger.claim``."""
 
 
 class RequestReader(Protocol):

@@ -22,9 +22,10 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from schemas.codec import Record
+from services.notifier.adapters.redis_state import RateWindow
 from services.notifier.domain.ledger import TERMINAL, Claim, LedgerEntry
 
-__all__ = ["TERMINAL", "Claim", "LedgerEntry", "RedisLedger"]
+__all__ = ["TERMINAL", "Claim", "LedgerEntry", "RateWindow", "RedisLedger"]
 
 
 _CLAIM = """
@@ -37,6 +38,14 @@ if st == 'sent' or st == 'failed' or st == 'suppressed' or st == 'expired' then
 end
 if st == 'sending' and tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0') > tonumber(ARGV[1]) then
   return {'busy', redis.call('HGET', KEYS[1], 'attempts') or '0', redis.call('HGET', KEYS[1], 'lease_until')}
+end
+if KEYS[3] then
+  local used = redis.call('INCR', KEYS[3])
+  redis.call('EXPIRE', KEYS[3], ARGV[6])
+  if used > tonumber(ARGV[5]) then
+    redis.call('DECR', KEYS[3])
+    return {'limited', redis.call('HGET', KEYS[1], 'attempts') or '0', ''}
+  end
 end
 local n = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSET', KEYS[1], 'state', 'sending', 'lease_until', tostring(tonumber(ARGV[1]) + tonumber(ARGV[2])))
@@ -63,6 +72,9 @@ end
 return 1
 """
 
+
+# (KEYS[3], ARGV[5], ARGV[6]: a recipient rate-limit window's counter, its limit and expiry,
+# given with ``claim(limit=...)``; a slot is taken only with the lease, and given back if full.)
 
 # Rebuild: a terminal state from the outcome topic, unless Redis already holds one.
 _RESTORE = """
@@ -176,14 +188,24 @@ class RedisLedger:
         await self.redis.hsetnx(key, "state", "requested")
         await self.redis.expire(key, self.ttl_s)
 
-    async def claim(self, notification_id: str, *, now: float, lease_s: float) -> Claim:
-        """``unbuilt`` (guarded, the keyspace was wiped: rebuild first) or see ``Claim``."""
+    async def claim(
+        self, notification_id: str, *, now: float, lease_s: float, limit: RateWindow | None = None
+    ) -> Claim:
+        """``unbuilt`` (guarded, the keyspace was wiped: rebuild first) or see ``Claim``. With
+        ``limit``, a slot of that rate-limit window is taken in the same script, only if the
+        lease is (``limited`` when the window is full)."""
         keys = [self.key(notification_id), self.marker]
-        args = [now, lease_s, self.ttl_s, "1" if self.guarded else "0"]
+        args: list[str | int | float] = [now, lease_s, self.ttl_s, "1" if self.guarded else "0"]
+        if limit is not None:
+            keys.append(limit.key)
+            args += [limit.limit, limit.expire_s]
         status, attempts, extra = await self._claim(keys=keys, args=args)
         status, extra = status.decode(), extra.decode()
         if status == "busy":
             return Claim(status, int(attempts), lease_until=float(extra))
+        if status == "limited":
+            assert limit is not None
+            return Claim(status, int(attempts), limited_until=limit.ends_at)
         return Claim(status, int(attempts), previous=extra)
 
     async def release(self, notification_id: str) -> None:

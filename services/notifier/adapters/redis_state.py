@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from redis.asyncio import Redis
@@ -39,6 +40,17 @@ class RedisSuppressionList:
         return value.decode() if value is not None else None
 
 
+@dataclass(frozen=True, slots=True)
+class RateWindow:
+    """A recipient rate-limit window for ``RedisLedger.claim``: its counter key, the most
+    messages it allows, the counter's expiry and when the window ends."""
+
+    key: str
+    limit: int
+    expire_s: int
+    ends_at: float
+
+
 class RedisRecipientLimiter:
     """At most ``limit`` messages to one address per fixed window. ``acquire`` returns 0 when
     allowed, else the seconds until the window resets. ``scope`` keeps separate counters (lead
@@ -51,18 +63,23 @@ class RedisRecipientLimiter:
         self.prefix = prefix
         self.scope = scope
 
-    async def acquire(self, channel: str, address: str, now: float | None = None) -> float:
-        now = time.time() if now is None else now
+    def window(self, channel: str, address: str, now: float) -> RateWindow:
+        """The address's current window (for ``RedisLedger.claim``, which counts it with the claim)."""
         window = int(now // self.window_s)
         key = f"{self.prefix}{self.scope}:{_digest(channel, address)}:{window}"
+        return RateWindow(key, self.limit, self.window_s + 5, (window + 1) * self.window_s)
+
+    async def acquire(self, channel: str, address: str, now: float | None = None) -> float:
+        now = time.time() if now is None else now
+        window = self.window(channel, address, now)
         pipe = self.redis.pipeline()
-        pipe.incr(key)
-        pipe.expire(key, self.window_s + 5)
+        pipe.incr(window.key)
+        pipe.expire(window.key, window.expire_s)
         count, _ = await pipe.execute()
         if int(count) <= self.limit:
             return 0.0
-        await self.redis.decr(key)
-        return (window + 1) * self.window_s - now
+        await self.redis.decr(window.key)
+        return window.ends_at - now
 
 
 class RedisRetryBacklog:

@@ -27,13 +27,15 @@ class LedgerEntry:
 @dataclass(frozen=True, slots=True)
 class Claim:
     """``status`` is ``claimed`` (go ahead and send), ``busy`` (another worker holds a live
-    lease until ``lease_until``) or a terminal state. ``previous == "sending"`` means an
-    earlier delivery died mid-send: the one case where the provider may already have it."""
+    lease until ``lease_until``), ``limited`` (the recipient's rate limit is reached until
+    ``limited_until``; nothing was claimed) or a terminal state. ``previous == "sending"``
+    means an earlier delivery died mid-send: the one case where the provider may already have it."""
 
     status: str
     attempts: int
     previous: str = ""
     lease_until: float = 0.0
+    limited_until: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

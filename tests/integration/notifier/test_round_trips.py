@@ -33,7 +33,7 @@ async def _guarded(make_harness: Any, client: Redis[bytes]) -> Any:
 
 
 @pytest.mark.parametrize("audience", ["rep", "lead"])
-async def test_a_sent_request_costs_five_round_trips_read_limit_claim_record_published(
+async def test_a_sent_request_costs_four_round_trips_read_claim_record_published(
     make_harness: Any, counted: tuple[Redis[bytes], RoundTrips], audience: str
 ) -> None:
     client, trips = counted
@@ -42,9 +42,9 @@ async def test_a_sent_request_costs_five_round_trips_read_limit_claim_record_pub
     await h.notifier.on_request(*request(audience=audience, address=address))  # loads the scripts
     trips.reset()
     await h.notifier.on_request(*request(audience=audience, address=address))
-    # One read (ledger entry, built marker, and for a lead the suppression and erased lists),
-    # the recipient limit, the claim, the terminal write, and the published flag after Kafka.
-    assert trips.count == 5
+    # One read (ledger entry, built marker, and for a lead the suppression and erased lists), the
+    # claim with its recipient-limit slot, the terminal write, and the published flag after Kafka.
+    assert trips.count == 4
     assert [o.status for o in outcomes(h.sink.on(OUT))] == ["sent", "sent"]
 
 
