@@ -185,8 +185,10 @@ class RedisLedger:
     async def mark_requested(self, notification_id: str) -> None:
         """Seen but not yet sending (deferred); never overwrites a later state."""
         key = self.key(notification_id)
-        await self.redis.hsetnx(key, "state", "requested")
-        await self.redis.expire(key, self.ttl_s)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hsetnx(key, "state", "requested")
+        pipe.expire(key, self.ttl_s)
+        await pipe.execute()
 
     async def claim(
         self, notification_id: str, *, now: float, lease_s: float, limit: RateWindow | None = None

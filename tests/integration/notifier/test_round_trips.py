@@ -5,6 +5,7 @@ second request of each kind is counted, so the scripts are already loaded."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from bench.redis_trips import RoundTrips
 from tests.integration.notifier.helpers import outcomes, request
 
 OUT = "notification.outcome.v1"
+RETRY = "notification.retry.v1"
 
 
 @pytest.fixture
@@ -73,3 +75,18 @@ async def test_a_suppressed_lead_read_in_the_same_round_trip_is_still_refused(
     assert trips.count == 3  # the read, the terminal write, the published flag
     last = outcomes(h.sink.on(OUT))[-1]
     assert last.status == "suppressed" and last.error == "address suppressed: unsubscribed"
+
+
+async def test_a_deferred_request_costs_three_round_trips_read_mark_requested_backlog(
+    make_harness: Any, counted: tuple[Redis[bytes], RoundTrips]
+) -> None:
+    client, trips = counted
+    h = await _guarded(make_harness, client)
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    await h.notifier.on_request(*request(audience="lead", address="dana@example.com", not_before=later))
+    trips.reset()
+    event, msg = request(audience="lead", address="dana@example.com", not_before=later)
+    await h.notifier.on_request(event, msg)
+    assert trips.count == 3
+    assert len(h.sink.on(RETRY)) == 2 and h.sink.on(OUT) == []
+    assert (await h.notifier.ledger.get(event.data.notification_id)).state == "requested"
