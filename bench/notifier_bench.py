@@ -112,7 +112,7 @@ async def timed(label: str, n: int, coro_factory) -> float:
     rate = n / (time.perf_counter() - started)
     cpu_ms = 1000 * (time.process_time() - cpu) / n
     trips = f"   {TRIPS.count / n:4.1f} Redis round trips/send" if TRIPS.count else ""
-    print(f"  {label:<44} {rate:10.0f} sends/s  {cpu_ms:6.2f} ms CPU/send{trips}")
+    print(f"  {label:<48} {rate:10.0f} sends/s  {cpu_ms:7.3f} ms CPU/send{trips}")
     return rate
 
 
@@ -167,6 +167,22 @@ async def main(n: int, audience: str) -> None:
                     log.write(orjson.dumps({"notification_id": req.notification_id, "file": f"{i}.eml"}) + b"\n")
 
         raw_file = await timed("raw: write .eml + append JSON line", n, raw_files)
+        short = renderer.render(batch[0][0])
+
+        async def raw_lines() -> None:
+            for req, _, _ in batch:
+                with (raw_dir / "lines.jsonl").open("ab") as log:
+                    log.write(orjson.dumps({"notification_id": req.notification_id, "text": short.short}) + b"\n")
+
+        await timed("raw: open, append JSON line, close", n, raw_lines)
+        lines_only = FileOutbox(work / "outbox-lines", name="sms")
+
+        async def adapter_lines() -> None:
+            for _ in batch:
+                await lines_only.send(short)
+
+        await timed("notifier: FileOutbox line only (sms, prerendered)", n, adapter_lines)
+        await lines_only.close()
         outbox = FileOutbox(work / "outbox-a", name="email")
 
         async def adapter_files() -> None:
