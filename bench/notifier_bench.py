@@ -7,11 +7,16 @@ baseline measured in the same run:
          full handler. The SMTP server (aiosmtpd, discarding) runs in its own process.
 
 Kafka is not in the loop (the handler publishes to an in-memory sink): this measures the
-notifier's own cost per send. Run: ``.venv/bin/python bench/notifier_bench.py [N]``.
+notifier's own cost per send. Each row also gives the bench process's CPU ms per send (the
+notifier's side; Redis and the SMTP server run in their own processes), and the handler rows
+the Redis round trips per request (``bench/redis_trips.py``).
+
+Run: ``.venv/bin/python bench/notifier_bench.py [-n N] [--audience rep|lead]``.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 import tempfile
@@ -25,6 +30,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
+from bench.redis_trips import RoundTrips
 from leadpipe.devstack.processes import ManagedProcess, free_port, start_redis, wait_for_port
 from leadpipe.runtime.metrics import StageMetrics
 from leadpipe.runtime.stream import RawMessage
@@ -76,14 +82,14 @@ async def _no_dead_letters(*args: Any, **kwargs: Any) -> None:
     raise AssertionError("nothing is dead-lettered in the benchmark")
 
 
-def requests(n: int) -> list[tuple[NotificationRequested, RawMessage, object]]:
+def requests(n: int, audience: str = "rep") -> list[tuple[NotificationRequested, RawMessage, object]]:
     out = []
     run = uuid.uuid4().hex[:6]
     for i in range(n):
         req = NotificationRequested(
             notification_id=f"b-{run}-{i}",
             lead_id=f"ld-{i}",
-            audience="rep",
+            audience=audience,
             channel="email",
             recipient={"address": f"rep{i % 50}@sales.example", "name": "Rep"},
             template="rep_alert",
@@ -96,11 +102,17 @@ def requests(n: int) -> list[tuple[NotificationRequested, RawMessage, object]]:
     return out
 
 
+TRIPS = RoundTrips()
+
+
 async def timed(label: str, n: int, coro_factory) -> float:
-    started = time.perf_counter()
+    TRIPS.reset()
+    started, cpu = time.perf_counter(), time.process_time()
     await coro_factory()
     rate = n / (time.perf_counter() - started)
-    print(f"  {label:<44} {rate:10.0f} sends/s")
+    cpu_ms = 1000 * (time.process_time() - cpu) / n
+    trips = f"   {TRIPS.count / n:4.1f} Redis round trips/send" if TRIPS.count else ""
+    print(f"  {label:<48} {rate:10.0f} sends/s  {cpu_ms:7.3f} ms CPU/send{trips}")
     return rate
 
 
@@ -117,7 +129,7 @@ def handler(settings: NotifierSettings, redis: Redis, channel) -> Notifier:
     )
 
 
-async def main(n: int) -> None:
+async def main(n: int, audience: str) -> None:
     work = Path(tempfile.mkdtemp(prefix="notifier-bench-"))
     redis_port, smtp_port = free_port(), free_port()
     redis_proc = start_redis(redis_port, work / "redis", work / "redis.log", appendonly=False)
@@ -127,7 +139,7 @@ async def main(n: int) -> None:
         work / "smtp.log",
     ).start()
     wait_for_port(smtp_port, proc=smtp_proc.proc)
-    redis: Redis = Redis.from_url(f"redis://127.0.0.1:{redis_port}/0")
+    redis: Redis = Redis.from_url(f"redis://127.0.0.1:{redis_port}/0", connection_class=TRIPS.connection_class())
     settings = NotifierSettings(
         kafka_bootstrap_servers="unused:9092",
         redis_url=f"redis://127.0.0.1:{redis_port}/0",
@@ -136,9 +148,11 @@ async def main(n: int) -> None:
     )
     renderer = TemplateRenderer(TEMPLATES_DIR, link_secret="s", public_url="http://127.0.0.1:8080")
     try:
-        batch = requests(n)
+        batch = requests(n, audience)
         sample = bytes(build_email(renderer.render(batch[0][0]), sender=SENDER))
-        print(f"notifier bench: {n} rep_alert emails per row (rendered size {len(sample)} bytes)")
+        print(
+            f"notifier bench: {n} rep_alert emails to the {audience} audience per row (rendered size {len(sample)} bytes)"
+        )
 
         print("file outbox")
         raw_dir = work / "raw"
@@ -153,6 +167,22 @@ async def main(n: int) -> None:
                     log.write(orjson.dumps({"notification_id": req.notification_id, "file": f"{i}.eml"}) + b"\n")
 
         raw_file = await timed("raw: write .eml + append JSON line", n, raw_files)
+        short = renderer.render(batch[0][0])
+
+        async def raw_lines() -> None:
+            for req, _, _ in batch:
+                with (raw_dir / "lines.jsonl").open("ab") as log:
+                    log.write(orjson.dumps({"notification_id": req.notification_id, "text": short.short}) + b"\n")
+
+        await timed("raw: open, append JSON line, close", n, raw_lines)
+        lines_only = FileOutbox(work / "outbox-lines", name="sms")
+
+        async def adapter_lines() -> None:
+            for _ in batch:
+                await lines_only.send(short)
+
+        await timed("notifier: FileOutbox line only (sms, prerendered)", n, adapter_lines)
+        await lines_only.close()
         outbox = FileOutbox(work / "outbox-a", name="email")
 
         async def adapter_files() -> None:
@@ -218,4 +248,13 @@ async def main(n: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, default=2000, help="sends per row (default 2000)")
+    parser.add_argument(
+        "--audience", choices=["rep", "lead"], default="rep",
+        help="rep: no suppression or erased-list check (as rep alerts); lead: both checks run",
+    )  # fmt: skip
+    args = parser.parse_args()
+    if args.n < 1:
+        parser.error(f"-n: must be at least 1, got {args.n}")
+    asyncio.run(main(args.n, args.audience))

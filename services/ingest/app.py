@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,9 +14,10 @@ from fastapi.responses import Response
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match, Route
-from starlette.types import Scope
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.ingest import contract
+from services.ingest.adapters.metrics import IngestMetrics
 from services.ingest.bootstrap import IngestDeps, build_deps
 from services.ingest.checks import Rejected
 from services.ingest.config import IngestSettings
@@ -49,19 +50,7 @@ def create_app(settings: IngestSettings, deps: IngestDeps | None = None) -> Fast
     contract.install(app, deps.forms, deps.settings.ingest_webhook_secrets)
     metrics = deps.metrics
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            route = request.scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            metrics.requests.labels(path, request.method, str(status)).inc()
-            metrics.duration.labels(path).observe(time.perf_counter() - started)
+    app.add_middleware(RequestMetrics, metrics=metrics)
 
     @app.exception_handler(Rejected)
     async def rejected(_: Request, exc: Rejected) -> Response:
@@ -91,6 +80,39 @@ def create_app(settings: IngestSettings, deps: IngestDeps | None = None) -> Fast
         return problem(422, "Invalid request", errors=errors)
 
     return app
+
+
+class RequestMetrics:
+    """Counts and times every HTTP request by route template, method and status. Plain ASGI:
+    Starlette's ``BaseHTTPMiddleware`` (``@app.middleware("http")``) ran each request through
+    an extra task and in-memory streams (issue #13). The status is the one the response
+    started with; a request that raised before answering counts as 500 (the server-error
+    middleware outside this one answers it)."""
+
+    def __init__(self, app: ASGIApp, metrics: IngestMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note_status)
+        finally:
+            # The router put the matched route into this same scope dict on the way in.
+            path = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(path, scope["method"], str(status)).inc()
+            self.metrics.duration.labels(path).observe(time.perf_counter() - started)
 
 
 def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> list[str]:

@@ -27,7 +27,9 @@ from services.notifier.adapters.http_channels import HttpSms, SignedWebhook, Sla
 from services.notifier.adapters.metrics import NotifierMetrics
 from services.notifier.adapters.outbox import FileOutbox
 from services.notifier.adapters.rebuild import rebuild
+from services.notifier.adapters.redis_claim import RedisClaimer
 from services.notifier.adapters.redis_ledger import RedisLedger
+from services.notifier.adapters.redis_reads import RedisRequestReader
 from services.notifier.adapters.redis_state import (
     RedisErasedList,
     RedisRecipientLimiter,
@@ -108,6 +110,11 @@ def build_notifier(
     ledger = RedisLedger(redis, prefix=prefix, ttl_s=s.notifier_ledger_ttl_s, guarded=rebuildable)
     suppression = RedisSuppressionList(redis, prefix=prefix)
     erased = RedisErasedList(redis, secret=s.leadpipe_privacy_secret, prefix=prefix)
+    limiter = RedisRecipientLimiter(
+        redis, limit=s.notifier_recipient_limit, window_s=s.notifier_recipient_window_s, prefix=prefix
+    )
+    internal_limiter = RedisRecipientLimiter(redis, limit=s.notifier_internal_recipient_limit,
+                                             window_s=s.notifier_recipient_window_s, prefix=prefix, scope="rli")  # fmt: skip
 
     async def rebuild_once() -> bool:
         token = uuid.uuid4().hex
@@ -128,17 +135,11 @@ def build_notifier(
         ledger=ledger,
         suppression=suppression,
         erased=erased,
+        reader=RedisRequestReader(ledger, suppression, erased),
         outbox_dirs=[s.notifier_outbox_dir],
-        limiter=RedisRecipientLimiter(
-            redis, limit=s.notifier_recipient_limit, window_s=s.notifier_recipient_window_s, prefix=prefix
-        ),
-        internal_limiter=RedisRecipientLimiter(
-            redis,
-            limit=s.notifier_internal_recipient_limit,
-            window_s=s.notifier_recipient_window_s,
-            prefix=prefix,
-            scope="rli",
-        ),
+        limiter=limiter,
+        internal_limiter=internal_limiter,
+        claimer=RedisClaimer(ledger, {"lead": limiter, "internal": internal_limiter}),
         backlog=RedisRetryBacklog(redis, prefix=prefix),
         publisher=publisher,
         dead_letter=dead_letter,

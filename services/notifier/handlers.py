@@ -45,16 +45,19 @@ from services.notifier.adapters.rate_gate import TokenBucket
 from services.notifier.domain.consent import consent_refusal
 from services.notifier.domain.erasure import erased_refusal
 from services.notifier.domain.errors import RenderError
+from services.notifier.domain.ledger import Claim, RequestState
 from services.notifier.domain.message import SendResult
 from services.notifier.domain.policy import Action, RetryPolicy, after_failure, before_send, limit_scope
 from services.notifier.domain.suppression import suppressions_for
 from services.notifier.ports import (
     ChannelSender,
+    Claimer,
     DeliveryLookup,
     ErasedList,
     Ledger,
     RecipientLimiter,
     Renderer,
+    RequestReader,
     RetryBacklog,
     SuppressionList,
 )
@@ -89,6 +92,41 @@ def due_at(msg: RawMessage) -> float:
 DeadLetter = Callable[..., Awaitable[None]]
 
 
+class PortReader:
+    """``RequestReader`` over the ledger, suppression and erased ports, asked in turn (for
+    ports with no combined read, such as the unit tests' fakes)."""
+
+    def __init__(self, ledger: Ledger, suppression: SuppressionList, erased: ErasedList | None):
+        self.ledger = ledger
+        self.suppression = suppression
+        self.erased = erased
+
+    async def read(self, notification_id: str, channel: str, address: str, *, lead: bool) -> RequestState:
+        entry = await self.ledger.get(notification_id)
+        if not lead:
+            return RequestState(entry)
+        suppressed = await self.suppression.reason(channel, address)
+        erased_at = await self.erased.erased_at(channel, address) if self.erased is not None else None
+        return RequestState(entry, suppressed, erased_at)
+
+
+class PortClaimer:
+    """``Claimer`` over the limiter and ledger ports, asked in turn (for ports with no
+    combined claim, such as the unit tests' fakes)."""
+
+    def __init__(self, ledger: Ledger, limiters: Mapping[str, RecipientLimiter]):
+        self.ledger = ledger
+        self.limiters = limiters
+
+    async def claim(
+        self, notification_id: str, *, now: float, lease_s: float, scope: str, channel: str, address: str
+    ) -> Claim:
+        wait = await self.limiters[scope].acquire(channel, address, now)
+        if wait > 0:
+            return Claim("limited", 0, limited_until=now + wait)
+        return await self.ledger.claim(notification_id, now=now, lease_s=lease_s)
+
+
 class Notifier:
     def __init__(
         self,
@@ -114,6 +152,8 @@ class Notifier:
         ensure_built: Callable[[], Awaitable[None]] | None = None,
         erased: ErasedList | None = None,
         outbox_dirs: Sequence[Path] = (),
+        reader: RequestReader | None = None,
+        claimer: Claimer | None = None,
     ):
         self.renderer = renderer
         self.channels = channels
@@ -135,6 +175,12 @@ class Notifier:
         self._ensure_built = ensure_built
         self.erased = erased
         self.outbox_dirs = tuple(dict.fromkeys(outbox_dirs))
+        #: Reads a request's ledger entry, suppression and erasure together (``adapters/redis_reads``
+        #: in one round trip); without one, the three ports are asked in turn.
+        self.reader: RequestReader = reader or PortReader(ledger, suppression, erased)
+        #: Takes the recipient's rate-limit slot and the send lease (``adapters/redis_claim`` in one
+        #: script); without one, the limiter, then the ledger.
+        self.claimer: Claimer = claimer or PortClaimer(ledger, self.limiters)
         #: Ids this worker is between claiming and recording (guards a send whose lease a wipe lost).
         self._sending: set[str] = set()
 
@@ -200,10 +246,13 @@ class Notifier:
     async def on_request(self, event: Envelope[Any], msg: RawMessage) -> None:
         req: NotificationRequested = event.data
         nid = req.notification_id
-        entry = await self.ledger.get(nid)
-        if not entry.built:
+        channel = req.channel.value
+        lead = req.audience == "lead"
+        state = await self.reader.read(nid, channel, req.recipient.address, lead=lead)
+        if not state.entry.built:
             await self.ensure_built()
-            entry = await self.ledger.get(nid)
+            state = await self.reader.read(nid, channel, req.recipient.address, lead=lead)
+        entry = state.entry
         if entry.terminal:
             self.metrics.duplicates.inc()
             if not entry.published and entry.outcome is not None:
@@ -212,13 +261,12 @@ class Notifier:
             return
 
         now = self.clock()
-        channel = req.channel.value
-        reason = await self.suppression.reason(channel, req.recipient.address) if req.audience == "lead" else None
-        if reason is None and req.audience == "lead" and self.erased is not None:
+        reason = state.suppressed
+        if reason is None and lead and self.erased is not None:
             reason = erased_refusal(
                 purpose=self.renderer.purpose(req.template),
                 audience=req.audience,
-                erased_at=await self.erased.erased_at(channel, req.recipient.address),
+                erased_at=state.erased_at,
                 basis=None if req.consent is None else req.consent.basis,
                 consent_given_at=None if req.consent is None else req.consent.given_at,
             )
@@ -261,13 +309,13 @@ class Notifier:
             return
 
         scope = limit_scope(req.audience)
-        wait = await self.limiters[scope].acquire(channel, req.recipient.address, now)
-        if wait > 0:
+        claim = await self.claimer.claim(
+            nid, now=now, lease_s=self.lease_s, scope=scope, channel=channel, address=req.recipient.address
+        )
+        if claim.status == "limited":
             self.metrics.recipient_limited.labels(scope).inc()
-            await self._defer(event, msg, now + wait, f"{scope} recipient rate limit")
+            await self._defer(event, msg, claim.limited_until, f"{scope} recipient rate limit")
             return
-
-        claim = await self.ledger.claim(nid, now=now, lease_s=self.lease_s)
         if claim.status == "unbuilt":
             # Wiped since the read above: rebuild, then decide again from the rebuilt ledger.
             await self.ensure_built()

@@ -14,17 +14,19 @@ from schemas.codec import Record
 from schemas.notification_requested.v1 import NotificationRequested
 from services.notifier.adapters.channel import ChannelSender, DeliveryLookup
 from services.notifier.domain.consent import Purpose
-from services.notifier.domain.ledger import Claim, LedgerEntry
+from services.notifier.domain.ledger import Claim, LedgerEntry, RequestState
 from services.notifier.domain.message import OutboundMessage
 from services.notifier.domain.suppression import Suppression
 
 __all__ = [
     "ChannelSender",
+    "Claimer",
     "DeliveryLookup",
     "ErasedList",
     "Ledger",
     "RecipientLimiter",
     "Renderer",
+    "RequestReader",
     "RetryBacklog",
     "SuppressionList",
 ]
@@ -47,6 +49,24 @@ class Ledger(Protocol):
         """Records a terminal state and its outcome; False if it already had one."""
 
     async def mark_published(self, notification_id: str, state: str, outcome: Record) -> None: ...
+
+
+class Claimer(Protocol):
+    """Takes a slot of the recipient's rate limit (``scope``: ``lead`` or ``internal``) and the
+    send lease together (the Redis adapter: one script, one round trip)."""
+
+    async def claim(
+        self, notification_id: str, *, now: float, lease_s: float, scope: str, channel: str, address: str
+    ) -> Claim:
+        """``limited`` if the recipient's window is full (no lease taken), else as ``Ledger.claim``."""
+
+
+class RequestReader(Protocol):
+    """Reads everything a request is decided on at once (the Redis adapter: one round trip)."""
+
+    async def read(self, notification_id: str, channel: str, address: str, *, lead: bool) -> RequestState:
+        """The ledger entry and, with ``lead``, the address's suppression reason and erasure
+        time (the erased list is read only where the handler has one)."""
 
 
 class SuppressionList(Protocol):

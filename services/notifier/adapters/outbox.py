@@ -4,8 +4,11 @@ developer can read what would have been sent."""
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from datetime import UTC, datetime
+from io import FileIO
 from pathlib import Path
 
 import orjson
@@ -18,7 +21,14 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 class FileOutbox:
-    """Writes messages to files; ``name`` is the channel it serves."""
+    """Writes messages to files; ``name`` is the channel it serves.
+
+    ``outbox.jsonl`` stays open between messages (opening it per message was 7 % of the
+    notifier's CPU): appended unbuffered, one ``write`` per line, so ``find_sent`` and the
+    other channels' outboxes (each holds its own handle on the same file, ``O_APPEND``) see
+    every line at once. Before each write the path is checked to still name the open file: an
+    erasure renames a rewritten file over it (``erase_from_outbox``, from this process or
+    another), or someone removed it; then it is opened again."""
 
     def __init__(self, directory: Path, *, name: str, sender: str = "leadpipe <noreply@leadpipe.local>"):
         self.directory = directory
@@ -26,12 +36,42 @@ class FileOutbox:
         self.sender = sender
         self.directory.mkdir(parents=True, exist_ok=True)
         self.log_path = directory / "outbox.jsonl"
+        self._log: FileIO | None = None
+        self._log_id = (0, 0)
 
     async def send(self, message: OutboundMessage) -> SendResult:
         try:
             return self._write(message)
         except OSError as exc:
+            self._close_log()
             return SendResult("transient", f"outbox write failed: {exc.strerror}", "connection")
+
+    def _append(self, line: bytes) -> None:
+        log = self._log
+        if log is not None:
+            try:
+                st = os.stat(self.log_path)
+                current = (st.st_dev, st.st_ino) == self._log_id
+            except FileNotFoundError:
+                current = False
+            if not current:
+                self._close_log()
+                log = None
+        if log is None:
+            log = FileIO(self.log_path, "ab")
+            st = os.fstat(log.fileno())
+            self._log, self._log_id = log, (st.st_dev, st.st_ino)
+        view = memoryview(line)
+        while view:
+            written = log.write(view)
+            if not written:
+                raise OSError(errno.EIO, "outbox.jsonl took no bytes")
+            view = view[written:]
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def _write(self, message: OutboundMessage) -> SendResult:
         now = datetime.now(UTC)
@@ -52,8 +92,7 @@ class FileOutbox:
             entry["file"] = filename
         else:
             entry["text"] = message.short
-        with self.log_path.open("ab") as log:
-            log.write(orjson.dumps(entry) + b"\n")
+        self._append(orjson.dumps(entry) + b"\n")
         return SendResult("ok", f"outbox: {entry.get('file', 'outbox.jsonl')}")
 
     async def find_sent(self, notification_id: str) -> str | None:
@@ -71,7 +110,7 @@ class FileOutbox:
         return None
 
     async def close(self) -> None:
-        return None
+        self._close_log()
 
 
 def erase_from_outbox(directory: Path, addresses: set[str], lead_ids: set[str]) -> tuple[int, int]:

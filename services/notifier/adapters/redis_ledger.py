@@ -15,14 +15,17 @@ claim script), so nothing is sent from a wiped ledger.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from schemas.codec import Record
+from services.notifier.adapters.redis_state import RateWindow
 from services.notifier.domain.ledger import TERMINAL, Claim, LedgerEntry
 
-__all__ = ["TERMINAL", "Claim", "LedgerEntry", "RedisLedger"]
+__all__ = ["TERMINAL", "Claim", "LedgerEntry", "RateWindow", "RedisLedger"]
 
 
 _CLAIM = """
@@ -35,6 +38,14 @@ if st == 'sent' or st == 'failed' or st == 'suppressed' or st == 'expired' then
 end
 if st == 'sending' and tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0') > tonumber(ARGV[1]) then
   return {'busy', redis.call('HGET', KEYS[1], 'attempts') or '0', redis.call('HGET', KEYS[1], 'lease_until')}
+end
+if KEYS[3] then
+  local used = redis.call('INCR', KEYS[3])
+  redis.call('EXPIRE', KEYS[3], ARGV[6])
+  if used > tonumber(ARGV[5]) then
+    redis.call('DECR', KEYS[3])
+    return {'limited', redis.call('HGET', KEYS[1], 'attempts') or '0', ''}
+  end
 end
 local n = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSET', KEYS[1], 'state', 'sending', 'lease_until', tostring(tonumber(ARGV[1]) + tonumber(ARGV[2])))
@@ -61,6 +72,9 @@ end
 return 1
 """
 
+
+# (KEYS[3], ARGV[5], ARGV[6]: a recipient rate-limit window's counter, its limit and expiry,
+# given with ``claim(limit=...)``; a slot is taken only with the lease, and given back if full.)
 
 # Rebuild: a terminal state from the outcome topic, unless Redis already holds one.
 _RESTORE = """
@@ -141,15 +155,22 @@ class RedisLedger:
 
     async def get(self, notification_id: str) -> LedgerEntry:
         """The entry, and (guarded) whether the keyspace is built, in one round trip."""
-        built = True
+        pipe = self.redis.pipeline(transaction=False)
+        self.queue_get(pipe, notification_id)
+        return self.entry_from(await pipe.execute())
+
+    def queue_get(self, pipe: Pipeline[bytes], notification_id: str) -> int:
+        """Queues ``get``'s reads on ``pipe``; returns how many replies ``entry_from`` takes."""
+        pipe.hgetall(self.key(notification_id))
         if self.guarded:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.hgetall(self.key(notification_id))
             pipe.exists(self.marker)
-            data, exists = await pipe.execute()
-            built = bool(exists)
-        else:
-            data = await self.redis.hgetall(self.key(notification_id))
+            return 2
+        return 1
+
+    def entry_from(self, replies: Sequence[Any]) -> LedgerEntry:
+        """The entry from ``queue_get``'s replies."""
+        data = replies[0]
+        built = bool(replies[1]) if self.guarded else True
         if not data:
             return LedgerEntry(None, 0, None, False, built)
         outcome = data.get(b"outcome")
@@ -164,17 +185,29 @@ class RedisLedger:
     async def mark_requested(self, notification_id: str) -> None:
         """Seen but not yet sending (deferred); never overwrites a later state."""
         key = self.key(notification_id)
-        await self.redis.hsetnx(key, "state", "requested")
-        await self.redis.expire(key, self.ttl_s)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hsetnx(key, "state", "requested")
+        pipe.expire(key, self.ttl_s)
+        await pipe.execute()
 
-    async def claim(self, notification_id: str, *, now: float, lease_s: float) -> Claim:
-        """``unbuilt`` (guarded, the keyspace was wiped: rebuild first) or see ``Claim``."""
+    async def claim(
+        self, notification_id: str, *, now: float, lease_s: float, limit: RateWindow | None = None
+    ) -> Claim:
+        """``unbuilt`` (guarded, the keyspace was wiped: rebuild first) or see ``Claim``. With
+        ``limit``, a slot of that rate-limit window is taken in the same script, only if the
+        lease is (``limited`` when the window is full)."""
         keys = [self.key(notification_id), self.marker]
-        args = [now, lease_s, self.ttl_s, "1" if self.guarded else "0"]
+        args: list[str | int | float] = [now, lease_s, self.ttl_s, "1" if self.guarded else "0"]
+        if limit is not None:
+            keys.append(limit.key)
+            args += [limit.limit, limit.expire_s]
         status, attempts, extra = await self._claim(keys=keys, args=args)
         status, extra = status.decode(), extra.decode()
         if status == "busy":
             return Claim(status, int(attempts), lease_until=float(extra))
+        if status == "limited":
+            assert limit is not None
+            return Claim(status, int(attempts), limited_until=limit.ends_at)
         return Claim(status, int(attempts), previous=extra)
 
     async def release(self, notification_id: str) -> None:

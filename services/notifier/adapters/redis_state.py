@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from redis.asyncio import Redis
@@ -32,8 +33,22 @@ class RedisSuppressionList:
         await self.redis.set(self.key(entry.channel, entry.address), entry.reason)
 
     async def reason(self, channel: str, address: str) -> str | None:
-        value = await self.redis.get(self.key(channel, address))
+        return self.reason_from(await self.redis.get(self.key(channel, address)))
+
+    @staticmethod
+    def reason_from(value: bytes | None) -> str | None:
         return value.decode() if value is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class RateWindow:
+    """A recipient rate-limit window for ``RedisLedger.claim``: its counter key, the most
+    messages it allows, the counter's expiry and when the window ends."""
+
+    key: str
+    limit: int
+    expire_s: int
+    ends_at: float
 
 
 class RedisRecipientLimiter:
@@ -48,18 +63,23 @@ class RedisRecipientLimiter:
         self.prefix = prefix
         self.scope = scope
 
-    async def acquire(self, channel: str, address: str, now: float | None = None) -> float:
-        now = time.time() if now is None else now
+    def window(self, channel: str, address: str, now: float) -> RateWindow:
+        """The address's current window (for ``RedisLedger.claim``, which counts it with the claim)."""
         window = int(now // self.window_s)
         key = f"{self.prefix}{self.scope}:{_digest(channel, address)}:{window}"
+        return RateWindow(key, self.limit, self.window_s + 5, (window + 1) * self.window_s)
+
+    async def acquire(self, channel: str, address: str, now: float | None = None) -> float:
+        now = time.time() if now is None else now
+        window = self.window(channel, address, now)
         pipe = self.redis.pipeline()
-        pipe.incr(key)
-        pipe.expire(key, self.window_s + 5)
+        pipe.incr(window.key)
+        pipe.expire(window.key, window.expire_s)
         count, _ = await pipe.execute()
         if int(count) <= self.limit:
             return 0.0
-        await self.redis.decr(key)
-        return (window + 1) * self.window_s - now
+        await self.redis.decr(window.key)
+        return window.ends_at - now
 
 
 class RedisRetryBacklog:
@@ -113,5 +133,8 @@ class RedisErasedList:
         digest = self.digest(channel, address)
         if digest is None:
             return None
-        value = await self.redis.get(self.key(digest))
+        return self.erased_at_from(await self.redis.get(self.key(digest)))
+
+    @staticmethod
+    def erased_at_from(value: bytes | None) -> datetime | None:
         return datetime.fromisoformat(value.decode()) if value is not None else None

@@ -165,7 +165,7 @@ async def make_harness(
 ) -> AsyncIterator[Any]:
     made: list[Notifier] = []
 
-    def make(rebuildable: bool = False, **overrides: Any) -> Harness:
+    def make(rebuildable: bool = False, client: Redis[bytes] | None = None, **overrides: Any) -> Harness:
         options: dict[str, Any] = {
             "kafka_bootstrap_servers": "unused:9092",
             "redis_url": redis_url,
@@ -191,7 +191,7 @@ async def make_harness(
         events = EventProcessor(service="notifier", metrics=stage, publisher=sink)
         notifier = build_notifier(
             settings,
-            redis=redis,
+            redis=client or redis,
             publisher=sink,
             dead_letter=events.dead_letter,
             registry=registry,
@@ -200,7 +200,7 @@ async def make_harness(
             rebuildable=rebuildable,
         )
         made.append(notifier)
-        return Harness(notifier, sink, registry, settings, redis)
+        return Harness(notifier, sink, registry, settings, client or redis)
 
     yield make
     for notifier in made:
