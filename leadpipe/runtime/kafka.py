@@ -54,7 +54,7 @@ def make_consumer(settings: ServiceSettings, *topics: str, group_id: str | None,
         "rebalance_timeout_ms": timeout_ms,
         "max_poll_interval_ms": max(timeout_ms, 10_000),
         "session_timeout_ms": int(settings.kafka_session_timeout_s * 1000),
-        "heartbeat_interval_ms": 1000,
+        "heartbeat_interval_ms": int(settings.kafka_heartbeat_interval_s * 1000),
         "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
     }
     return AIOKafkaConsumer(*topics, **(opts | overrides))

@@ -94,7 +94,7 @@ class ServiceSettings(BaseSettings):
     # worker stalls for 10 s. Production: 30 s (docs/operations.md).
     kafka_rebalance_timeout_s: float = 10.0
     kafka_session_timeout_s: float = 10.0
-    # How often a Faust worker's consumer heartbeats its group (a rebalance reaches the other
+    # How often a consumer (a Faust worker's or a plain one) heartbeats its group (a rebalance reaches the other
     # members with their next heartbeat). Each is a broker request: an idle stack's broker
     # spends a good part of its CPU answering them (bench/idle_bench.py).
     kafka_heartbeat_interval_s: float = Field(default=1.0, gt=0)
