@@ -8,7 +8,8 @@ pins in ``pyproject.toml`` only after re-running ``tests/unit/test_faust_commit.
 - ``_Consumer._new_offset``: faust-streaming/faust#606 (commits over a message still in flight
   with agent concurrency > 1).
 - ``_ConsumerThread``: Faust hard-codes ``fetch_max_wait_ms=1500`` for its worker consumer and
-  offers no setting for it.
+  offers no setting for it (nor for ``consumer_timeout_ms``, the fetch routine's poll); the
+  long poll of a caught-up consumer is ``aiokafka_compat``'s, as for the plain consumers.
 - ``_Producer``: Faust makes its producer idempotent only inside transactions.
 - ``take_back_logging``: Faust's worker configures logging with ``disable_existing_loggers``.
 - ``take_batches``: Faust's ``Stream.take_events`` wakes every ``within`` seconds whether or not
@@ -29,6 +30,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
+from leadpipe.runtime.aiokafka_compat import long_poll_when_caught_up
 from leadpipe.runtime.logs import setup_logging
 
 #: The versions these overrides were written and tested against (pinned in pyproject.toml).
@@ -60,6 +62,8 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         # changelog tables keep Faust's value (table recovery was only ever tested with it).
         if not self.app.tables.changelog_topics:
             consumer._fetch_max_wait_ms = self.app.fetch_max_wait_ms  # type: ignore[attr-defined]
+            consumer._consumer_timeout = self.app.fetch_routine_poll_ms / 1000  # type: ignore[attr-defined]
+            long_poll_when_caught_up(consumer, self.app.fetch_idle_wait_ms)  # type: ignore[attr-defined]
         return consumer
 
 
