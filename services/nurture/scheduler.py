@@ -59,12 +59,12 @@ class Scheduler:
         handled = await h.tick(self.lease_s, self.batch)
         check = loop.time() >= self._next_check
         if check:
-            self._next_check = loop.time() + self.check_s
             await self.ensure_built()
         if check or h.capacity_freed.is_set():
             await h.serve_queue()
         if check:
             await h.refresh_gauges()
+            self._next_check = loop.time() + self.check_s  # a failed check is tried again next round
         if handled >= self.batch:
             return 0.0
         # From here every due time saved sooner rings the bell: one saved while the schedule is

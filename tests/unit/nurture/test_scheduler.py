@@ -79,3 +79,22 @@ async def test_a_failed_round_is_logged_and_tried_again(
         running.cancel()
     assert calls >= 2
     assert "scheduler round failed" in caplog.text
+
+
+async def test_a_failed_housekeeping_is_tried_again_in_the_next_round_not_a_check_interval_later():
+    n = Nurture()
+    checks = 0
+
+    async def unreachable() -> None:
+        nonlocal checks
+        checks += 1
+        if checks == 1:
+            raise ConnectionError("redis away")
+
+    s = Scheduler(n.handler, unreachable, lease_s=30.0, batch=10, check_s=3600.0)
+    with pytest.raises(ConnectionError):
+        await s.round()
+    await s.round()
+    assert checks == 2
+    await s.round()
+    assert checks == 2  # done: the next one is a check interval away
