@@ -228,7 +228,9 @@ class KafkaCluster:
         argv = [java_binary()]
         if heap:
             # Serial GC: no background GC threads on a 2-core dev machine; a dev broker's heap is small.
-            argv += [f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]
+            # No perf data: the JVM would sample its counters into a shared file every 50 ms, idle
+            # or not, for tools (jstat) a dev broker is not watched with.
+            argv += [f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:-UsePerfData"]
         argv += [
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={LOG4J}",

@@ -59,6 +59,8 @@ SERVICES = (
     ServiceSpec("console", "CONSOLE_PORT", 8090, "sales console: reps' leads, managers' funnel (sign in)"),
 )
 PIPELINE = ("ingest", "scoring", "nurture", "notifier")
+#: The clients' metadata refresh on a one-node cluster this stack runs (see ``Stack.env_for``).
+ONE_NODE_METADATA_MAX_AGE_MS = 60_000
 
 
 def keystore_url(redis_url: str) -> str:
@@ -110,6 +112,8 @@ class Stack:
         self.replicas = {name: max(1, (replicas or {}).get(name, 1)) for name in names}
         self.partitions = partitions or int(os.environ.get("KAFKA_PARTITIONS", "6"))
         self.bootstrap = bootstrap or ""
+        #: Services run against a broker this stack did not start (its node count is unknown).
+        self.bootstrap_given = bool(bootstrap)
         self.redis_url = redis_url or ""
         self.brokers = brokers
         self.kafka: KafkaCluster | None = None
@@ -231,6 +235,11 @@ class Stack:
             # privacy hook: the crypto-shredding key store, a Redis database of its own
             "LEADPIPE_KEYSTORE_URL": keystore_url(self.redis_url),
         }
+        if self.brokers == 1 and not self.bootstrap_given and "KAFKA_METADATA_MAX_AGE_MS" not in os.environ:
+            # The 5 s metadata refresh finds a partition leader that moved to another broker; a
+            # one-node cluster's leaders never move, and each refresh is a request every client
+            # makes and parses (the whole cluster's topics) for nothing: idle CPU.
+            env["KAFKA_METADATA_MAX_AGE_MS"] = str(ONE_NODE_METADATA_MAX_AGE_MS)
         if self.database_url:
             env["DATABASE_URL"] = self.database_url
         if self._ports.get("ingest"):

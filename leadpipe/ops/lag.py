@@ -36,24 +36,32 @@ def default_topics(extra: list[str] | None = None) -> list[str]:
 
 
 class Offsets:
-    """Long-lived clients that read offsets (the exporter keeps one across scrapes)."""
+    """Long-lived clients that read offsets (the exporter keeps one across scrapes): a consumer
+    for end and start offsets and an admin client for the groups' commits, one request per group
+    (not one per partition: an idle exporter's every-15-s round was hundreds of requests)."""
 
     def __init__(self, settings: OpsSettings):
         self.settings = settings
         self._consumer: AIOKafkaConsumer | None = None
-        self._members: dict[str, AIOKafkaConsumer] = {}
+        self._admin: AIOKafkaAdminClient | None = None
 
     async def __aenter__(self) -> Offsets:
         self._consumer = plain_consumer(self.settings)
         await self._consumer.start()
+        try:
+            self._admin = AIOKafkaAdminClient(**client_options(self.settings), request_timeout_ms=10_000)
+            await self._admin.start()
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        for member in self._members.values():
-            await member.stop()
-        self._members.clear()
+        if self._admin is not None:
+            await self._admin.close()
+            self._admin = None
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None
@@ -64,26 +72,19 @@ class Offsets:
             raise RuntimeError("Offsets used outside `async with`")
         return self._consumer
 
+    @property
+    def admin(self) -> AIOKafkaAdminClient:
+        if self._admin is None:
+            raise RuntimeError("Offsets used outside `async with`")
+        return self._admin
+
     async def groups(self) -> list[str]:
-        admin = AIOKafkaAdminClient(**client_options(self.settings), request_timeout_ms=10_000)
-        await admin.start()
-        try:
-            return sorted(str(g[0]) for g in await admin.list_consumer_groups())
-        finally:
-            await admin.close()
+        return sorted(str(g[0]) for g in await self.admin.list_consumer_groups())
 
     async def topic_partitions(self, topics: list[str]) -> list[TopicPartition]:
         """Partitions of the topics that exist on the broker (others are left out)."""
         found = await topic_partitions(self.consumer, topics)
         return [tp for topic in topics for tp in found[topic]]
-
-    async def _member(self, group: str) -> AIOKafkaConsumer:
-        # Never subscribes, so it never joins (or disturbs) the group; it only reads commits.
-        if group not in self._members:
-            member = plain_consumer(self.settings, group_id=group)
-            await member.start()
-            self._members[group] = member
-        return self._members[group]
 
     async def consumer_lag(
         self, groups: list[str] | None = None, topics: list[str] | None = None
@@ -96,11 +97,12 @@ class Offsets:
         ends = await self.consumer.end_offsets(tps)
         rows: list[PartitionLag] = []
         for group in wanted:
-            member = await self._member(group)
+            # Never joins (or disturbs) the group: it only reads its commits (-1: none).
+            committed = await self.admin.list_consumer_group_offsets(group, partitions=tps)
             for tp in tps:
-                committed = await member.committed(tp)
-                if committed is not None and committed >= 0:
-                    rows.append(PartitionLag(group, tp.topic, tp.partition, committed, ends[tp]))
+                offset = committed.get(tp)
+                if offset is not None and offset.offset >= 0:
+                    rows.append(PartitionLag(group, tp.topic, tp.partition, offset.offset, ends[tp]))
         return rows
 
     async def topic_records(self, topics: list[str] | None = None) -> dict[str, int]:

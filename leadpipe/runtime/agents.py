@@ -22,7 +22,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from leadpipe.runtime.faust_app import with_assignment
-from leadpipe.runtime.faust_compat import faust_loglevel
+from leadpipe.runtime.faust_compat import faust_loglevel, take_batches
 from leadpipe.runtime.kafka import ensure_topics
 from leadpipe.runtime.metrics import serve_ops
 from leadpipe.runtime.service import ConsumerService
@@ -67,7 +67,7 @@ def batch_agent(
     async def agent(stream: faust.StreamT[bytes]) -> None:
         await service.start()
         processor = batches()
-        async for records in raw_batches(stream, max_records, within_s):
+        async for records in raw_batches(take_batches(stream, max_records, within_s)):
             await processor.process(records)
 
 

@@ -1,6 +1,7 @@
 """A Faust app configured for our topics: raw bytes in and out (our own pydantic codec),
-the session timeout of ``ServiceSettings``, acks=all, an idempotent producer, the fetch wait of
-``KAFKA_FETCH_MAX_WAIT_MS`` (one setting for every consumer; Faust fixes 1500 ms), and a
+the session timeout of ``ServiceSettings``, acks=all, an idempotent producer, the fetch waits of
+``KAFKA_FETCH_MAX_WAIT_MS`` and ``KAFKA_FETCH_IDLE_WAIT_MS`` (one setting for every consumer;
+Faust fixes 1500 ms), and a
 commit rule that never skips a message still in flight (faust-streaming#606), and metadata
 refreshed every ``KAFKA_METADATA_MAX_AGE_MS`` so a moved partition leader is found in seconds.
 The overrides of Faust's internals live in ``faust_compat``."""
@@ -12,6 +13,7 @@ from typing import Any
 import faust
 
 from leadpipe.runtime.faust_compat import Transport, _Consumer, check_versions
+from leadpipe.runtime.kafka import fetch_routine_poll_ms
 from leadpipe.runtime.metrics import ReadyCheck
 from leadpipe.runtime.settings import ServiceSettings
 
@@ -20,6 +22,8 @@ class App(faust.App):
     """``faust.App`` whose Kafka consumer waits at most ``fetch_max_wait_ms`` per fetch."""
 
     fetch_max_wait_ms: int = 1500
+    fetch_idle_wait_ms: int = 1500
+    fetch_routine_poll_ms: int = 200
     enable_idempotence: bool = True
     acks: str = "all"
 
@@ -78,6 +82,8 @@ def make_app(app_id: str, settings: ServiceSettings, **overrides: Any) -> App:
     }
     app = App(app_id, **(options | overrides))
     app.fetch_max_wait_ms = settings.kafka_fetch_max_wait_ms
+    app.fetch_idle_wait_ms = settings.kafka_fetch_idle_wait_ms
+    app.fetch_routine_poll_ms = fetch_routine_poll_ms(settings)
     app.enable_idempotence = settings.kafka_enable_idempotence
     app.acks = settings.kafka_acks
     return app

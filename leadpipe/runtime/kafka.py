@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from leadpipe.runtime.aiokafka_compat import long_poll_when_caught_up
 from leadpipe.runtime.retention import topic_config
 from leadpipe.runtime.settings import ServiceSettings
 from schemas.codec import Record, encode
@@ -54,10 +55,20 @@ def make_consumer(settings: ServiceSettings, *topics: str, group_id: str | None,
         "rebalance_timeout_ms": timeout_ms,
         "max_poll_interval_ms": max(timeout_ms, 10_000),
         "session_timeout_ms": int(settings.kafka_session_timeout_s * 1000),
-        "heartbeat_interval_ms": 1000,
+        "heartbeat_interval_ms": int(settings.kafka_heartbeat_interval_s * 1000),
         "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
+        "consumer_timeout_ms": fetch_routine_poll_ms(settings),
     }
-    return AIOKafkaConsumer(*topics, **(opts | overrides))
+    consumer = AIOKafkaConsumer(*topics, **(opts | overrides))
+    return long_poll_when_caught_up(consumer, settings.kafka_fetch_idle_wait_ms)
+
+
+def fetch_routine_poll_ms(settings: ServiceSettings) -> int:
+    """aiokafka's fetch routine also wakes every ``consumer_timeout_ms`` (200 ms by default) to
+    look over every assigned partition: five times a second per idle consumer. Everything it
+    waits for (a fetch's answer, records consumed, a seek, a new assignment, a resume) wakes it
+    anyway, and a fetch in flight answers within the longest fetch wait."""
+    return max(settings.kafka_fetch_max_wait_ms, settings.kafka_fetch_idle_wait_ms)
 
 
 async def send_record(producer: AIOKafkaProducer, topic: str, record: Record) -> Any:

@@ -94,14 +94,20 @@ class ServiceSettings(BaseSettings):
     # worker stalls for 10 s. Production: 30 s (docs/operations.md).
     kafka_rebalance_timeout_s: float = 10.0
     kafka_session_timeout_s: float = 10.0
-    # How often a Faust worker's consumer heartbeats its group (a rebalance reaches the other
+    # How often a consumer (a Faust worker's or a plain one) heartbeats its group (a rebalance reaches the other
     # members with their next heartbeat). Each is a broker request: an idle stack's broker
     # spends a good part of its CPU answering them (bench/idle_bench.py).
     kafka_heartbeat_interval_s: float = Field(default=1.0, gt=0)
     kafka_max_record_bytes: int = 1_000_000
-    # A caught-up consumer's longest fetch wait. Kafka answers a fetch as soon as a record
-    # arrives, so this costs no latency; a shorter wait only adds idle fetches (idle CPU).
+    # A consumer's longest fetch wait while some partition is left out of its fetch. Kafka
+    # answers a fetch as soon as a record arrives, but not for a partition the fetch left out.
     kafka_fetch_max_wait_ms: int = Field(default=500, ge=1, le=30_000)
+    # ...and its longest wait when the fetch covers every assigned partition (none left out
+    # because its records are still being processed): Kafka answers as soon as a record arrives
+    # on any of them, so it costs no latency and spares the broker an idle consumer's empty
+    # answers (aiokafka_compat.long_poll_when_caught_up). Its price: after a rebalance an idle
+    # member's first fetch can queue behind its last long poll on the connection, up to this.
+    kafka_fetch_idle_wait_ms: int = Field(default=2_000, ge=1, le=30_000)
     # How old the clients' cluster metadata (partition leaders) may get before it is refreshed.
     # aiokafka's default is 5 minutes: after a broker rejoined, a client that kept the old leader
     # (and was not told NotLeaderForPartition on the path it uses) stayed stuck for minutes. A

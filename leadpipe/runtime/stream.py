@@ -52,7 +52,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -141,9 +141,9 @@ async def raw_records(stream: Any) -> AsyncIterator[RawMessage]:
         yield RawMessage.from_kafka(event.message)
 
 
-async def raw_batches(stream: Any, max_records: int, within_s: float) -> AsyncIterator[list[RawMessage]]:
-    """A Faust stream's records in batches: up to ``max_records``, or what arrived within ``within_s``."""
-    async for events in stream.take_events(max_records, within=within_s):
+async def raw_batches(batches: AsyncIterable[Sequence[Any]]) -> AsyncIterator[list[RawMessage]]:
+    """Batches of Faust events (``faust_compat.take_batches``) as batches of records."""
+    async for events in batches:
         yield [RawMessage.from_kafka(e.message) for e in events]
 
 

@@ -7,6 +7,7 @@ import asyncio
 
 import uvicorn
 
+from leadpipe.runtime.asgi import QuietServer
 from leadpipe.runtime.keystore import install_from_env
 from leadpipe.runtime.logs import setup_logging
 from services.console.app import create_app
@@ -18,7 +19,7 @@ async def serve(settings: ConsoleSettings) -> None:
     config = uvicorn.Config(
         create_app(settings), host=settings.console_host, port=settings.console_port, log_config=None, access_log=False
     )
-    await uvicorn.Server(config).serve()
+    await QuietServer(config).serve()
 
 
 def main() -> None:

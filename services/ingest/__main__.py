@@ -8,6 +8,7 @@ from typing import Any, Literal
 import uvicorn
 import uvloop
 
+from leadpipe.runtime.asgi import QuietServer
 from leadpipe.runtime.keystore import install_from_env
 from leadpipe.runtime.logs import setup_logging
 from services.ingest.app import create_app
@@ -36,7 +37,7 @@ def server_config(settings: IngestSettings, app: Any, server: Server = "fast") -
 async def serve(settings: IngestSettings) -> None:
     # aiokafka clients must be built inside the running loop.
     app = create_app(settings, build_deps(settings))
-    await uvicorn.Server(server_config(settings, app)).serve()
+    await QuietServer(server_config(settings, app)).serve()
 
 
 def run(main: Any, server: Server = "fast") -> None:

@@ -86,6 +86,11 @@ class NurtureService(ConsumerService):
     async def ensure_built(self) -> None:
         await started(self.guard).ensure_built()
 
+    def _rebuilt(self) -> None:
+        self.metrics.rebuilds.inc()
+        if self._handler is not None:  # the rebuilt schedule may hold touches due already
+            self._handler.wake.ring()
+
     async def build(self) -> None:
         s = self.config
         engine = load_engine(s)
@@ -99,7 +104,7 @@ class NurtureService(ConsumerService):
             return True
 
         self.guard = RebuildGuard(service=self.service, source=state_topic, is_built=store.is_built,
-                                  rebuild=rebuild_once, on_rebuilt=self.metrics.rebuilds.inc)  # fmt: skip
+                                  rebuild=rebuild_once, on_rebuilt=self._rebuilt)  # fmt: skip
         await self.guard.ensure_built()
         links = Links(s.leadpipe_link_secret, s.leadpipe_public_url, s.link_ttl_s)
         self._handler = NurtureHandler(engine, store, self.publisher, StateLog(self.producer, state_topic),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
+
 from leadpipe.runtime.settings import LinkSettings, ServiceSettings
 from schemas.topics import consumer_group
 
@@ -19,8 +21,10 @@ class NurtureSettings(ServiceSettings, LinkSettings):
     nurture_directory_path: Path = CONFIG_DIR / "sales_team.yaml"
     #: Overrides the playbooks' SLA (tests use seconds).
     nurture_sla_seconds: float | None = None
-    #: How often the scheduler looks for due touches and SLA timers.
-    nurture_tick_interval_s: float = 0.25
+    #: The scheduler sleeps until the next due touch or timer, but at most this long: how soon it
+    #: notices capacity freed by another replica, a rep's new day, due times a dead replica left
+    #: and a Redis wiped while no event comes, and how often the gauges refresh (scheduler.py).
+    nurture_check_interval_s: float = Field(default=5.0, gt=0, le=300)
     #: A claimed due entry comes back after this long if its worker died before finishing it.
     nurture_claim_lease_s: float = 30.0
     nurture_claim_batch: int = 200

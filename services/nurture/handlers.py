@@ -7,14 +7,18 @@ publish the outputs (deterministic event and notification ids), then compare-and
 
 Overflow: when no rep has room, the team's ``least_loaded`` policy reserves its least-loaded rep
 past capacity; otherwise the decision queues the lead (its queue entry is saved with its state).
-``serve_queue`` (the scheduler calls it at once after capacity was released here, and about once
-a second for releases elsewhere and new days) routes queued leads hottest first.
+``serve_queue`` (the scheduler calls it at once after capacity was released here, and every
+``NURTURE_CHECK_INTERVAL_S`` for releases elsewhere and new days) routes queued leads hottest first.
+
+``Wake`` is the scheduler's alarm (``scheduler.py``): every due time this worker saves and every
+capacity it releases rings it when that is sooner than the scheduler meant to look again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -70,6 +74,22 @@ class Known:
         self.state, self.valid = state, True
 
 
+class Wake:
+    """When the scheduler means to look for due work next (``at``, epoch seconds), and the bell
+    that wakes it sooner: a due time saved before ``at``, or capacity released (the queue waits)."""
+
+    def __init__(self) -> None:
+        self.at = math.inf
+        self.bell = asyncio.Event()
+
+    def scheduled(self, due: datetime | None) -> None:
+        if due is not None and due.timestamp() < self.at:
+            self.bell.set()
+
+    def ring(self) -> None:
+        self.bell.set()
+
+
 class Links:
     def __init__(self, secret: str, public_url: str, ttl_s: float):
         self.secret, self.base, self.ttl_s = secret, public_url.rstrip("/"), ttl_s
@@ -103,6 +123,8 @@ class NurtureHandler:
         self._routing = asyncio.Lock()
         #: Set when this worker released capacity: the scheduler serves the overflow queue at once.
         self.capacity_freed = asyncio.Event()
+        #: Rung when this worker schedules something sooner than the scheduler's next look.
+        self.wake = Wake()
 
     # -- entry points ---------------------------------------------------------------------------
     async def erase(self, event: Envelope[Any]) -> None:
@@ -237,12 +259,16 @@ class NurtureHandler:
                 return
             await self._settle(d, now)
             if state is not None and d.state == state and not (d.stage_changes or d.assigned or d.notifications):
-                await self.store.set_due(lead_id, self.engine.next_due(state))  # a claim moved it: put it back
+                due = self.engine.next_due(state)
+                await self.store.set_due(lead_id, due)  # a claim moved it: put it back
+                self.wake.scheduled(due)
                 return
             d.state.version = version + 1
             outputs = self._events(d, now, cause)
             await self.publisher.publish(outputs)
-            if await self.store.save(d.state, version, self.engine.next_due(d.state), self.engine.queue_entry(d.state)):
+            due = self.engine.next_due(d.state)
+            if await self.store.save(d.state, version, due, self.engine.queue_entry(d.state)):
+                self.wake.scheduled(due)
                 await self.state_log.append(d.state)
                 if known is not None:
                     known.keep(d.state)
@@ -258,6 +284,7 @@ class NurtureHandler:
                 for rep_id, held_day in d.released:
                     await self.store.release(rep_id, held_day)
                     self.capacity_freed.set()
+                    self.wake.ring()
                 d.released = []
                 candidate, day = await self._reserve(d)
                 if candidate is None and not d.state.synthetic:

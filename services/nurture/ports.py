@@ -40,6 +40,10 @@ class NurtureStore(Protocol):
         """Takes due leads, pushing them a lease into the future (claimed again if not saved)."""
 
     async def set_due(self, lead_id: str, due: datetime | None) -> None: ...
+
+    async def next_due(self) -> float | None:
+        """The earliest due time (epoch seconds, claimed leads' leases included); None: nothing due."""
+
     async def due_counts(self, now: float, overdue_after_s: float = 60.0) -> tuple[int, int]: ...
     async def queue(self) -> list[QueueEntry]: ...
 

@@ -1,6 +1,6 @@
 """The nurture worker: lead.scored, notification.outcome, assignment.response and
 lead.outcome_logged in; stage changes, assignments and notification requests out; plus the
-scheduler that fires due touches and SLA timers and serves the overflow queue.
+scheduler (``scheduler.py``) that fires due touches and SLA timers and serves the overflow queue.
 
 Declarations only (``bootstrap.py`` builds the parts; ``leadpipe.runtime`` runs them). Records of
 one lead share a partition (keyed by lead id): the inputs go in batches, a lead's events in
@@ -10,7 +10,6 @@ replica and claims due leads atomically in Redis.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import faust
@@ -21,6 +20,7 @@ from leadpipe.runtime.faust_app import make_app
 from schemas.person_erasure_requested.v1 import PersonErasureRequested
 from services.nurture.bootstrap import NurtureService, erasure_topic, input_topics
 from services.nurture.config import NurtureSettings
+from services.nurture.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -42,24 +42,7 @@ def build_app(settings: NurtureSettings, registry: CollectorRegistry | None = No
     async def scheduler() -> None:
         # Due touches and SLA timers do not wait for the consumer group to settle.
         await nurture.start()
-        handler, beat = nurture.handler, 0
-        while True:
-            try:
-                handled = await handler.tick(settings.nurture_claim_lease_s, settings.nurture_claim_batch)
-                beat += 1
-                second = beat % max(1, int(1 / settings.nurture_tick_interval_s)) == 0
-                # At once when this worker released capacity; about once a second for capacity
-                # released by another replica and for a rep's new day (capacity is per local day).
-                if second:
-                    await nurture.ensure_built()  # about once a second: a wipe with no events coming
-                if second or handler.capacity_freed.is_set():
-                    await handler.serve_queue()
-                if second:
-                    await handler.refresh_gauges()
-            except Exception:
-                log.exception("scheduler tick failed; retrying")
-                handled = 0
-            if handled < settings.nurture_claim_batch:
-                await asyncio.sleep(settings.nurture_tick_interval_s)
+        await Scheduler(nurture.handler, nurture.ensure_built, lease_s=settings.nurture_claim_lease_s,
+                        batch=settings.nurture_claim_batch, check_s=settings.nurture_check_interval_s).run()  # fmt: skip
 
     return app

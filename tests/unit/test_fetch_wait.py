@@ -1,4 +1,4 @@
-"""KAFKA_FETCH_MAX_WAIT_MS reaches the consumers: Faust's worker consumer (which Faust builds
+"""KAFKA_FETCH_MAX_WAIT_MS and KAFKA_FETCH_IDLE_WAIT_MS reach the consumers: Faust's worker consumer (which Faust builds
 with a fixed 1500 ms) and the plain aiokafka ones; out-of-range values are refused by name."""
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ async def test_the_faust_worker_consumer_waits_at_most_the_configured_fetch_wait
     thread = app.consumer._thread
     consumer = thread._create_worker_consumer(app.transport)
     assert consumer._fetch_max_wait_ms == 40
+    # The fetch routine's own poll is no faster than the longest fetch wait, and a caught-up
+    # consumer long-polls (tests/integration/test_fetch_long_poll.py shows what that does).
+    assert consumer._consumer_timeout == 2.0
+    assert "long_poll_when_caught_up" in consumer.start.__qualname__
     assert consumer._group_id == "fetch-wait-test"  # still Faust's own settings otherwise
     await consumer.stop()
     thread.thread_loop.close()  # the consumer thread never started: close the loop it made
@@ -35,6 +39,7 @@ async def test_an_app_with_a_changelog_table_keeps_fausts_fetch_wait(tmp_path: P
     thread = app.consumer._thread
     consumer = thread._create_worker_consumer(app.transport)
     assert consumer._fetch_max_wait_ms == 1500
+    assert "long_poll_when_caught_up" not in consumer.start.__qualname__
     await consumer.stop()
     thread.thread_loop.close()
 
@@ -44,7 +49,15 @@ async def test_the_default_fetch_wait_is_kafkas_and_plain_consumers_use_it_too(t
     assert settings.kafka_fetch_max_wait_ms == 500
     consumer = make_consumer(settings, "t", group_id=None)
     assert consumer._fetch_max_wait_ms == 500
+    assert consumer._consumer_timeout == 2.0
+    assert "long_poll_when_caught_up" in consumer.start.__qualname__
     await consumer.stop()
+
+
+def test_an_idle_fetch_wait_out_of_range_is_refused_naming_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("KAFKA_FETCH_IDLE_WAIT_MS", "60000")
+    with pytest.raises(ValidationError, match="kafka_fetch_idle_wait_ms"):
+        _settings(tmp_path)
 
 
 def test_a_fetch_wait_out_of_range_is_refused_naming_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

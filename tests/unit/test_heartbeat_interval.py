@@ -1,4 +1,5 @@
-"""KAFKA_HEARTBEAT_INTERVAL_S reaches the Faust worker's consumer; a bad value is refused by name."""
+"""KAFKA_HEARTBEAT_INTERVAL_S reaches the Faust worker's consumer and the plain ones; a bad value is
+refused by name."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from leadpipe.runtime.faust_app import make_app
+from leadpipe.runtime.kafka import make_consumer
 from leadpipe.runtime.settings import ServiceSettings
 
 
@@ -21,6 +23,12 @@ def test_the_faust_worker_heartbeats_at_the_configured_interval(tmp_path: Path) 
     assert _settings(tmp_path).kafka_heartbeat_interval_s == 1.0
     app = make_app("heartbeat-test", _settings(tmp_path, kafka_heartbeat_interval_s=3.0))
     assert app.conf.broker_heartbeat_interval == 3.0
+
+
+async def test_plain_consumers_heartbeat_at_the_configured_interval(tmp_path: Path) -> None:
+    consumer = make_consumer(_settings(tmp_path, kafka_heartbeat_interval_s=2.5), "t", group_id="g")
+    assert consumer._heartbeat_interval_ms == 2500
+    await consumer.stop()
 
 
 def test_a_heartbeat_interval_of_zero_is_refused_naming_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

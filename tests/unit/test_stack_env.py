@@ -1,8 +1,11 @@
-"""The environment Stack gives its services: links that leave the pipeline point at its own ingest."""
+"""The environment Stack gives its services: links that leave the pipeline point at its own ingest;
+on a one-node cluster of its own the clients refresh metadata rarely."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 from leadpipe.devstack.stack import Stack
 
@@ -17,3 +20,16 @@ def test_services_link_to_this_stacks_ingest_unless_the_environment_names_a_publ
     public = Stack(tmp_path / "b", services=["ingest"], env={"LEADPIPE_PUBLIC_URL": "https://leads.example.com"})
     public._ports = {"ingest": [18124]}
     assert public.env_for("ingest")["LEADPIPE_PUBLIC_URL"] == "https://leads.example.com"
+
+
+def test_on_its_own_one_node_cluster_clients_refresh_metadata_once_a_minute_unless_told_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv("KAFKA_METADATA_MAX_AGE_MS", raising=False)
+    assert Stack(tmp_path / "one").env_for("scoring")["KAFKA_METADATA_MAX_AGE_MS"] == "60000"
+    assert "KAFKA_METADATA_MAX_AGE_MS" not in Stack(tmp_path / "three", brokers=3).env_for("scoring")
+    assert "KAFKA_METADATA_MAX_AGE_MS" not in Stack(tmp_path / "ext", bootstrap="127.0.0.1:9092").env_for("scoring")
+    chosen = Stack(tmp_path / "env", env={"KAFKA_METADATA_MAX_AGE_MS": "5000"})
+    assert chosen.env_for("scoring")["KAFKA_METADATA_MAX_AGE_MS"] == "5000"
+    monkeypatch.setenv("KAFKA_METADATA_MAX_AGE_MS", "7000")
+    assert "KAFKA_METADATA_MAX_AGE_MS" not in Stack(tmp_path / "os").env_for("scoring")  # inherited as set

@@ -196,6 +196,10 @@ class RedisNurtureStore:
         else:
             await self.redis.zadd(self.due_key, {lead_id: due.timestamp()})
 
+    async def next_due(self) -> float | None:
+        first = await self.redis.zrange(self.due_key, 0, 0, withscores=True)
+        return float(first[0][1]) if first else None
+
     async def due_counts(self, now: float, overdue_after_s: float = 60.0) -> tuple[int, int]:
         due = await self.redis.zcount(self.due_key, "-inf", now)
         overdue = await self.redis.zcount(self.due_key, "-inf", now - overdue_after_s)

@@ -95,7 +95,7 @@ def start_worker(
         "NURTURE_TOPIC_PREFIX": setup.prefix,
         "NURTURE_PLAYBOOKS_PATH": str(setup.playbooks),
         "NURTURE_DIRECTORY_PATH": str(setup.directory),
-        "NURTURE_TICK_INTERVAL_S": "0.05",
+        "NURTURE_CHECK_INTERVAL_S": "1",
         "LOG_LEVEL": os.environ.get("NURTURE_TEST_LOG_LEVEL", "WARNING"),
     } | env
     proc = ManagedProcess(name, [sys.executable, "-m", "services.nurture"], state_dir / f"{name}.log", env=full_env,

@@ -175,7 +175,7 @@ async def test_a_synthetic_lead_flows_but_takes_no_capacity_and_counts_in_no_bus
     await redis.aclose()
     assert before == after
     assert all(e.synthetic for _, e, _ in out.items if e.data.lead_id == lead)
-    await asyncio.sleep(1.2)  # gauges refresh about once a second
+    await asyncio.sleep(1.2)  # gauges refresh every NURTURE_CHECK_INTERVAL_S (1 s here)
     assert _business(await metrics_text(port)) == metrics_before
     assert 'leadpipe_events_consumed_total{service="nurture"' in await metrics_text(port)
 

@@ -67,6 +67,9 @@ class FakeNurtureStore:
         else:
             self.due[lead_id] = due.timestamp()
 
+    async def next_due(self) -> float | None:
+        return min(self.due.values(), default=None)
+
     async def due_counts(self, now: float, overdue_after_s: float = 60.0) -> tuple[int, int]:
         return sum(t <= now for t in self.due.values()), sum(t <= now - overdue_after_s for t in self.due.values())
 

@@ -1,0 +1,39 @@
+"""uvicorn's server with a quiet idle loop, for the HTTP services (ingest, the console).
+
+uvicorn's ``Server.main_loop`` ticks ten times a second to refresh the ``Date`` header (once a
+second) and to see whether it should exit: ten wake-ups a second of an idle process. Here it
+ticks once a second (the header's own resolution), and a shutdown signal wakes it at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from types import FrameType
+
+import uvicorn
+
+#: uvicorn refreshes the Date header on every tenth of its 100 ms ticks (``counter % 10``).
+_TICKS_PER_SECOND = 10
+
+
+class QuietServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._exit: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def main_loop(self) -> None:
+        self._loop, self._exit = asyncio.get_running_loop(), asyncio.Event()
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + _TICKS_PER_SECOND) % 864_000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._exit.wait(), 1.0)
+            should_exit = await self.on_tick(counter)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        if self._loop is not None and self._exit is not None:
+            self._loop.call_soon_threadsafe(self._exit.set)

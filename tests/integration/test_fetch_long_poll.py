@@ -1,0 +1,63 @@
+"""A caught-up consumer long-polls (KAFKA_FETCH_IDLE_WAIT_MS) at no latency cost, and a fetch that
+leaves a partition out keeps the short wait (KAFKA_FETCH_MAX_WAIT_MS). Against the session broker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+
+from leadpipe.runtime.kafka import ensure_topics, make_consumer
+from leadpipe.runtime.settings import ServiceSettings
+from schemas.topics import TopicSpec
+
+SHORT_MS, LONG_MS = 100, 8_000
+
+
+def _settings(bootstrap: str, tmp_path: Path) -> ServiceSettings:
+    return ServiceSettings(kafka_bootstrap_servers=bootstrap, redis_url="redis://unused", leadpipe_state_dir=tmp_path,
+                           kafka_fetch_max_wait_ms=SHORT_MS, kafka_fetch_idle_wait_ms=LONG_MS)  # fmt: skip
+
+
+async def test_a_caught_up_consumer_long_polls_yet_gets_a_record_at_once_and_a_partial_fetch_waits_short(
+    kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    topic = f"longpoll.{unique}.v1"
+    await ensure_topics(kafka_bootstrap, [TopicSpec(topic, "test", 2)])
+    tps = [TopicPartition(topic, 0), TopicPartition(topic, 1)]
+    consumer = make_consumer(_settings(kafka_bootstrap, tmp_path), group_id=None)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await consumer.start()
+    await producer.start()
+    waits: list[int] = []
+    send = consumer._client.send
+
+    async def recording(node_id: int, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if type(request).__name__ == "FetchRequest":
+            waits.append(request._max_wait_ms)
+        return await send(node_id, request, *args, **kwargs)
+
+    consumer._client.send = recording  # type: ignore[method-assign]
+    try:
+        consumer.assign(tps)
+        await consumer.seek_to_end(*tps)
+        await asyncio.sleep(1.0)  # caught up: its fetch long-polls
+        assert waits and waits[-1] == LONG_MS
+        sent = time.monotonic()
+        await producer.send_and_wait(topic, b"one", partition=0)
+        got = await consumer.getmany(timeout_ms=5_000)
+        assert sum(len(rs) for rs in got.values()) == 1
+        assert time.monotonic() - sent < LONG_MS / 1000 / 2  # answered at once, not at the long poll's end
+
+        # Records buffered on partition 0 (not consumed yet): the next fetch leaves it out.
+        await producer.send_and_wait(topic, b"two", partition=0)
+        await asyncio.sleep(1.0)
+        seen = len(waits)
+        await asyncio.sleep(1.0)
+        assert SHORT_MS in waits[seen - 1 :]
+    finally:
+        await producer.stop()
+        await consumer.stop()
