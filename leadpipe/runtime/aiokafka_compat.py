@@ -1,7 +1,7 @@
 """Overrides of aiokafka's private internals for every consumer (plain and Faust's), fenced here.
 
 They set private attributes of aiokafka 0.14.0 (pinned; ``faust_compat.check_versions`` refuses
-a Faust worker on any other version; re-run ``tests/unit/runtime/test_idle_long_poll.py`` before
+a Faust worker on any other version; re-run ``tests/integration/test_fetch_long_poll.py`` before
 raising the pin). Kept apart from ``faust_compat`` so a plain consumer does not import Faust.
 
 - ``long_poll_when_caught_up``: aiokafka sends every fetch with one ``fetch_max_wait_ms``.
