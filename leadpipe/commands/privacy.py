@@ -70,8 +70,9 @@ def _basis(args: argparse.Namespace) -> int:
             print(f"    consent given {m.consent_given_at.isoformat() if m.consent_given_at else '?'}"
                   f" in capture {m.consent_capture_id}")  # fmt: skip
         if m.proof:
+            version = f", wording {m.proof['text_version']}" if m.proof.get("text_version") else ""
             print(f"    shown: {m.proof['text_shown']!r} ({m.proof['source_kind']}"
-                  f" {m.proof['form_id'] or m.proof['show_id'] or ''}, ip sha256 {m.proof['ip_sha256']})")  # fmt: skip
+                  f" {m.proof['form_id'] or m.proof['show_id'] or ''}{version}, ip sha256 {m.proof['ip_sha256']})")  # fmt: skip
     print(f"{len(sent)} message(s)", file=sys.stderr)
     return 0
 

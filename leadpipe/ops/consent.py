@@ -69,6 +69,7 @@ def _proof(capture: LeadCaptured) -> dict[str, Any] | None:
         "form_id": capture.context.form_id,
         "show_id": capture.context.show_id,
         "text_shown": c.text_shown,
+        "text_version": c.text_version,
         "given_at": c.given_at.isoformat() if c.given_at else None,
         "channels": [ch.value for ch in c.channels],
         "ip_sha256": hashlib.sha256(c.ip.encode()).hexdigest()[:16] if c.ip else None,

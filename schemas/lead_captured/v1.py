@@ -45,6 +45,9 @@ class Consent(Part):
     marketing: bool
     channels: tuple[Channel, ...] = ()
     text_shown: LongText | None = None
+    #: The version of the wording shown: as the show configured it, else ``sha256:`` and the
+    #: first 16 hex digits of ``text_shown`` (captures under the same wording share it).
+    text_version: Text | None = None
     given_at: UtcDatetime | None = None
     ip: Annotated[Annotated[str, Field(max_length=45)] | None, PERSONAL] = None
     user_agent: Annotated[Text | None, PERSONAL] = None

@@ -9,6 +9,7 @@ record key it is published under. The key is computed here, once, for every sour
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from schemas.base import SourceKind
@@ -34,3 +35,13 @@ def capture_key(capture: LeadCaptured, *, default_region: str | None = None) -> 
 
 def keyed(capture: LeadCaptured, *, default_region: str | None = None) -> Captured:
     return Captured(capture, capture_key(capture, default_region=default_region))
+
+
+def wording_version(text: str | None, configured: str | None = None) -> str | None:
+    """The version of a consent wording, for ``Consent.text_version``: ``configured`` when the
+    source names one, else ``sha256:`` and 16 hex digits of the text (None without a text)."""
+    if configured:
+        return configured[:500]
+    if not text:
+        return None
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -21,7 +21,7 @@ from schemas.lead_captured.v1 import (
     Person,
     Qualification,
 )
-from services.ingest.domain.capture import Captured, keyed
+from services.ingest.domain.capture import Captured, keyed, wording_version
 from services.ingest.domain.errors import FieldProblem, InvalidInput
 from services.ingest.domain.languages import preferred_language
 from services.ingest.domain.text import WS, strip
@@ -226,7 +226,8 @@ def build_capture(
             marketing=bool(ticked),
             # Only the boxes ticked: consent to email news is not consent to text messages.
             channels=tuple(dict.fromkeys(ch for box in ticked for ch in box.channels)),
-            text_shown="\n".join(box.text for box in config.consent)[:5000],
+            text_shown=(shown := "\n".join(box.text for box in config.consent)[:5000]),
+            text_version=wording_version(shown),
             given_at=now,
             ip=submitter.ip,
             user_agent=(submitter.user_agent or "")[:500] or None,

@@ -17,7 +17,7 @@ from schemas.base import BoothRating, Channel, SourceKind, UtcDatetime
 from schemas.identity import identity_key
 from schemas.lead_captured.v1 import CaptureContext, Consent, Identity, LeadCaptured, Person, Qualification
 from services.ingest.domain.booth import BoothConsent, parse_consent_basis, visitor_language
-from services.ingest.domain.capture import capture_key
+from services.ingest.domain.capture import capture_key, wording_version
 from services.ingest.domain.errors import FieldProblem, InvalidInput
 
 MAX_SCANS_PER_BATCH = 1000
@@ -186,7 +186,8 @@ def scan_consent(consent: BoothConsent, scan: Scan) -> Consent | None:
     text = consent.text
     if consent.version:
         text = f"{text or ''}\n[consent text version {consent.version}]".strip()
-    return Consent(marketing=True, channels=consent.channels, text_shown=text, given_at=scan.scanned_at)
+    return Consent(marketing=True, channels=consent.channels, text_shown=text,
+                   text_version=wording_version(consent.text, consent.version), given_at=scan.scanned_at)  # fmt: skip
 
 
 def _capture(batch: ScanBatch, scan: Scan, scan_id: str, batch_id: str) -> LeadCaptured:
@@ -232,6 +233,7 @@ def _consent(scan: Scan) -> Consent | None:
         marketing=c.marketing,
         channels=tuple(dict.fromkeys(c.channels)) if c.marketing else (),
         text_shown=c.text_shown,
+        text_version=wording_version(c.text_shown),
         given_at=c.given_at or scan.scanned_at,
     )
 

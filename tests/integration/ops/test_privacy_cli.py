@@ -38,6 +38,7 @@ def test_privacy_basis_answers_on_what_basis_a_person_was_emailed_on_a_date(
     }
     code, out, _ = cli(capsys, "privacy", "basis", "--email", email)
     assert code == 0 and "basis consent on email" in out and "shown: 'Email me news.'" in out
+    assert "wording sha256:0123456789abcdef" in out
 
 
 def test_privacy_basis_names_a_bad_date_and_a_missing_address(capsys: pytest.CaptureFixture[str]) -> None:

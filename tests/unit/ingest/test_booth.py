@@ -281,6 +281,7 @@ def test_scans_carry_the_shows_consent_basis_as_form_consent_is_carried():
     consent = good.capture.consent
     assert consent is not None and consent.marketing and consent.channels == (Channel.EMAIL,)
     assert consent.text_shown == "We may email you.\n[consent text version v3]"
+    assert consent.text_version == "v3"  # the version the show configured
     assert consent.given_at == datetime(2026, 11, 3, 14, 5, tzinfo=UTC)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 import pytest
@@ -142,16 +143,15 @@ def test_a_vcard_becomes_a_scan():
 
 
 # -- consent -----------------------------------------------------------------------------------------------
-TWO_BOXES = FormConfig.from_mapping(
-    {
-        "id": "f2",
-        "fields": {"email": "identity.email", "phone": "identity.phone"},
-        "consent": [
-            {"field": "news", "text": "Email me news.", "channels": ["email"]},
-            {"field": "texts", "text": "Text me too.", "channels": ["sms"]},
-        ],
-    }
-)
+TWO_BOXES_MAPPING = {
+    "id": "f2",
+    "fields": {"email": "identity.email", "phone": "identity.phone"},
+    "consent": [
+        {"field": "news", "text": "Email me news.", "channels": ["email"]},
+        {"field": "texts", "text": "Text me too.", "channels": ["sms"]},
+    ],
+}
+TWO_BOXES = FormConfig.from_mapping(TWO_BOXES_MAPPING)
 
 
 def test_a_form_with_one_box_per_channel_records_consent_only_for_the_boxes_ticked():
@@ -159,6 +159,15 @@ def test_a_form_with_one_box_per_channel_records_consent_only_for_the_boxes_tick
                       submitter=Submitter("1.2.3.4", "UA"))  # fmt: skip
     assert (c.consent.marketing, [ch.value for ch in c.consent.channels]) == (True, ["email"])
     assert c.consent.text_shown == "Email me news.\nText me too."
+    # The wording's version: the same wording gives the same version, another wording another.
+    digest = hashlib.sha256(b"Email me news.\nText me too.").hexdigest()[:16]
+    assert c.consent.text_version == f"sha256:{digest}"
+    other = FormConfig.from_mapping(
+        {**TWO_BOXES_MAPPING, "consent": [{"field": "news", "text": "Email me.", "channels": ["email"]}]}
+    )
+    again = build_capture(other, {"email": "a@example.com", "news": "on"}, capture_id="c2", now=NOW,
+                          submitter=Submitter("1.2.3.4", "UA"))  # fmt: skip
+    assert again.consent.text_version not in (None, c.consent.text_version)
 
 
 def test_an_unticked_consent_box_covers_no_channel():

@@ -24,7 +24,7 @@ def capture(email: str, *, ticked: bool = True) -> Envelope[Any]:
         "capture_id": f"cap-{email}", "source_kind": "web_form", "captured_at": T0,
         "identity": {"email": email}, "context": {"form_id": "demo"},
         "consent": {"marketing": ticked, "channels": ["email"] if ticked else [], "text_shown": "Email me news.",
-                    "given_at": T0, "ip": "10.0.0.1"},
+                    "text_version": "sha256:0123456789abcdef", "given_at": T0, "ip": "10.0.0.1"},
     }))  # fmt: skip
 
 
@@ -49,6 +49,7 @@ def test_a_marketing_email_is_answered_with_the_consent_it_went_on_and_the_text_
         "weekly_checkin", "consent", ("email",), "cap-dana@example.com",
     )  # fmt: skip
     assert m.proof is not None and m.proof["text_shown"] == "Email me news." and m.proof["form_id"] == "demo"
+    assert m.proof["text_version"] == "sha256:0123456789abcdef"
     assert m.proof["ip_sha256"] and "10.0.0.1" not in str(m.as_dict())
 
 
