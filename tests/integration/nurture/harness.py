@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from leadpipe.devstack.processes import ManagedProcess, free_port, wait_for_port
-from leadpipe.runtime.kafka import new_topic
+from leadpipe.runtime.kafka import new_topic, topic_partitions
 from schemas.codec import decode, encode
 from schemas.envelope import Envelope, new_event
 from schemas.lead_scored.v1 import LeadScored
@@ -161,13 +161,26 @@ async def produce(bootstrap: str, items: list[tuple[str, Envelope[Any] | tuple[b
 class Reader:
     """Reads topics from the beginning, keeping decoded events with the time they were seen."""
 
-    def __init__(self, bootstrap: str, *topics: str):
-        self.consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=None,
+    def __init__(self, bootstrap: str, *topics: str, assign: bool = False):
+        """``assign``: every partition of ``topics`` assigned at once and read from its start,
+        instead of a subscription (which learns its partitions from a later metadata update: in
+        one CI run a dead-letter reader so subscribed read nothing for 30 s, though the record
+        was on the topic 15 ms after the test produced its input)."""
+        self.topics = topics if assign else ()
+        self.consumer = AIOKafkaConsumer(*(() if assign else topics), bootstrap_servers=bootstrap, group_id=None,
                                          auto_offset_reset="earliest")  # fmt: skip
         self.items: list[tuple[str, Envelope[Any], float]] = []
 
     async def __aenter__(self) -> Reader:
         await self.consumer.start()
+        if self.topics:
+            partitions = await topic_partitions(self.consumer, self.topics)
+            if missing := [t for t, tps in partitions.items() if not tps]:
+                await self.consumer.stop()
+                raise RuntimeError(f"Reader: no such topic {missing} (create it first)")
+            tps = [tp for tps in partitions.values() for tp in tps]
+            self.consumer.assign(tps)
+            await self.consumer.seek_to_beginning(*tps)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

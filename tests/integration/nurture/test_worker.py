@@ -196,7 +196,7 @@ async def test_an_invalid_record_is_dead_lettered_naming_the_field(
 
     rec = encode(good)
     broken = rec.value.replace(b'"grade":"B"', b'"grade":"Z"')
-    async with Reader(kafka_bootstrap, setup.t("lead.scored.v1.dlq")) as dlq:
+    async with Reader(kafka_bootstrap, setup.t("lead.scored.v1.dlq"), assign=True) as dlq:
         await produce(kafka_bootstrap, [(setup.t("lead.scored.v1"), (rec.key, broken, rec.headers))])
         await dlq.consumer.getmany(timeout_ms=10)
         # Returns as soon as the dead letter is there; the bound is for a saturated machine.
@@ -217,7 +217,7 @@ async def test_an_outcome_for_a_lead_nurture_never_sees_is_parked_then_dead_lett
     setup, _, _ = running
     outcome = _outcome("ld_ghost")
     sent = time.monotonic()
-    async with Reader(kafka_bootstrap, setup.t("notification.outcome.v1.dlq")) as dlq:
+    async with Reader(kafka_bootstrap, setup.t("notification.outcome.v1.dlq"), assign=True) as dlq:
         await produce(
             kafka_bootstrap, [(setup.t("notification.outcome.v1"), new_event(outcome, source="/t", subject="ld_ghost"))]
         )
@@ -234,7 +234,7 @@ async def test_an_outcome_that_arrives_before_its_leads_state_is_handled_once_th
     setup, _, unique = running
     lead = _lead()
     early = new_event(_outcome(lead), source="/t", subject=lead, id=f"out-{lead}")
-    async with Reader(kafka_bootstrap, setup.t("notification.outcome.v1.dlq")) as dlq:
+    async with Reader(kafka_bootstrap, setup.t("notification.outcome.v1.dlq"), assign=True) as dlq:
         # After a partition heals, the outcome can come first; its lead's state a moment later.
         await produce(kafka_bootstrap, [(setup.t("notification.outcome.v1"), early)])
         await asyncio.sleep(0.5)
