@@ -41,6 +41,9 @@ class ReadModel(Protocol):
     async def lead(self, lead_id: str) -> LeadRow | None: ...
     async def all_leads(self) -> list[LeadRow]: ...
     async def timeline(self, lead_id: str) -> list[dict[str, Any]]: ...
+    async def lead_with_timeline(self, lead_id: str) -> tuple[LeadRow | None, list[dict[str, Any]]]:
+        """The row and the timeline as of one moment."""
+        ...
 
 
 @dataclass
@@ -202,8 +205,8 @@ def build_router(deps: PageDeps) -> APIRouter:
         if who is None:
             return to_login()
         user, csrf = who
-        lead = await visible_lead(user, lead_id)
-        if lead is None:
+        lead, timeline = await deps.store.lead_with_timeline(lead_id)
+        if lead is None or not can_see(user, lead):
             return not_found()
         now = deps.clock()
         return _page(
@@ -212,7 +215,7 @@ def build_router(deps: PageDeps) -> APIRouter:
             csrf=csrf,
             lead=lead,
             sla=sla_seconds_left(lead, now),
-            timeline=await deps.store.timeline(lead_id),
+            timeline=timeline,
             outcomes=LOGGABLE,
             flash=request.query_params.get("done"),
             now=now,

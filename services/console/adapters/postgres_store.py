@@ -42,6 +42,9 @@ def _jsonb(value: Any) -> Jsonb:
     return Jsonb(value, dumps=lambda v: json.dumps(v, default=_json_default, sort_keys=True))
 
 
+_TIMELINE = "SELECT event_id, type, time, summary FROM console_events WHERE lead_id = %s ORDER BY time, event_id"
+
+
 class PostgresStore:
     """The console's store. ``connect`` once; every write is one transaction."""
 
@@ -331,11 +334,20 @@ class PostgresStore:
     async def all_leads(self) -> list[LeadRow]:
         return [_lead(r) for r in await self._rows("SELECT * FROM console_leads ORDER BY lead_id")]
 
+    async def lead_with_timeline(self, lead_id: str) -> tuple[LeadRow | None, list[dict[str, Any]]]:
+        """The lead's row and its timeline from one snapshot (REPEATABLE READ). Read apart, a batch
+        the projector committed between the two reads showed a stage change in the timeline that
+        the row's stage did not have yet (seen once in the console journey)."""
+        async with self._lock, self.conn.transaction():
+            await self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cur = await self.conn.execute("SELECT * FROM console_leads WHERE lead_id = %s", (lead_id,))
+            rows = await cur.fetchall()
+            cur = await self.conn.execute(_TIMELINE, (lead_id,))
+            events = await cur.fetchall()
+        return (_lead(rows[0]) if rows else None), events
+
     async def timeline(self, lead_id: str) -> list[dict[str, Any]]:
-        return await self._rows(
-            "SELECT event_id, type, time, summary FROM console_events WHERE lead_id = %s ORDER BY time, event_id",
-            (lead_id,),
-        )
+        return await self._rows(_TIMELINE, (lead_id,))
 
     async def dump(self) -> dict[str, list[dict[str, Any]]]:
         """Every row of every table, in a stable order (the rebuild test compares two dumps)."""

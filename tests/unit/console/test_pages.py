@@ -43,6 +43,9 @@ class FakeReadModel:
     async def timeline(self, lead_id: str) -> list[dict[str, Any]]:
         return [{"time": NOW, "type": "lead.assigned", "summary": "assigned to Ana by territory"}]
 
+    async def lead_with_timeline(self, lead_id: str) -> tuple[LeadRow | None, list[dict[str, Any]]]:
+        return await self.lead(lead_id), await self.timeline(lead_id)
+
 
 @pytest_asyncio.fixture
 async def console() -> AsyncIterator[tuple[httpx.AsyncClient, list[Envelope[Any]], ConsoleSettings]]:
