@@ -97,7 +97,9 @@ class TemplateRenderer:
             headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         text_tpl, html_tpl = self._templates(locale, req.template)
         try:
-            blocks = {name: _block(text_tpl, name, context) for name in ("subject", "text", "short")}
+            # One context for the three blocks: a block's own assignments stay in its scope.
+            text_ctx = text_tpl.new_context(context)
+            blocks = {name: _block(text_tpl, name, text_ctx) for name in ("subject", "text", "short")}
             html = html_tpl.render(context) if html_tpl is not None else None
         except jinja2.UndefinedError as exc:
             raise VariableMissing(req.template, str(exc)) from exc
@@ -127,7 +129,7 @@ class TemplateRenderer:
         )
 
 
-def _block(template: jinja2.Template, name: str, context: dict[str, Any]) -> str:
+def _block(template: jinja2.Template, name: str, context: jinja2.runtime.Context) -> str:
     if name not in template.blocks:
         raise VariableMissing(template.name or "?", f"block {name!r} missing from the template file")
-    return "".join(template.blocks[name](template.new_context(context)))
+    return "".join(template.blocks[name](context))
