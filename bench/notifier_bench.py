@@ -3,7 +3,7 @@ baseline measured in the same run:
 
 - file:  raw ``.eml`` write + JSON line append  vs  render + FileOutbox  vs  the full handler
          (ledger, suppression and rate-limit checks in a real Redis, outcome encoded)
-- smtp:  raw aiosmtplib ``send_message`` on one connection  vs  render + SmtpSender  vs  the
+- smtp:  raw aiosmtplib ``sendmail`` of prebuilt bytes on one connection  vs  render + SmtpSender  vs  the
          full handler. The SMTP server (aiosmtpd, discarding) runs in its own process.
 
 Kafka is not in the loop (the handler publishes to an in-memory sink): this measures the
@@ -37,7 +37,7 @@ from leadpipe.runtime.stream import RawMessage
 from schemas.codec import Record, encode
 from schemas.envelope import new_event
 from schemas.notification_requested.v1 import NotificationRequested
-from services.notifier.adapters.email_mime import build_email
+from services.notifier.adapters.email_mime import email_bytes
 from services.notifier.adapters.outbox import FileOutbox
 from services.notifier.adapters.smtp_sender import SmtpSender
 from services.notifier.adapters.templates import TemplateRenderer
@@ -149,7 +149,7 @@ async def main(n: int, audience: str) -> None:
     renderer = TemplateRenderer(TEMPLATES_DIR, link_secret="s", public_url="http://127.0.0.1:8080")
     try:
         batch = requests(n, audience)
-        sample = bytes(build_email(renderer.render(batch[0][0]), sender=SENDER))
+        sample = email_bytes(renderer.render(batch[0][0]), sender=SENDER)
         print(
             f"notifier bench: {n} rep_alert emails to the {audience} audience per row (rendered size {len(sample)} bytes)"
         )
@@ -203,16 +203,16 @@ async def main(n: int, audience: str) -> None:
         full_file = await timed("notifier: full handler (Redis ledger) + outbox", n, full_files)
 
         print("smtp (aiosmtpd in its own process)")
-        mails = [build_email(renderer.render(req), sender=SENDER) for req, _, _ in batch]
+        mails = [(req.recipient.address, email_bytes(renderer.render(req), sender=SENDER)) for req, _, _ in batch]
 
         async def raw_smtp() -> None:
             client = aiosmtplib.SMTP(hostname="127.0.0.1", port=smtp_port, start_tls=False)
             await client.connect()
-            for mail in mails:
-                await client.send_message(mail)
+            for to, mail in mails:
+                await client.sendmail("noreply@leadpipe.local", [to], mail)
             await client.quit()
 
-        raw_rate = await timed("raw: aiosmtplib send_message (prebuilt)", n, raw_smtp)
+        raw_rate = await timed("raw: aiosmtplib sendmail (prebuilt bytes)", n, raw_smtp)
         smtp = SmtpSender(host="127.0.0.1", port=smtp_port, sender=SENDER)
 
         async def adapter_smtp() -> None:

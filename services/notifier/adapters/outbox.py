@@ -13,11 +13,21 @@ from pathlib import Path
 
 import orjson
 
-from services.notifier.adapters.email_mime import build_email
+from services.notifier.adapters.email_mime import email_bytes
 from services.notifier.domain.erasure import outbox_line_is_theirs, redact_outbox_line, their_lead_ids
 from services.notifier.domain.message import OutboundMessage, SendResult
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+
+
+def _write_all(fd: int, data: bytes, what: str) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if not written:
+            raise OSError(errno.EIO, f"{what} took no bytes")
+        view = view[written:]
 
 
 class FileOutbox:
@@ -35,6 +45,7 @@ class FileOutbox:
         self.name = name
         self.sender = sender
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._dir = os.fspath(directory)
         self.log_path = directory / "outbox.jsonl"
         self._log: FileIO | None = None
         self._log_id = (0, 0)
@@ -61,12 +72,7 @@ class FileOutbox:
             log = FileIO(self.log_path, "ab")
             st = os.fstat(log.fileno())
             self._log, self._log_id = log, (st.st_dev, st.st_ino)
-        view = memoryview(line)
-        while view:
-            written = log.write(view)
-            if not written:
-                raise OSError(errno.EIO, "outbox.jsonl took no bytes")
-            view = view[written:]
+        _write_all(log.fileno(), line, "outbox.jsonl")
 
     def _close_log(self) -> None:
         if self._log is not None:
@@ -88,7 +94,16 @@ class FileOutbox:
         }
         if self.name == "email":
             filename = f"{now:%Y%m%dT%H%M%S%f}-{_UNSAFE.sub('_', message.notification_id)[:80]}.eml"
-            (self.directory / filename).write_bytes(bytes(build_email(message, sender=self.sender)))
+            try:
+                data = email_bytes(message, sender=self.sender)
+            except ValueError as exc:
+                return SendResult("permanent", str(exc), "client_error")
+            # One open/write/close (Path.write_bytes was 3 % of the notifier's CPU).
+            fd = os.open(os.path.join(self._dir, filename), _CREATE, 0o644)
+            try:
+                _write_all(fd, data, filename)
+            finally:
+                os.close(fd)
             entry["file"] = filename
         else:
             entry["text"] = message.short

@@ -8,7 +8,7 @@ from email.utils import parseaddr
 
 import aiosmtplib
 
-from services.notifier.adapters.email_mime import build_email
+from services.notifier.adapters.email_mime import email_bytes
 from services.notifier.domain.message import OutboundMessage, SendResult
 from services.notifier.domain.policy import classify_smtp
 
@@ -52,8 +52,11 @@ class SmtpSender:
         return client
 
     async def send(self, message: OutboundMessage) -> SendResult:
-        # Flattened here (not by aiosmtplib, which forces 78-column folding on compat32 messages).
-        mail = bytes(build_email(message, sender=self.sender)).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        # Bytes, not a Message: aiosmtplib would flatten a Message again (78-column folding).
+        try:
+            mail = email_bytes(message, sender=self.sender)
+        except ValueError as exc:
+            return SendResult("permanent", str(exc), "client_error")
         envelope_from = parseaddr(self.sender)[1]
         async with self._lock:
             for attempt in (1, 2):

@@ -48,9 +48,31 @@ class TemplateRenderer:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=False,
+            # Templates ship with the code: loaded once, never re-stat'ed per send (a restart
+            # picks up an edited template).
+            auto_reload=False,
         )
+        self._compiled: dict[tuple[str, str], tuple[jinja2.Template, jinja2.Template | None]] = {}
         self.locales = {p.name for p in directory.iterdir() if p.is_dir() and not p.name.startswith("_")}
         self.catalog = load_catalog(directory / CATALOG)
+
+    def _templates(self, locale: str, template: str) -> tuple[jinja2.Template, jinja2.Template | None]:
+        """The compiled text and HTML templates, looked up once per (locale, template): a
+        lookup stats the file, and a template without HTML raised ``TemplateNotFound`` on every
+        send. A missing text template is not remembered (``TemplateMissing`` each time)."""
+        key = (locale, template)
+        found = self._compiled.get(key)
+        if found is None:
+            try:
+                text_tpl = self.env.get_template(f"{locale}/{template}.txt.j2")
+            except jinja2.TemplateNotFound as exc:
+                raise TemplateMissing(template, locale) from exc
+            try:
+                html_tpl: jinja2.Template | None = self.env.get_template(f"{locale}/{template}.html.j2")
+            except jinja2.TemplateNotFound:
+                html_tpl = None
+            found = self._compiled[key] = (text_tpl, html_tpl)
+        return found
 
     def purpose(self, template: str) -> Purpose:
         return purpose_of(template, self.catalog)
@@ -73,16 +95,11 @@ class TemplateRenderer:
             # RFC 8058 one-click: mail clients POST "List-Unsubscribe=One-Click" to the URL.
             headers["List-Unsubscribe"] = f"<{url}>"
             headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        text_tpl, html_tpl = self._templates(locale, req.template)
         try:
-            text_tpl = self.env.get_template(f"{locale}/{req.template}.txt.j2")
-        except jinja2.TemplateNotFound as exc:
-            raise TemplateMissing(req.template, locale) from exc
-        try:
-            html_tpl: jinja2.Template | None = self.env.get_template(f"{locale}/{req.template}.html.j2")
-        except jinja2.TemplateNotFound:
-            html_tpl = None
-        try:
-            blocks = {name: _block(text_tpl, name, context) for name in ("subject", "text", "short")}
+            # One context for the three blocks: a block's own assignments stay in its scope.
+            text_ctx = text_tpl.new_context(context)
+            blocks = {name: _block(text_tpl, name, text_ctx) for name in ("subject", "text", "short")}
             html = html_tpl.render(context) if html_tpl is not None else None
         except jinja2.UndefinedError as exc:
             raise VariableMissing(req.template, str(exc)) from exc
@@ -112,7 +129,7 @@ class TemplateRenderer:
         )
 
 
-def _block(template: jinja2.Template, name: str, context: dict[str, Any]) -> str:
+def _block(template: jinja2.Template, name: str, context: jinja2.runtime.Context) -> str:
     if name not in template.blocks:
         raise VariableMissing(template.name or "?", f"block {name!r} missing from the template file")
-    return "".join(template.blocks[name](template.new_context(context)))
+    return "".join(template.blocks[name](context))

@@ -1,6 +1,7 @@
 """Every shipped template renders in every shipped locale with the variables nurture supplies
 (docs/contracts.md), and a missing one is a clear error."""
 
+import shutil
 from datetime import UTC, datetime
 
 import pytest
@@ -67,3 +68,18 @@ def test_a_missing_variable_names_the_template_and_the_variable():
 def test_an_unknown_template_is_reported_with_its_name_and_locale():
     with pytest.raises(TemplateMissing, match="'nope' not found for locale 'zh-CN'"):
         RENDERER.render(_req("nope", "lead", {}, locale="zh"))
+
+
+def test_templates_are_loaded_once_per_locale_not_looked_up_on_every_send(tmp_path):
+    shutil.copytree(TEMPLATES_DIR, tmp_path / "templates")
+    renderer = TemplateRenderer(tmp_path / "templates", link_secret="s", public_url="https://leads.example/")
+    first = renderer.render(_req("rep_alert", "rep", CONTRACT["rep_alert"][1]))
+    for name in ("rep_alert.txt.j2", "rep_alert.html.j2"):
+        (tmp_path / "templates" / "en" / name).unlink()
+    again = renderer.render(_req("rep_alert", "rep", CONTRACT["rep_alert"][1]))
+    assert (again.subject, again.text, again.html) == (first.subject, first.text, first.html)
+    # A missing template is not remembered as missing: every request for it names it.
+    (tmp_path / "templates" / "en" / "weekly_checkin.txt.j2").unlink()
+    for _ in range(2):
+        with pytest.raises(TemplateMissing, match="'weekly_checkin' not found for locale 'en'"):
+            renderer.render(_req("weekly_checkin", "lead", CONTRACT["weekly_checkin"][1]))
