@@ -22,9 +22,9 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
