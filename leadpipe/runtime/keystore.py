@@ -169,9 +169,10 @@ class RedisKeyStore:
 
     async def aclose(self) -> None:
         if self._aio is not None:
-            _, client = self._aio
+            loop, client = self._aio
             self._aio = None
-            await client.aclose()  # type: ignore[attr-defined]  # stubs predate aclose
+            if loop is asyncio.get_running_loop():  # another loop's client cannot be closed from here
+                await client.aclose()  # type: ignore[attr-defined]  # stubs predate aclose
 
     def destroy(self, kids: Iterable[str]) -> int:
         names = [self.prefix + k for k in kids]

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from leadpipe.runtime.erasure import erasure_receipt
-from leadpipe.runtime.keystore import shred_item, shredded_remaining
+from leadpipe.runtime.keystore import prepare_keys, shred_item, shredded_remaining
 from leadpipe.runtime.publish import Publisher
 from leadpipe.runtime.stream import TRANSIENT, HandlerError, NotYet
 from schemas.assignment_response.v1 import AssignmentResponse
@@ -193,6 +193,8 @@ class NurtureHandler:
         """Fires whatever is due (touches, SLA timers, retries, re-nurture). Returns leads handled."""
         now = self.clock()
         ids = await self.store.claim_due(now.timestamp(), lease_s, limit)
+        # privacy hook: their state keys read in one round trip (never created: they have states)
+        await prepare_keys((), existing=[lead_ref(lead_id) for lead_id in ids])
         for lead_id in ids:
             await self._apply(lead_id, lambda st: self.engine.on_tick(st, now), now, None)  # type: ignore[arg-type]
         if ids:
