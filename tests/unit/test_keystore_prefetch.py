@@ -46,8 +46,20 @@ class CountingAsyncStore:
         return out
 
 
-def rings() -> tuple[MemoryKeyStore, CountingAsyncStore, Keyring]:
-    store = MemoryKeyStore()
+class CountingKeyStore(MemoryKeyStore):
+    """The synchronous store, counting get-or-create too (each a blocking round trip)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.creates = 0
+
+    def get_or_create(self, kid: str) -> tuple[str, bytes]:
+        self.creates += 1
+        return super().get_or_create(kid)
+
+
+def rings() -> tuple[CountingKeyStore, CountingAsyncStore, Keyring]:
+    store = CountingKeyStore()
     fast = CountingAsyncStore(store)
     return store, fast, Keyring(store, SECRET, cache_ttl_s=3600, prefetch_store=fast)
 
@@ -145,6 +157,7 @@ async def test_prepare_creates_only_the_keys_it_is_told_to_and_reads_the_existin
     assert keys._cached(known) is not None and keys._cached(keys.kid(lead_ref("ld_gone"))) is None
     keys.seal(lead_ref("ld_new"), "state")
     keys.seal(lead_ref("ld_known"), "state")
+    assert store.creates == 0  # both sealed from the cache
     assert await keys.prepare([lead_ref("ld_new")], existing=[lead_ref("ld_known")]) == 0
     assert len(fast.calls) == 1
 
