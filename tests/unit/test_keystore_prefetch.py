@@ -12,6 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from leadpipe.runtime.metrics import StageMetrics
+from leadpipe.runtime.publish import KafkaPublisher
 from leadpipe.runtime.stream import BatchProcessor, EventProcessor, RawMessage
 from schemas import decode_record, encode, new_event
 from schemas.codec import Record
@@ -239,3 +240,34 @@ def test_nurture_creates_keys_only_for_scored_leads_and_only_reads_the_others():
     create, existing = NurtureBatch.state_refs([scored, outcome, other])
     assert create == [lead_ref(scored.data.lead_id)]  # the outcome of a scored lead: created once
     assert existing == [lead_ref("ld_other")]  # a lead with no lead.scored here: read, never created
+
+
+async def test_the_publisher_gets_the_keys_of_a_batch_of_outputs_in_one_round_trip_before_encoding():
+    class Producer:
+        def __init__(self) -> None:
+            self.values: list[bytes] = []
+
+        async def send(self, topic: str, value: bytes, key: bytes, headers: Any) -> Any:
+            self.values.append(value)
+            ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            ack.set_result(None)
+            return ack
+
+    store, fast, keys = rings()
+    producer = Producer()
+    publisher = KafkaPublisher(producer, metrics=StageMetrics("scoring", CollectorRegistry()))
+    outputs = [
+        capture(1),
+        capture(2),
+        capture(1),
+        new_event(by_type("lead.stage_changed").data, source="/t", subject="x"),
+    ]
+    previous = use_keyring(keys)
+    try:
+        await publisher.publish(outputs)
+        await publisher.publish(outputs[:2])  # cached: no round trip
+    finally:
+        use_keyring(previous)
+    assert fast.calls == [([], [keys.kid(person_ref(capture(n).data)) for n in (1, 2)])]  # nothing for stage_changed
+    assert store.creates == 0 and len(producer.values) == 6
+    assert decode_record(Record(b"", producer.values[0], encode(outputs[0]).headers), keyring=keys) == outputs[0]
