@@ -145,7 +145,8 @@ class RedisKeyStore:
             return {kid: found for kid, raw in zip(kids, values, strict=True) if (found := self._load(raw))}
         results = await self._pipelined(client, kids, create)
         if any(isinstance(r, redis.exceptions.NoScriptError) for r in results):
-            await client.script_load(GET_OR_CREATE)  # type: ignore[no-untyped-call]  # a Redis restarted (or flushed its scripts)
+            # a Redis restarted (or its scripts flushed): loaded once, then the batch again
+            await client.script_load(GET_OR_CREATE)  # type: ignore[no-untyped-call]
             results = await self._pipelined(client, kids, create)
         for r in results:
             if isinstance(r, Exception):
