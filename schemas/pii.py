@@ -32,7 +32,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol, get_args, get_origin
 
 from cryptography.exceptions import InvalidTag
@@ -44,6 +44,8 @@ from schemas.identity import normalise_badge, normalise_email, normalise_phone
 
 TOKEN_PREFIX = "pii1:"
 _TOKEN = re.compile(r"^pii1:([0-9a-f]{32}):([0-9a-f]{8}):([A-Za-z0-9_-]+)$")
+#: The kid and version of every token inside a raw record value (JSON or a sealed state value).
+_TOKEN_IN = re.compile(rb"pii1:([0-9a-f]{32}):([0-9a-f]{8}):")
 _NONCE = 12
 
 
@@ -99,6 +101,16 @@ class KeyStore(Protocol):
         ...
 
 
+class AsyncKeyStore(Protocol):
+    """The same store read without blocking the event loop: what ``Keyring.prefetch`` and
+    ``Keyring.prepare`` fill the cache from, before the synchronous codec runs."""
+
+    async def fetch(self, kids: Sequence[str], create: Sequence[str] = ()) -> dict[str, tuple[str, bytes]]:
+        """In one round trip: the keys of ``kids`` that exist (absent ones left out) and the keys
+        of ``create``, each created atomically when absent (as ``KeyStore.get_or_create``)."""
+        ...
+
+
 def new_key() -> tuple[str, bytes]:
     return os.urandom(4).hex(), AESGCM.generate_key(bit_length=256)
 
@@ -108,7 +120,12 @@ class Keyring:
 
     Keys are cached in the process for ``cache_ttl_s``; ``forget`` clears the cache (the codec
     calls it on every erasure request it decodes, so an erased key is not used from the cache).
-    A key destroyed by another process is therefore used here at most ``cache_ttl_s`` longer."""
+    A key destroyed by another process is therefore used here at most ``cache_ttl_s`` longer.
+
+    With an ``AsyncKeyStore`` (``prefetch_store``), async callers fill the cache ahead of the
+    codec in one round trip (``prefetch`` for the tokens of records about to be decoded,
+    ``prepare`` for the refs about to be sealed); whatever is not cached then is asked for
+    synchronously as before: correctness never depends on a prefetch."""
 
     def __init__(
         self,
@@ -117,8 +134,12 @@ class Keyring:
         *,
         cache_ttl_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        prefetch_store: AsyncKeyStore | None = None,
     ):
         self.store = store
+        self.prefetch_store = prefetch_store
+        #: Bumped by every ``forget``: keys fetched across one are not cached (they may be erased).
+        self._epoch = 0
         self._secret = secret.encode()
         self.cache_ttl_s = cache_ttl_s
         self.clock = clock
@@ -150,11 +171,51 @@ class Keyring:
     def forget(self, kids: Iterable[str] | None = None) -> None:
         """Drops cached keys (all of them when ``kids`` is None)."""
         with self._lock:
+            self._epoch += 1
             if kids is None:
                 self._cache.clear()
             else:
                 for kid in kids:
                     self._cache.pop(kid, None)
+
+    # -- filling the cache without blocking (async callers, before the synchronous codec) ----------
+    async def prefetch(self, values: Iterable[bytes | None]) -> int:
+        """Caches, in one round trip, the keys of the tokens in these raw record values that are
+        not cached (or cached under another version). A key missing from the store stays
+        uncached: decoding then says ``SubjectErased`` as it would have. Returns how many keys
+        were asked for (0: no round trip)."""
+        wanted: dict[str, set[str]] = {}
+        for value in values:
+            if value and TOKEN_PREFIX.encode() in value:
+                for kid, version in _TOKEN_IN.findall(value):
+                    wanted.setdefault(kid.decode(), set()).add(version.decode())
+        kids = [kid for kid, versions in wanted.items() if (hit := self._cached(kid)) is None or hit[0] not in versions]
+        await self._fill(kids, ())
+        return len(kids)
+
+    async def prepare(self, refs: Iterable[str], *, existing: Iterable[str] = ()) -> int:
+        """Caches, in one round trip, the keys about to seal: those of ``refs`` created when absent
+        (as ``seal`` would), those of ``existing`` only if they exist (never created). Returns how
+        many keys were asked for (0: no round trip)."""
+        create = [kid for kid in dict.fromkeys(self.kid(r) for r in refs) if self._cached(kid) is None]
+        kids = [kid for kid in dict.fromkeys(self.kid(r) for r in existing) if self._cached(kid) is None]
+        kids = [kid for kid in kids if kid not in create]
+        await self._fill(kids, create)
+        return len(kids) + len(create)
+
+    async def _fill(self, kids: Sequence[str], create: Sequence[str]) -> None:
+        if self.prefetch_store is None or not (kids or create):
+            return
+        with self._lock:
+            epoch = self._epoch
+        found = await self.prefetch_store.fetch(kids, create)
+        aeads = {kid: (version, AESGCM(key)) for kid, (version, key) in found.items()}
+        with self._lock:
+            if self._epoch != epoch:
+                return  # an erasure came in while we waited: these keys may be destroyed already
+            expires = self.clock() + self.cache_ttl_s
+            for kid, (version, aead) in aeads.items():
+                self._cache[kid] = (expires, version, aead)
 
     def seal(self, ref: str, plaintext: str) -> str:
         kid = self.kid(ref)
@@ -259,6 +320,37 @@ def person_ref(payload: BaseModel) -> str | None:
     if lead_id:
         return lead_ref(str(lead_id))
     return None
+
+
+def sealing_ref(payload: BaseModel) -> str | None:
+    """The ref whose key encoding this payload will seal with: ``person_ref`` when the payload
+    holds a personal value, else None (no key is needed, none is created)."""
+    ref = person_ref(payload)
+    return ref if ref is not None and _holds_personal(payload) else None
+
+
+def _holds_personal(payload: BaseModel) -> bool:
+    for name, personal, sub in _plan(type(payload)):
+        value = getattr(payload, name, None)
+        if value is None:
+            continue
+        if personal:
+            if _has_string(value):
+                return True
+        elif sub is not None:
+            items = value if isinstance(value, (list, tuple)) else [value]
+            if any(isinstance(v, BaseModel) and _holds_personal(v) for v in items):
+                return True
+    return False
+
+
+def _has_string(value: Any) -> bool:
+    # what a JSON-mode dump turns into a string (numbers, booleans and nulls are not sealed)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_has_string(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_string(v) for v in value.values())
+    return value is not None and not isinstance(value, (bool, int, float))
 
 
 # -- which fields are personal ------------------------------------------------------------------

@@ -7,18 +7,25 @@ the same wherever their events are written or read. Destroying a key is ``DEL``:
 of the person's records (topics, dead-letter topics, the ingest spool) can be read again, unless
 a backup of this database brings the key back (docs/privacy.md, backups).
 
-The client is synchronous: the codec is synchronous and is called from many places; a key is
-fetched once per person and process (then cached), so the blocking call is rare and short.
+Two clients: a synchronous one for the codec (synchronous, called from many places: the CLI,
+rebuilds, anything not prefetched) and an asyncio one with which the workers and ingest fill the
+keyring's cache before the codec runs (``prefetch_records``, ``prepare_keys``: one round trip per
+batch instead of a blocking one per new person). Creating a key is one round trip either way: a
+Lua script that reads the key and sets it when absent, atomically (two processes racing get the
+same key; an erasure's DEL lands either before it, and a new key is made, or after it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import hashlib
 import logging
-from collections.abc import Iterable
-from typing import Literal
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
 
 import redis
+import redis.asyncio
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -62,16 +69,31 @@ class KeyStoreUnavailable(ConnectionError):
     workers retry the event; ingest answers 503 with Retry-After)."""
 
 
-class RedisKeyStore:
-    """``schemas.pii.KeyStore`` on Redis; a Redis failure is a ``KeyStoreUnavailable``."""
+#: Get-or-create in one atomic step: KEYS[1] the key's name, ARGV[1] the new value to set when absent.
+GET_OR_CREATE = """
+local found = redis.call('GET', KEYS[1])
+if found then return found end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
+"""
+GET_OR_CREATE_SHA = hashlib.sha1(GET_OR_CREATE.encode()).hexdigest()
 
-    def __init__(self, client: redis.Redis[bytes], prefix: str = PREFIX):
+
+class RedisKeyStore:
+    """``schemas.pii.KeyStore`` and ``AsyncKeyStore`` on Redis; a Redis failure is a
+    ``KeyStoreUnavailable``. The asyncio client (``url``) is made on first use in the running
+    event loop (a new loop gets its own); ``aclose`` closes it."""
+
+    def __init__(self, client: redis.Redis[bytes], prefix: str = PREFIX, *, url: str | None = None):
         self.redis = client
         self.prefix = prefix
+        self.url = url
+        self._get_or_create = client.register_script(GET_OR_CREATE)
+        self._aio: tuple[asyncio.AbstractEventLoop, redis.asyncio.Redis[bytes]] | None = None
 
     @classmethod
     def from_url(cls, url: str) -> RedisKeyStore:
-        return cls(redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5))
+        return cls(redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5), url=url)
 
     @staticmethod
     def _load(raw: bytes | None) -> tuple[str, bytes] | None:
@@ -80,6 +102,11 @@ class RedisKeyStore:
         version, _, key = raw.decode().partition(":")
         return version, base64.b64decode(key)
 
+    @staticmethod
+    def _new_value() -> str:
+        version, key = new_key()
+        return f"{version}:{base64.b64encode(key).decode()}"
+
     def get(self, kid: str) -> tuple[str, bytes] | None:
         try:
             return self._load(self.redis.get(self.prefix + kid))
@@ -87,15 +114,66 @@ class RedisKeyStore:
             raise KeyStoreUnavailable(f"key store unreachable: {exc}") from exc
 
     def get_or_create(self, kid: str) -> tuple[str, bytes]:
-        version, key = new_key()
         try:
-            self.redis.set(self.prefix + kid, f"{version}:{base64.b64encode(key).decode()}", nx=True)
+            raw = self._get_or_create(keys=[self.prefix + kid], args=[self._new_value()])
         except redis.RedisError as exc:
             raise KeyStoreUnavailable(f"key store unreachable: {exc}") from exc
-        found = self.get(kid)
-        if found is None:  # destroyed between our SET and GET: an erasure won the race
-            return self.get_or_create(kid)
+        found = self._load(raw)
+        assert found is not None, "the script returns the key it found or set"
         return found
+
+    # -- without blocking the event loop (schemas.pii.AsyncKeyStore) -----------------------------
+    def _client(self) -> redis.asyncio.Redis[bytes]:
+        if self.url is None:
+            raise KeyStoreUnavailable("key store: this store was built from a client, not a URL: no async client")
+        loop = asyncio.get_running_loop()
+        if self._aio is None or self._aio[0] is not loop:
+            client = redis.asyncio.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
+            self._aio = (loop, client)
+        return self._aio[1]
+
+    async def fetch(self, kids: Sequence[str], create: Sequence[str] = ()) -> dict[str, tuple[str, bytes]]:
+        try:
+            return await self._fetch(kids, create)
+        except redis.RedisError as exc:
+            raise KeyStoreUnavailable(f"key store unreachable: {exc}") from exc
+
+    async def _fetch(self, kids: Sequence[str], create: Sequence[str]) -> dict[str, tuple[str, bytes]]:
+        client = self._client()
+        if not create:  # the readers' case: one MGET
+            values = await client.mget([self.prefix + k for k in kids]) if kids else []
+            return {kid: found for kid, raw in zip(kids, values, strict=True) if (found := self._load(raw))}
+        results = await self._pipelined(client, kids, create)
+        if any(isinstance(r, redis.exceptions.NoScriptError) for r in results):
+            # a Redis restarted (or its scripts flushed): loaded once, then the batch again
+            await client.script_load(GET_OR_CREATE)  # type: ignore[no-untyped-call]
+            results = await self._pipelined(client, kids, create)
+        for r in results:
+            if isinstance(r, Exception):
+                raise r
+        values = list(results[0]) if kids else []
+        values += results[1 if kids else 0 :]
+        return {kid: found for kid, raw in zip([*kids, *create], values, strict=True) if (found := self._load(raw))}
+
+    async def _pipelined(
+        self, client: redis.asyncio.Redis[bytes], kids: Sequence[str], create: Sequence[str]
+    ) -> list[Any]:
+        # EVALSHA, not the Script object: a pipeline with scripts asks SCRIPT EXISTS first (a
+        # second round trip each time); a missing script is loaded once instead (NoScriptError)
+        sha = GET_OR_CREATE_SHA
+        async with client.pipeline(transaction=False) as pipe:
+            if kids:
+                pipe.mget([self.prefix + k for k in kids])
+            for kid in create:
+                pipe.evalsha(sha, 1, self.prefix + kid, self._new_value())
+            return list(await pipe.execute(raise_on_error=False))
+
+    async def aclose(self) -> None:
+        if self._aio is not None:
+            loop, client = self._aio
+            self._aio = None
+            if loop is asyncio.get_running_loop():  # another loop's client cannot be closed from here
+                await client.aclose()  # type: ignore[attr-defined]  # stubs predate aclose
 
     def destroy(self, kids: Iterable[str]) -> int:
         names = [self.prefix + k for k in kids]
@@ -112,7 +190,8 @@ def keyring_from(settings: KeyStoreSettings) -> Keyring | None:
     if not settings.leadpipe_keystore_url:
         return None
     store = RedisKeyStore.from_url(settings.leadpipe_keystore_url)
-    return Keyring(store, settings.leadpipe_privacy_secret, cache_ttl_s=settings.leadpipe_keystore_cache_s)
+    return Keyring(store, settings.leadpipe_privacy_secret, cache_ttl_s=settings.leadpipe_keystore_cache_s,
+                   prefetch_store=store)  # fmt: skip
 
 
 def install_from_env(service: str) -> Keyring | None:
@@ -145,6 +224,47 @@ def destroy_keys(refs: Iterable[str]) -> int:
     n = ring.destroy(refs)
     log.info("destroyed %d data key(s) of an erased person", n)
     return n
+
+
+async def prefetch_records(values: Iterable[bytes | None]) -> int:
+    """Caches the keys the codec will need to open these raw record values, in one round trip
+    (``Keyring.prefetch``). Best effort: on failure the codec asks the store itself (and a
+    transient failure is retried there), so it is logged, never raised. Returns keys asked for."""
+    ring = current_keyring()
+    if ring is None:
+        return 0
+    try:
+        return await ring.prefetch(values)
+    except Exception as exc:
+        log.warning("prefetching data keys failed (the codec will ask the store itself): %s", exc)
+        return 0
+
+
+async def prepare_keys(refs: Iterable[str | None], *, existing: Iterable[str] = ()) -> int:
+    """Caches the keys the codec will seal with, in one round trip (``Keyring.prepare``): those
+    of ``refs`` created when absent, those of ``existing`` only read. Best effort, as
+    ``prefetch_records``. Call it only for refs the codec is about to seal under: it creates keys."""
+    ring = current_keyring()
+    if ring is None:
+        return 0
+    try:
+        return await ring.prepare([r for r in refs if r is not None], existing=existing)
+    except Exception as exc:
+        log.warning("preparing data keys failed (the codec will ask the store itself): %s", exc)
+        return 0
+
+
+async def prepare_state_keys(lead_ids: Iterable[str]) -> int:
+    """``prepare_keys`` for the leads whose state values are about to be sealed (``seal_state``)."""
+    return await prepare_keys(lead_ref(lid) for lid in lead_ids)
+
+
+async def close_keyring() -> None:
+    """Closes the installed keyring's asyncio client (if it has one) in the running loop."""
+    ring = current_keyring()
+    store = ring.prefetch_store if ring is not None else None
+    if isinstance(store, RedisKeyStore):
+        await store.aclose()
 
 
 def shredding_enabled() -> bool:

@@ -11,10 +11,12 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from leadpipe.runtime.keystore import prepare_keys
 from leadpipe.runtime.metrics import StageMetrics
 from leadpipe.runtime.retry import retry_transient
 from schemas.codec import Record, encode
 from schemas.envelope import Envelope
+from schemas.pii import sealing_ref
 
 
 class Publisher(Protocol):
@@ -73,6 +75,9 @@ class KafkaPublisher:
             self._count(topic)
 
     async def _send_nowait(self, events: Sequence[Envelope[Any]]) -> list[asyncio.Future[Any]]:
+        # privacy hook: the keys the events are sealed under, cached in one async round trip
+        # (got or created, as ``encode`` would, without blocking the loop; none when all cached)
+        await prepare_keys(sealing_ref(event.data) for event in events)
         acks = []
         for event in events:
             topic = self.topic_for(event.data.topic())

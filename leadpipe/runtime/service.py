@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from leadpipe.runtime.faust_compat import take_back_logging
 from leadpipe.runtime.health import redis_reachable
 from leadpipe.runtime.kafka import ensure_topics, make_producer
+from leadpipe.runtime.keystore import close_keyring
 from leadpipe.runtime.metrics import StageMetrics
 from leadpipe.runtime.publish import KafkaPublisher
 from leadpipe.runtime.settings import ServiceSettings
@@ -122,6 +123,7 @@ class ConsumerService:
         if self._redis is not None:
             await self._redis.aclose()  # type: ignore[attr-defined]
             self._redis = None
+        await close_keyring()  # its asyncio client lives in this loop (reopened on next use)
 
     async def ready(self) -> dict[str, bool]:
         return {

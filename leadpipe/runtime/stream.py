@@ -30,6 +30,14 @@ through ``handle`` in partition order per ``key`` with different keys concurrent
 ``BatchConflict`` (another worker changed the state) or, with ``retry="batch"``, a transient
 failure re-runs the whole batch after ``abandon``.
 
+Data keys (crypto-shredding)
+----------------------------
+Before decoding, the keys of the sealed fields in the records (a batch's, or the one record's)
+that the keyring has not cached are fetched in one async round trip (``prefetch_records``), so
+the synchronous codec does not block the loop on the key store. A batch processor given
+``seal_refs`` also prepares, after decoding, the keys its handler will seal with (nurture: its
+leads' state). Both are best effort: what is not cached is asked for by the codec as before.
+
 Parking
 -------
 A handler raises ``NotYet`` for an event that refers to something not seen yet (nurture: an
@@ -52,10 +60,11 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from leadpipe.runtime.keystore import prefetch_records, prepare_keys
 from leadpipe.runtime.metrics import StageMetrics
 from leadpipe.runtime.publish import Publisher
 from leadpipe.runtime.retry import TRANSIENT, retry_transient
@@ -149,6 +158,10 @@ async def raw_batches(batches: AsyncIterable[Sequence[Any]]) -> AsyncIterator[li
 
 Handler = Callable[[Envelope[Any]], Awaitable[object]]
 
+#: A batch's decoded events -> the refs its handler will seal under: (refs whose keys are created
+#: when absent, refs whose keys are only read if they exist). See ``BatchProcessor``.
+SealRefs = Callable[[Sequence[Envelope[Any]]], tuple[Iterable[str], Iterable[str]]]
+
 
 class EventProcessor:
     """Runs records through handlers under the pipeline's error policy (one per service)."""
@@ -193,6 +206,7 @@ class EventProcessor:
         handler's outputs are acknowledged."""
         started = time.perf_counter()
         self.metrics.consumed.labels(self.service, msg.topic).inc()
+        await prefetch_records([msg.value])
         try:
             event = await self.decode(msg, expected)
         except SubjectErased:
@@ -338,7 +352,12 @@ class BatchProcessor:
 
     ``retry="event"``: a transient failure retries that event alone (its key's later events
     wait); ``retry="batch"``: it abandons and re-runs the whole batch (a handler that applies
-    events to an in-memory snapshot and writes it once in ``commit``)."""
+    events to an in-memory snapshot and writes it once in ``commit``).
+
+    ``seal_refs`` (opt-in): the refs the handler will seal under, from the batch's decoded events;
+    their keys are cached in one round trip before the handler runs. Name only refs the handler
+    seals under anyway (a created key is a key an erasure must find): records of erased people
+    are not among the decoded events, and an erasure decoded meanwhile drops what was fetched."""
 
     def __init__(
         self,
@@ -349,8 +368,10 @@ class BatchProcessor:
         concurrency: int = 1,
         retry: Literal["event", "batch"] = "event",
         on_conflict: Callable[[], object] = lambda: None,
+        seal_refs: SealRefs | None = None,
     ):
         self.events = events
+        self.seal_refs = seal_refs
         self.handler = handler
         self.expected = expected
         self.concurrency = max(1, concurrency)
@@ -366,6 +387,7 @@ class BatchProcessor:
         # Metric children are looked up once per topic and batch, not per record.
         for topic, n in Counter(msg.topic for msg in messages).items():
             self.metrics.consumed.labels(self.service, topic).inc(n)
+        await prefetch_records(msg.value for msg in messages)
         valid: list[tuple[RawMessage, Envelope[Any]]] = []
         for msg in messages:
             try:
@@ -376,6 +398,9 @@ class BatchProcessor:
                 await self.events.dead_letter(msg, exc, "invalid")
         if not valid:
             return 0
+        if self.seal_refs is not None:
+            create, existing = self.seal_refs([event for _, event in valid])
+            await prepare_keys(create, existing=existing)
 
         async def abandoned(_: BaseException) -> None:
             self.metrics.retries.labels(self.service, valid[0][0].topic).inc()

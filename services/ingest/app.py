@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from leadpipe.runtime.keystore import close_keyring
 from services.ingest import contract
 from services.ingest.adapters.metrics import IngestMetrics
 from services.ingest.bootstrap import IngestDeps, build_deps
@@ -41,6 +42,7 @@ def create_app(settings: IngestSettings, deps: IngestDeps | None = None) -> Fast
         finally:
             await deps.publisher.stop()
             await deps.redis.aclose()  # type: ignore[attr-defined]  # stubs predate aclose
+            await close_keyring()  # the keyring's asyncio client lives in this loop
             deps.publisher.spool.close()
 
     app = FastAPI(title="leadpipe ingest", version="1", lifespan=lifespan, docs_url="/docs", redoc_url=None)

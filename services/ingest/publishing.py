@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from leadpipe.runtime.keystore import KeyStoreUnavailable
+from leadpipe.runtime.keystore import KeyStoreUnavailable, prepare_keys
 from schemas.base import Payload
 from schemas.codec import encode
 from schemas.envelope import new_event
+from schemas.pii import sealing_ref
 from services.ingest.adapters.publisher import Outcome
 from services.ingest.bootstrap import IngestDeps
 
@@ -45,6 +46,9 @@ async def publish(deps: IngestDeps, items: Sequence[Keyed], source: str) -> tupl
     outcomes, or ``SpoolUnavailable``."""
     events = [new_event(i.payload, source=f"{SOURCE}/{source}", subject=i.key) for i in items]
     max_bytes = deps.settings.kafka_max_record_bytes
+    # privacy hook: the people's data keys cached (created when new) in one round trip, so
+    # sealing below does not block the loop; what is not cached is asked for by the codec
+    await prepare_keys(sealing_ref(e.data) for e in events)
     try:
         records = [(e.data.topic(), encode(e, max_bytes=max_bytes), e.id) for e in events]
     except KeyStoreUnavailable as exc:  # privacy hook: personal fields cannot be sealed now

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from leadpipe.runtime.erasure import erasure_receipt
+from leadpipe.runtime.keystore import prepare_keys
 from leadpipe.runtime.metrics import StageMetrics
 from leadpipe.runtime.publish import Publisher
 from leadpipe.runtime.retry import retry_transient
@@ -39,6 +40,7 @@ from schemas.lead_engagement.v1 import LeadEngagement
 from schemas.notification_outcome.v1 import NotificationOutcome
 from schemas.notification_requested.v1 import NotificationRequested
 from schemas.person_erasure_requested.v1 import PersonErasureRequested
+from schemas.pii import sealing_ref
 from services.notifier.adapters.metrics import NotifierMetrics
 from services.notifier.adapters.outbox import erase_from_outbox
 from services.notifier.adapters.rate_gate import TokenBucket
@@ -448,6 +450,9 @@ class Notifier:
             id=f"outcome-{req.notification_id}",
             cause=event,
         )
+        # privacy hook: the key the outcome is sealed under, cached in one async round trip (as
+        # ``encode`` would get or create it, without blocking the loop; a no-op when cached)
+        await prepare_keys([sealing_ref(outcome.data)])
         record = encode(outcome, max_bytes=self.max_record_bytes)
         if not await self.ledger.finish(req.notification_id, status, record):
             entry = await self.ledger.get(req.notification_id)

@@ -110,6 +110,7 @@ class NurtureService(ConsumerService):
         self._handler = NurtureHandler(engine, store, self.publisher, StateLog(self.producer, state_topic),
                                        self.metrics, links)  # fmt: skip
         self._batches = BatchProcessor(self.events, NurtureBatch(self._handler, self.guard.ensure_built),
-                                       input_topics(s), concurrency=s.nurture_batch_concurrency)  # fmt: skip
+                                       input_topics(s), concurrency=s.nurture_batch_concurrency,
+                                       seal_refs=NurtureBatch.state_refs)  # fmt: skip
         log.info("nurture started: playbooks %s, directory %s (%d reps)", engine.playbooks.version,
                  engine.directory.version, len(engine.directory.reps))  # fmt: skip

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from leadpipe.runtime.erasure import erasure_receipt
-from leadpipe.runtime.keystore import shred_item, shredded_remaining
+from leadpipe.runtime.keystore import prepare_keys, shred_item, shredded_remaining
 from leadpipe.runtime.publish import Publisher
 from leadpipe.runtime.stream import TRANSIENT, HandlerError, NotYet
 from schemas.assignment_response.v1 import AssignmentResponse
@@ -38,7 +38,7 @@ from schemas.links import assignment_token
 from schemas.notification_outcome.v1 import NotificationOutcome
 from schemas.notification_requested.v1 import NotificationRequested, Recipient, TouchRef
 from schemas.person_erasure_requested.v1 import PersonErasureRequested
-from schemas.pii import refs_for
+from schemas.pii import lead_ref, refs_for
 from services.nurture.adapters.metrics import NurtureMetrics
 from services.nurture.domain.engine import Decision, Notify, Nurture
 from services.nurture.domain.erasure import is_subject_of_erasure
@@ -193,6 +193,8 @@ class NurtureHandler:
         """Fires whatever is due (touches, SLA timers, retries, re-nurture). Returns leads handled."""
         now = self.clock()
         ids = await self.store.claim_due(now.timestamp(), lease_s, limit)
+        # privacy hook: their state keys read in one round trip (never created: they have states)
+        await prepare_keys((), existing=[lead_ref(lead_id) for lead_id in ids])
         for lead_id in ids:
             await self._apply(lead_id, lambda st: self.engine.on_tick(st, now), now, None)  # type: ignore[arg-type]
         if ids:
@@ -463,6 +465,15 @@ class NurtureBatch:
     def key(self, event: Envelope[Any]) -> str | None:
         lead_id = getattr(event.data, "lead_id", None)
         return lead_id if isinstance(lead_id, str) else None  # refused by the handler: no group
+
+    @staticmethod
+    def state_refs(events: Sequence[Envelope[Any]]) -> tuple[list[str], list[str]]:
+        """The runtime's ``seal_refs`` (privacy hook): the state of a scored lead is written (its
+        key created when new); another event's lead is written only if it has a state already,
+        so its key is only read, never created ahead of the handler."""
+        scored = {e.data.lead_id for e in events if isinstance(e.data, LeadScored)}
+        others = {lid for e in events if isinstance(lid := getattr(e.data, "lead_id", None), str)} - scored
+        return [lead_ref(k) for k in sorted(scored)], [lead_ref(k) for k in sorted(others)]
 
     async def begin(self, events: Sequence[Envelope[Any]]) -> None:
         lead_ids = [k for k in dict.fromkeys(self.key(e) for e in events) if k is not None]

@@ -251,6 +251,8 @@ def test_an_erased_person_is_gone_from_every_store_the_design_claims_and_a_new_c
         with sqlite3.connect(spool) as db:
             assert [v for (v,) in db.execute("SELECT value FROM spool") if holds(v, needles)] == []
     assert scan_logs_for(j.stack.logs, [email, phone, last]) == {}, j.stack.logs
+    # the services fetched data keys ahead of the codec without an error (else they fell back)
+    assert scan_logs_for(j.stack.logs, ["data keys failed"]) == {}, j.stack.logs
     records = raw_topics(j.stack.bootstrap)
     for topic in STATE_TOPICS:  # compacted: the latest record per key is what compaction keeps
         latest: dict[bytes, bytes | None] = {}

@@ -22,7 +22,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from leadpipe.runtime.kafka import ensure_topics, make_consumer, read_to_end, topic_partitions
-from leadpipe.runtime.keystore import open_state, seal_state
+from leadpipe.runtime.keystore import open_state, prepare_state_keys, seal_state
 from leadpipe.runtime.settings import ServiceSettings
 from schemas.topics import TopicSpec, registry
 from services.scoring.adapters.redis_store import RedisLeadStore, dump_state
@@ -52,8 +52,11 @@ class StateLog:
     async def append(
         self, states: Iterable[LeadState], deleted: Iterable[str] = (), *, model_version: str | None = None
     ) -> int:
+        states = list(states)
+        # privacy hook: each state sealed under its lead's data key (crypto-shredding), the keys
+        # of the batch's leads cached first in one round trip (sealing then does not block)
+        await prepare_state_keys(s.lead_id for s in states)
         acks = [await self.producer.send(self.topic, None, key=lead_id.encode()) for lead_id in deleted]
-        # privacy hook: each state sealed under its lead's data key (crypto-shredding)
         acks += [
             await self.producer.send(self.topic, seal_state(s.lead_id, dump_state(s)), key=s.lead_id.encode())
             for s in states

@@ -13,6 +13,7 @@ from schemas.codec import decode
 from schemas.envelope import new_event
 from schemas.notification_outcome.v1 import NotificationOutcome
 from schemas.person_erasure_requested.v1 import erasure_request
+from schemas.pii import lead_ref, use_keyring
 from services.notifier.adapters.metrics import NotifierMetrics
 from services.notifier.adapters.templates import TemplateRenderer
 from services.notifier.config import TEMPLATES_DIR
@@ -31,6 +32,7 @@ from tests.unit.notifier.fakes import (
     FakeLookupChannel,
     FakeSuppressionList,
 )
+from tests.unit.test_keystore_prefetch import rings
 
 OUT, RETRY = "notification.outcome.v1", "notification.retry.v1"
 
@@ -68,6 +70,20 @@ async def test_a_request_is_sent_once_and_its_outcome_published_once_even_when_d
     await h.notifier.on_request(event, msg)  # at-least-once: the same record again
     assert len(h.channel.sent) == 1 and [o.status for o in h.outcomes()] == ["sent"]
     assert h.ledger.entries[event.data.notification_id]["published"] is True
+
+
+async def test_the_key_an_outcome_is_sealed_under_is_fetched_without_blocking_and_then_cached():
+    store, fast, keys = rings()
+    h = Harness()
+    first, second = request(), request()
+    previous = use_keyring(keys)
+    try:
+        await h.notifier.on_request(*first)
+        await h.notifier.on_request(*second)  # the same lead: its key is cached now
+    finally:
+        use_keyring(previous)
+    assert fast.calls == [([], [keys.kid(lead_ref(first[0].data.lead_id))])]
+    assert store.creates == 0 and len(h.on(OUT)) == 2  # sealed from the cache, no blocking call
 
 
 async def test_an_interrupted_send_the_provider_has_in_its_log_is_recorded_sent_and_not_sent_again():
