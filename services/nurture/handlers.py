@@ -269,7 +269,9 @@ class NurtureHandler:
             outputs = self._events(d, now, cause)
             await self.publisher.publish(outputs)
             due = self.engine.next_due(d.state)
-            if await self.store.save(d.state, version, due, self.engine.queue_entry(d.state)):
+            moves = [] if d.state.synthetic else [(c.from_stage, c.to_stage) for c in d.stage_changes]
+            if await self.store.save(d.state, version, due, self.engine.queue_entry(d.state),
+                                     owner_claim=d.owner_claim, moves=moves):  # fmt: skip
                 self.wake.scheduled(due)
                 await self.state_log.append(d.state)
                 if known is not None:
@@ -399,10 +401,9 @@ class NurtureHandler:
         )  # fmt: skip
 
     async def _after(self, d: Decision, now: datetime, cause: Envelope[Any] | None) -> None:
-        """Side effects that may only follow a committed decision: owners, counts, metrics."""
+        """Side effects that may only follow a committed decision: metrics and logs (the domain's
+        owner and the stage counts moved with the state, in ``save``)."""
         st, m = d.state, self.metrics
-        moves = [] if st.synthetic else [(c.from_stage, c.to_stage) for c in d.stage_changes]
-        await self.store.committed(d.owner_claim, moves)
         for n in d.notifications:
             m.sent.labels(n.audience).inc()
         if d.illegal:

@@ -23,9 +23,18 @@ class NurtureStore(Protocol):
         """Several states and whether the keyspace is built, in one round trip."""
 
     async def save(
-        self, state: LeadState, expected_version: int, due: datetime | None, queued: QueueEntry | None = None
+        self,
+        state: LeadState,
+        expected_version: int,
+        due: datetime | None,
+        queued: QueueEntry | None = None,
+        *,
+        owner_claim: tuple[str, str] | None = None,
+        moves: Iterable[tuple[str | None, str]] = (),
     ) -> bool:
-        """Writes ``state`` if its stored version is still ``expected_version``; False if not."""
+        """Writes ``state`` if its stored version is still ``expected_version``; False if not.
+        Only with a write, atomically: claims the domain's owner (``owner_claim``, kept if one is
+        there) and counts the stage ``moves``."""
 
     async def forget(self, lead_id: str) -> None:
         """Drops the due time and queue place of a lead that no longer exists."""
@@ -60,9 +69,6 @@ class NurtureStore(Protocol):
         self, reps: Iterable[tuple[str, str]], domain: str | None
     ) -> tuple[dict[str, Load], str | None]:
         """``loads`` and the company domain's owner rep, in one round trip."""
-
-    async def committed(self, owner_claim: tuple[str, str] | None, moves: Iterable[tuple[str | None, str]]) -> None:
-        """After a saved decision: claims the domain's owner and counts the stage moves."""
 
     async def stage_counts(self) -> dict[str, int]: ...
 

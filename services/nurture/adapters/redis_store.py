@@ -4,8 +4,9 @@ Redis is an index and a cache: every lead state is also appended to the compacte
 (``adapters/state_log.py``), from which an empty Redis is rebuilt. Writes that must be atomic
 across worker replicas are Lua scripts:
 
-- ``save``: compare-and-set on the state's version, and the due index and the overflow-queue
-  index (``queue``: lead id -> its queue entry) move with it;
+- ``save``: compare-and-set on the state's version, and the due index, the overflow-queue
+  index (``queue``: lead id -> its queue entry), the company domain's owner and the stage
+  counts move with it (one round trip; a lost race moves nothing);
 - ``claim``: takes due leads and pushes them a lease into the future, so a worker that dies
   mid-tick leaves them to be claimed again (lost never, repeated with the same touch ids);
 - ``reserve``: one rep per (lead, attempt) and never beyond a rep's daily capacity.
@@ -34,6 +35,11 @@ if (cur or '0') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 's', ARGV[3])
 if ARGV[4] == '' then redis.call('ZREM', KEYS[2], ARGV[5]) else redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5]) end
 if ARGV[6] == '' then redis.call('HDEL', KEYS[3], ARGV[5]) else redis.call('HSET', KEYS[3], ARGV[5], ARGV[6]) end
+if ARGV[7] ~= '' then redis.call('HSETNX', KEYS[4], ARGV[7], ARGV[8]) end
+for i = 9, #ARGV, 2 do
+  if ARGV[i] ~= '' then redis.call('HINCRBY', KEYS[5], ARGV[i], -1) end
+  redis.call('HINCRBY', KEYS[5], ARGV[i + 1], 1)
+end
 return 1
 """
 
@@ -128,14 +134,25 @@ class RedisNurtureStore:
         return out, built
 
     async def save(
-        self, state: LeadState, expected_version: int, due: datetime | None, queued: QueueEntry | None = None
+        self,
+        state: LeadState,
+        expected_version: int,
+        due: datetime | None,
+        queued: QueueEntry | None = None,
+        *,
+        owner_claim: tuple[str, str] | None = None,
+        moves: Iterable[tuple[str | None, str]] = (),
     ) -> bool:
         """Writes ``state`` (its version must be ``expected_version + 1``) if nobody wrote since;
-        ``queued`` is its overflow-queue entry (None: not waiting)."""
+        ``queued`` is its overflow-queue entry (None: not waiting). With the write, in the same
+        script: the company domain's owner is claimed (``owner_claim``: domain, rep; kept if one
+        is there) and the stage ``moves`` are counted, so counts move exactly when a state does."""
         score = "" if due is None else repr(due.timestamp())
-        keys = [self._lead(state.lead_id), self.due_key, self.queue_key]
+        keys = [self._lead(state.lead_id), self.due_key, self.queue_key, f"{self.prefix}owners", f"{self.prefix}stages"]
         args = [str(expected_version), str(state.version), state.model_dump_json(), score, state.lead_id,
-                _entry_json(queued)]  # fmt: skip
+                _entry_json(queued), *(owner_claim or ("", ""))]  # fmt: skip
+        for old, new in moves:
+            args += [old or "", new]
         return bool(await self._save(keys=keys, args=args))
 
     async def restore(self, raw_state: bytes, due: datetime | None, queued: QueueEntry | None = None) -> bool:
@@ -257,35 +274,9 @@ class RedisNurtureStore:
         loads = {r: Load(int(u or 0), float(t or 0.0)) for (r, _), u, t in zip(pairs, used, last, strict=False)}
         return loads, (owner[0].decode() if owner and owner[0] is not None else None)
 
-    async def committed(self, owner_claim: tuple[str, str] | None, moves: Iterable[tuple[str | None, str]]) -> None:
-        """``claim_owner`` and ``count_stages`` in one round trip (the stage counts atomically)."""
-        pipe = self.redis.pipeline(transaction=True)
-        if owner_claim is not None:
-            pipe.hsetnx(f"{self.prefix}owners", *owner_claim)
-        key, n = f"{self.prefix}stages", 0
-        for old, new in moves:
-            if old is not None:
-                pipe.hincrby(key, old, -1)
-            pipe.hincrby(key, new, 1)
-            n += 1
-        if owner_claim is not None or n:
-            await pipe.execute()
-
     async def owner(self, domain: str) -> str | None:
         raw = await self.redis.hget(f"{self.prefix}owners", domain)
         return None if raw is None else raw.decode()
-
-    async def claim_owner(self, domain: str, rep_id: str) -> None:
-        await self.redis.hsetnx(f"{self.prefix}owners", domain, rep_id)
-
-    async def count_stages(self, moves: Iterable[tuple[str | None, str]]) -> None:
-        key = f"{self.prefix}stages"
-        pipe = self.redis.pipeline(transaction=True)
-        for old, new in moves:
-            if old is not None:
-                pipe.hincrby(key, old, -1)
-            pipe.hincrby(key, new, 1)
-        await pipe.execute()
 
     async def stage_counts(self) -> dict[str, int]:
         raw = await self.redis.hgetall(f"{self.prefix}stages")

@@ -30,11 +30,24 @@ class FakeNurtureStore:
         return {lead_id: await self.load(lead_id) for lead_id in lead_ids}, self.built
 
     async def save(
-        self, state: LeadState, expected_version: int, due: datetime | None, queued: QueueEntry | None = None
+        self,
+        state: LeadState,
+        expected_version: int,
+        due: datetime | None,
+        queued: QueueEntry | None = None,
+        *,
+        owner_claim: tuple[str, str] | None = None,
+        moves: Iterable[tuple[str | None, str]] = (),
     ) -> bool:
         current = self.leads.get(state.lead_id)
         if (current.version if current else 0) != expected_version:
             return False
+        if owner_claim is not None:
+            self.owners.setdefault(*owner_claim)
+        for old, new in moves:
+            if old is not None:
+                self.stages[old] = self.stages.get(old, 0) - 1
+            self.stages[new] = self.stages.get(new, 0) + 1
         self.leads[state.lead_id] = state.model_copy(deep=True)
         await self.set_due(state.lead_id, due)
         if queued is None:
@@ -100,14 +113,6 @@ class FakeNurtureStore:
         self, reps: Iterable[tuple[str, str]], domain: str | None
     ) -> tuple[dict[str, Load], str | None]:
         return await self.loads(reps), self.owners.get(domain) if domain else None
-
-    async def committed(self, owner_claim: tuple[str, str] | None, moves: Iterable[tuple[str | None, str]]) -> None:
-        if owner_claim is not None:
-            self.owners.setdefault(*owner_claim)
-        for old, new in moves:
-            if old is not None:
-                self.stages[old] = self.stages.get(old, 0) - 1
-            self.stages[new] = self.stages.get(new, 0) + 1
 
     async def stage_counts(self) -> dict[str, int]:
         return dict(self.stages)

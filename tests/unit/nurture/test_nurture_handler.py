@@ -95,11 +95,11 @@ async def test_a_lost_compare_and_set_is_decided_again_and_the_lead_assigned_onc
     n = Nurture()
     save, raced = n.store.save, []
 
-    async def racing_save(state: Any, expected: int, *args: Any) -> bool:
+    async def racing_save(state: Any, expected: int, *args: Any, **kw: Any) -> bool:
         if not raced:
             raced.append(1)
             return False  # another replica wrote first
-        return await save(state, expected, *args)
+        return await save(state, expected, *args, **kw)
 
     n.store.save = racing_save  # type: ignore[method-assign]
     await n.batches.process([raw(scored("ld_1", grade="A"), "ev-1")])
