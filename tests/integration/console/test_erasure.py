@@ -99,7 +99,8 @@ async def test_an_erased_persons_fields_leave_every_console_table_and_stay_gone_
 
     async def keep(event: Envelope[Any]) -> None:
         assert isinstance(event.data, PersonErased)
-        receipts.append(event.data)
+        if event.data.request_id == f"req-{unique}":  # the shared topics carry other tests' requests
+            receipts.append(event.data)
 
     registry = CollectorRegistry()
     proj = Projector(store, ConsoleMetrics(registry), privacy_secret=secret, publish=keep)
@@ -120,7 +121,10 @@ async def test_an_erased_persons_fields_leave_every_console_table_and_stay_gone_
         request = erasure_request(
             secret,
             request_id=f"req-{unique}",
-            requested_at=datetime.now(UTC),
+            # After every event of theirs, as a real request is: the fixture's events are dated up
+            # to a minute ahead, and a rebuild that meets the request before them (another
+            # partition) keeps a person's event dated after their request (a later capture is new).
+            requested_at=max(datetime.now(UTC), *(e.time for e in theirs)) + timedelta(seconds=1),
             requested_by="cli:test",
             email=pii["email"].upper(),
             phone=pii["phone"],
