@@ -137,8 +137,6 @@ def build_notifier(
         erased=erased,
         reader=RedisRequestReader(ledger, suppression, erased),
         outbox_dirs=[s.notifier_outbox_dir],
-        limiter=limiter,
-        internal_limiter=internal_limiter,
         claimer=RedisClaimer(ledger, {"lead": limiter, "internal": internal_limiter}),
         backlog=RedisRetryBacklog(redis, prefix=prefix),
         publisher=publisher,

@@ -47,7 +47,6 @@ from services.notifier.adapters.rate_gate import TokenBucket
 from services.notifier.domain.consent import consent_refusal
 from services.notifier.domain.erasure import erased_refusal
 from services.notifier.domain.errors import RenderError
-from services.notifier.domain.ledger import Claim, RequestState
 from services.notifier.domain.message import SendResult
 from services.notifier.domain.policy import Action, RetryPolicy, after_failure, before_send, limit_scope
 from services.notifier.domain.suppression import suppressions_for
@@ -57,7 +56,6 @@ from services.notifier.ports import (
     DeliveryLookup,
     ErasedList,
     Ledger,
-    RecipientLimiter,
     Renderer,
     RequestReader,
     RetryBacklog,
@@ -94,51 +92,16 @@ def due_at(msg: RawMessage) -> float:
 DeadLetter = Callable[..., Awaitable[None]]
 
 
-class PortReader:
-    """``RequestReader`` over the ledger, suppression and erased ports, asked in turn (for
-    ports with no combined read, such as the unit tests' fakes)."""
-
-    def __init__(self, ledger: Ledger, suppression: SuppressionList, erased: ErasedList | None):
-        self.ledger = ledger
-        self.suppression = suppression
-        self.erased = erased
-
-    async def read(self, notification_id: str, channel: str, address: str, *, lead: bool) -> RequestState:
-        entry = await self.ledger.get(notification_id)
-        if not lead:
-            return RequestState(entry)
-        suppressed = await self.suppression.reason(channel, address)
-        erased_at = await self.erased.erased_at(channel, address) if self.erased is not None else None
-        return RequestState(entry, suppressed, erased_at)
-
-
-class PortClaimer:
-    """``Claimer`` over the limiter and ledger ports, asked in turn (for ports with no
-    combined claim, such as the unit tests' fakes)."""
-
-    def __init__(self, ledger: Ledger, limiters: Mapping[str, RecipientLimiter]):
-        self.ledger = ledger
-        self.limiters = limiters
-
-    async def claim(
-        self, notification_id: str, *, now: float, lease_s: float, scope: str, channel: str, address: str
-    ) -> Claim:
-        wait = await self.limiters[scope].acquire(channel, address, now)
-        if wait > 0:
-            return Claim("limited", 0, limited_until=now + wait)
-        return await self.ledger.claim(notification_id, now=now, lease_s=lease_s)
-
-
 class Notifier:
     def __init__(
         self,
         *,
         renderer: Renderer,
         channels: Mapping[str, ChannelSender],
+        reader: RequestReader,
+        claimer: Claimer,
         ledger: Ledger,
         suppression: SuppressionList,
-        limiter: RecipientLimiter,
-        internal_limiter: RecipientLimiter,
         backlog: RetryBacklog,
         publisher: Publisher,
         dead_letter: DeadLetter,
@@ -154,14 +117,11 @@ class Notifier:
         ensure_built: Callable[[], Awaitable[None]] | None = None,
         erased: ErasedList | None = None,
         outbox_dirs: Sequence[Path] = (),
-        reader: RequestReader | None = None,
-        claimer: Claimer | None = None,
     ):
         self.renderer = renderer
         self.channels = channels
         self.ledger = ledger
         self.suppression = suppression
-        self.limiters = {"lead": limiter, "internal": internal_limiter}
         self.backlog = backlog
         self.publisher = publisher
         self.dead_letter = dead_letter
@@ -177,12 +137,12 @@ class Notifier:
         self._ensure_built = ensure_built
         self.erased = erased
         self.outbox_dirs = tuple(dict.fromkeys(outbox_dirs))
-        #: Reads a request's ledger entry, suppression and erasure together (``adapters/redis_reads``
-        #: in one round trip); without one, the three ports are asked in turn.
-        self.reader: RequestReader = reader or PortReader(ledger, suppression, erased)
-        #: Takes the recipient's rate-limit slot and the send lease (``adapters/redis_claim`` in one
-        #: script); without one, the limiter, then the ledger.
-        self.claimer: Claimer = claimer or PortClaimer(ledger, self.limiters)
+        #: Reads a request's ledger entry, suppression and erasure together (``adapters/redis_reads``:
+        #: one round trip).
+        self.reader = reader
+        #: Takes the recipient's rate-limit slot and the send lease (``adapters/redis_claim``: one
+        #: script; a busy or finished id spends no slot).
+        self.claimer = claimer
         #: Ids this worker is between claiming and recording (guards a send whose lease a wipe lost).
         self._sending: set[str] = set()
 

@@ -3,11 +3,11 @@ Redis adapters do for the handler (the ledger's transitions follow ``redis_ledge
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from schemas.codec import Record
-from services.notifier.domain.ledger import TERMINAL, Claim, LedgerEntry
+from services.notifier.domain.ledger import TERMINAL, Claim, LedgerEntry, RequestState
 from services.notifier.domain.message import OutboundMessage, SendResult
 from services.notifier.domain.suppression import Suppression, normalize_address
 
@@ -38,6 +38,13 @@ class FakeLedger:
         previous = str(e["state"] or "")
         e |= {"attempts": attempts + 1, "state": "sending", "lease_until": now + lease_s}
         return Claim("claimed", attempts + 1, previous)
+
+    def claimable(self, notification_id: str, now: float) -> bool:
+        """What the claim script checks before it takes a rate-limit slot: neither finished nor
+        leased to a live send."""
+        e = self._e(notification_id)
+        busy = e["state"] == "sending" and float(e.get("lease_until", 0.0)) > now  # type: ignore[arg-type]
+        return e["state"] not in TERMINAL and not busy
 
     async def release(self, notification_id: str) -> None:
         e = self._e(notification_id)
@@ -132,3 +139,41 @@ class FakeLookupChannel(FakeChannel):
     async def find_sent(self, notification_id: str) -> str | None:
         self.asked.append(notification_id)
         return self.accepted.get(notification_id)
+
+
+class FakeReader:
+    """``RequestReader`` over the fake ledger, suppression and erased lists (the Redis adapter
+    reads the three in one pipelined round trip)."""
+
+    def __init__(self, ledger: FakeLedger, suppression: FakeSuppressionList, erased: FakeErasedList | None = None):
+        self.ledger = ledger
+        self.suppression = suppression
+        self.erased = erased
+
+    async def read(self, notification_id: str, channel: str, address: str, *, lead: bool) -> RequestState:
+        entry = await self.ledger.get(notification_id)
+        if not lead:
+            return RequestState(entry)
+        suppressed = await self.suppression.reason(channel, address)
+        erased_at = await self.erased.erased_at(channel, address) if self.erased is not None else None
+        return RequestState(entry, suppressed, erased_at)
+
+
+class FakeClaimer:
+    """``Claimer`` in ``RedisClaimer``'s order: an id that is finished or leased to a live send
+    comes back as it is and spends no rate-limit slot; a claimable one takes its recipient's
+    slot first and is ``limited`` (nothing claimed) when the window is full."""
+
+    def __init__(self, ledger: FakeLedger, limiters: Mapping[str, FakeLimiter]):
+        self.ledger = ledger
+        self.limiters = limiters
+
+    async def claim(
+        self, notification_id: str, *, now: float, lease_s: float, scope: str, channel: str, address: str
+    ) -> Claim:
+        if self.ledger.claimable(notification_id, now):
+            wait = await self.limiters[scope].acquire(channel, address, now)
+            if wait > 0:
+                attempts = (await self.ledger.get(notification_id)).attempts
+                return Claim("limited", attempts, limited_until=now + wait)
+        return await self.ledger.claim(notification_id, now=now, lease_s=lease_s)

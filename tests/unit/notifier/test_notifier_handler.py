@@ -26,10 +26,12 @@ from tests.integration.notifier.helpers import engagement, request
 from tests.unit.notifier.fakes import (
     FakeBacklog,
     FakeChannel,
+    FakeClaimer,
     FakeErasedList,
     FakeLedger,
     FakeLimiter,
     FakeLookupChannel,
+    FakeReader,
     FakeSuppressionList,
 )
 from tests.unit.test_keystore_prefetch import rings
@@ -47,7 +49,9 @@ class Harness:
         self.notifier = Notifier(
             renderer=TemplateRenderer(TEMPLATES_DIR, link_secret="s", public_url="http://x"),
             channels={"email": self.channel}, ledger=self.ledger, suppression=self.suppression,
-            limiter=FakeLimiter(), internal_limiter=FakeLimiter(), backlog=FakeBacklog(), publisher=self.publisher,
+            reader=FakeReader(self.ledger, self.suppression, self.erased),
+            claimer=FakeClaimer(self.ledger, {"lead": FakeLimiter(), "internal": FakeLimiter()}),
+            backlog=FakeBacklog(), publisher=self.publisher,
             dead_letter=events.dead_letter, metrics=NotifierMetrics(registry), stage=StageMetrics("notifier", registry),
             policy=RetryPolicy(max_attempts, 1.0, 10.0), erased=self.erased, clock=lambda: 1_800_000_000.0,
             jitter=lambda: 0.0,
