@@ -41,7 +41,7 @@ def make_producer(settings: ServiceSettings, **overrides: Any) -> AIOKafkaProduc
         "acks": "all" if settings.kafka_acks == "all" else int(settings.kafka_acks),
         "enable_idempotence": settings.kafka_enable_idempotence and settings.kafka_acks == "all",
         "max_request_size": settings.kafka_max_record_bytes + 64_000,
-        "linger_ms": 2,
+        "linger_ms": settings.kafka_linger_ms,
     }
     return AIOKafkaProducer(**(opts | overrides))
 

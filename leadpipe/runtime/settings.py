@@ -99,6 +99,10 @@ class ServiceSettings(BaseSettings):
     # spends a good part of its CPU answering them (bench/idle_bench.py).
     kafka_heartbeat_interval_s: float = Field(default=1.0, gt=0)
     kafka_max_record_bytes: int = 1_000_000
+    # How long a producer holds a record for others to share its produce request (aiokafka's
+    # linger). Each request costs the broker and the client a round of work; longer batches
+    # more under load and adds up to this much latency per hop.
+    kafka_linger_ms: int = Field(default=2, ge=0, le=1_000)
     # A consumer's longest fetch wait while some partition is left out of its fetch. Kafka
     # answers a fetch as soon as a record arrives, but not for a partition the fetch left out.
     kafka_fetch_max_wait_ms: int = Field(default=500, ge=1, le=30_000)

@@ -1,4 +1,4 @@
-"""KAFKA_FETCH_MAX_WAIT_MS and KAFKA_FETCH_IDLE_WAIT_MS reach the consumers: Faust's worker consumer (which Faust builds
+"""KAFKA_FETCH_MAX_WAIT_MS and KAFKA_FETCH_IDLE_WAIT_MS reach the consumers (and KAFKA_LINGER_MS the producers): Faust's worker consumer (which Faust builds
 with a fixed 1500 ms) and the plain aiokafka ones; out-of-range values are refused by name."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from leadpipe.runtime.faust_app import make_app
-from leadpipe.runtime.kafka import make_consumer
+from leadpipe.runtime.kafka import make_consumer, make_producer
 from leadpipe.runtime.settings import ServiceSettings
 
 
@@ -64,3 +64,11 @@ def test_a_fetch_wait_out_of_range_is_refused_naming_the_setting(tmp_path: Path,
     monkeypatch.setenv("KAFKA_FETCH_MAX_WAIT_MS", "0")
     with pytest.raises(ValidationError, match="kafka_fetch_max_wait_ms"):
         _settings(tmp_path)
+
+
+async def test_kafka_linger_ms_reaches_the_producers_and_a_negative_one_is_refused_by_name(tmp_path: Path):
+    producer = make_producer(_settings(tmp_path, kafka_linger_ms=7))
+    assert producer._message_accumulator._linger_time == 0.007
+    assert make_producer(_settings(tmp_path))._message_accumulator._linger_time == 0.002
+    with pytest.raises(ValidationError, match="kafka_linger_ms"):
+        _settings(tmp_path, kafka_linger_ms=-1)
