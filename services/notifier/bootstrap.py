@@ -111,9 +111,9 @@ def build_notifier(
     suppression = RedisSuppressionList(redis, prefix=prefix)
     erased = RedisErasedList(redis, secret=s.leadpipe_privacy_secret, prefix=prefix)
     limiter = RedisRecipientLimiter(
-        redis, limit=s.notifier_recipient_limit, window_s=s.notifier_recipient_window_s, prefix=prefix
+        limit=s.notifier_recipient_limit, window_s=s.notifier_recipient_window_s, prefix=prefix
     )
-    internal_limiter = RedisRecipientLimiter(redis, limit=s.notifier_internal_recipient_limit,
+    internal_limiter = RedisRecipientLimiter(limit=s.notifier_internal_recipient_limit,
                                              window_s=s.notifier_recipient_window_s, prefix=prefix, scope="rli")  # fmt: skip
 
     async def rebuild_once() -> bool:

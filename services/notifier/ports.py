@@ -24,7 +24,6 @@ __all__ = [
     "DeliveryLookup",
     "ErasedList",
     "Ledger",
-    "RecipientLimiter",
     "Renderer",
     "RequestReader",
     "RetryBacklog",
@@ -81,11 +80,6 @@ class ErasedList(Protocol):
 
     async def add(self, digests: Iterable[str], erased_at: datetime) -> int: ...
     async def erased_at(self, channel: str, address: str) -> datetime | None: ...
-
-
-class RecipientLimiter(Protocol):
-    async def acquire(self, channel: str, address: str, now: float | None = None) -> float:
-        """0 if a message may go to the address now, else the seconds to wait."""
 
 
 class RetryBacklog(Protocol):

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-import time
 from email.utils import formataddr, formatdate, parseaddr
 
 from services.notifier.domain.message import OutboundMessage
@@ -103,19 +102,6 @@ def _sender_header(sender: str) -> str:
     return address(name, addr, "From") if addr else header_value("From", sender)
 
 
-_SENDERS: dict[str, str] = {}
-_date_cache: tuple[int, str] = (0, "")
-
-
-def _date() -> str:
-    # formatdate is per-second; sends within the same second share the string.
-    global _date_cache
-    second = int(time.time())
-    if _date_cache[0] != second:
-        _date_cache = (second, formatdate(second, localtime=False))
-    return _date_cache[1]
-
-
 def _body(text: str) -> tuple[bytes, bytes]:
     """(Content-Transfer-Encoding, encoded body with CRLF line ends)."""
     if "\r" in text:
@@ -141,15 +127,12 @@ def email_bytes(message: OutboundMessage, *, sender: str, domain: str = "leadpip
 
     Raises ``ValueError`` naming the header for a value that cannot be written (a line break
     in it, or a word longer than a line)."""
-    from_ = _SENDERS.get(sender)
-    if from_ is None:
-        from_ = _SENDERS[sender] = _sender_header(sender)
     digest = hashlib.sha256(message.notification_id.encode()).hexdigest()
     lines = [
-        f"From: {from_}",
+        f"From: {_sender_header(sender)}",
         f"To: {address(message.to_name, message.to)}",
         f"Subject: {header_value('Subject', message.subject)}",
-        f"Date: {_date()}",
+        f"Date: {formatdate(localtime=False)}",
         f"Message-ID: <{digest[:32]}@{domain}>",
         f"X-Leadpipe-Notification-Id: {header_value('X-Leadpipe-Notification-Id', message.notification_id)}",
         f"Content-Language: {header_value('Content-Language', message.locale)}",

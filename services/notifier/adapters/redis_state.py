@@ -4,7 +4,6 @@ and the retry backlog. Keys hold no address in clear (sha256), so a Redis dump l
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,12 +51,12 @@ class RateWindow:
 
 
 class RedisRecipientLimiter:
-    """At most ``limit`` messages to one address per fixed window. ``acquire`` returns 0 when
-    allowed, else the seconds until the window resets. ``scope`` keeps separate counters (lead
-    and internal messages to one address never count against each other's limit)."""
+    """At most ``limit`` messages to one address per fixed window: the window a claim counts
+    against (``RedisLedger.claim(limit=...)`` takes its slot in the claim script, so a busy or
+    finished id spends none). ``scope`` keeps separate counters (lead and internal messages to
+    one address never count against each other's limit)."""
 
-    def __init__(self, redis: Redis[bytes], *, limit: int, window_s: int, prefix: str = "notifier:", scope: str = "rl"):
-        self.redis = redis
+    def __init__(self, *, limit: int, window_s: int, prefix: str = "notifier:", scope: str = "rl"):
         self.limit = limit
         self.window_s = window_s
         self.prefix = prefix
@@ -68,18 +67,6 @@ class RedisRecipientLimiter:
         window = int(now // self.window_s)
         key = f"{self.prefix}{self.scope}:{_digest(channel, address)}:{window}"
         return RateWindow(key, self.limit, self.window_s + 5, (window + 1) * self.window_s)
-
-    async def acquire(self, channel: str, address: str, now: float | None = None) -> float:
-        now = time.time() if now is None else now
-        window = self.window(channel, address, now)
-        pipe = self.redis.pipeline()
-        pipe.incr(window.key)
-        pipe.expire(window.key, window.expire_s)
-        count, _ = await pipe.execute()
-        if int(count) <= self.limit:
-            return 0.0
-        await self.redis.decr(window.key)
-        return window.ends_at - now
 
 
 class RedisRetryBacklog:

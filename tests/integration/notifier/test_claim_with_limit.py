@@ -18,7 +18,7 @@ RETRY = "notification.retry.v1"
 async def test_a_full_window_takes_no_lease_and_gives_its_slot_back(redis: Any) -> None:
     prefix = f"notifier:{time.time_ns()}:"
     ledger = RedisLedger(redis, prefix=prefix)
-    window = RedisRecipientLimiter(redis, limit=1, window_s=3600, prefix=prefix).window("email", "a@x.example", 100.0)
+    window = RedisRecipientLimiter(limit=1, window_s=3600, prefix=prefix).window("email", "a@x.example", 100.0)
     assert window.ends_at == 3600.0
 
     first = await ledger.claim("n-1", now=100.0, lease_s=30, limit=window)
