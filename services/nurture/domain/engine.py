@@ -342,7 +342,7 @@ class Nurture:
         if state is not None and event_id in state.seen:
             return Decision(state, duplicate=True)
         new = state is None
-        st = state.model_copy(deep=True) if state else LeadState(lead_id=data.lead_id, synthetic=synthetic)
+        st = state.copied() if state else LeadState(lead_id=data.lead_id, synthetic=synthetic)
         d = Decision(st)
         if new:
             d.stage_changes.append(StageChange(None, S.CAPTURED, "first scored", now, event_id))
@@ -443,7 +443,7 @@ class Nurture:
     def on_outcome(self, state: LeadState, event_id: str, data: NotificationOutcome, now: datetime) -> Decision:
         if event_id in state.seen:
             return Decision(state, duplicate=True)
-        st = state.model_copy(deep=True)
+        st = state.copied()
         st.remember(event_id)
         d = Decision(st)
         no_consent = (data.error or "").startswith(NO_CONSENT_ERROR)
@@ -458,7 +458,7 @@ class Nurture:
     def on_response(self, state: LeadState, event_id: str, data: AssignmentResponse, now: datetime) -> Decision:
         if event_id in state.seen:
             return Decision(state, duplicate=True)
-        st = state.model_copy(deep=True)
+        st = state.copied()
         st.remember(event_id)
         d = Decision(st)
         a = st.assignment
@@ -483,7 +483,7 @@ class Nurture:
         again later); either way the cadence stops. Only the rep the lead is assigned to decides."""
         if event_id in state.seen:
             return Decision(state, duplicate=True)
-        st = state.model_copy(deep=True)
+        st = state.copied()
         st.remember(event_id)
         d = Decision(st)
         a = st.assignment
@@ -501,7 +501,7 @@ class Nurture:
     def on_capacity(self, state: LeadState, now: datetime) -> Decision:
         """A rep has room again and this queued lead is next: route it (the queue is served in
         ``routing.queue_order``). A lead no longer waiting is left as it is."""
-        st = state.model_copy(deep=True)
+        st = state.copied()
         d = Decision(st)
         if st.queued is not None and (st.assignment is None or st.assignment.status != "pending"):
             d.route = RouteRequest(tuple(st.tried_reps), f"a rep has room: next in the {st.queued.team} overflow queue")
@@ -509,7 +509,7 @@ class Nurture:
 
     # -- time ---------------------------------------------------------------------------------
     def on_tick(self, state: LeadState, now: datetime) -> Decision:
-        st = state.model_copy(deep=True)
+        st = state.copied()
         d = Decision(st)
         a = st.assignment
         if a is not None and a.status == "pending" and now >= a.accept_by:
