@@ -43,7 +43,11 @@ class Rejected(Exception):
         self.headers = headers
 
 
-def get_deps(request: Request) -> IngestDeps:
+# Every dependency of the routes is ``async def`` though none of them awaits: FastAPI runs a plain
+# ``def`` dependency in its thread pool, a thread hop (and GIL hand-over) per dependency per request.
+# Four of them were 15 % of ingest's CPU under load (py-spy, issue #13);
+# tests/unit/ingest/test_async_dependencies.py keeps it so.
+async def get_deps(request: Request) -> IngestDeps:
     deps: IngestDeps = request.app.state.deps
     return deps
 
@@ -63,7 +67,7 @@ class MediaType:
         self.hint = hint
         self.headers = {"Accept-Post": accept_post} if accept_post else None
 
-    def __call__(self, request: Request) -> str:
+    async def __call__(self, request: Request) -> str:
         sent = media_type(request)
         if sent not in self.allowed:
             raise Rejected(415, "Unsupported media type", self.hint, reason="media_type", headers=self.headers)

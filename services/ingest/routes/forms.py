@@ -34,7 +34,7 @@ form_media_type = MediaType(
 form_body = LimitedBody(lambda s: s.ingest_max_form_bytes)
 
 
-def form_config(form_id: str, deps: Deps) -> FormConfig:
+async def form_config(form_id: str, deps: Deps) -> FormConfig:
     config = deps.forms.get(form_id)
     if config is None:
         raise Rejected(404, "Unknown form", f"no form {form_id!r}", reason="unknown_form")
@@ -44,7 +44,7 @@ def form_config(form_id: str, deps: Deps) -> FormConfig:
 Form = Annotated[FormConfig, Depends(form_config)]
 
 
-def allowed_origin(request: Request, config: Form) -> str | None:
+async def allowed_origin(request: Request, config: Form) -> str | None:
     """The browser's origin, if the form lists it (or it is ours); none for a server's post."""
     origin = request.headers.get("origin")
     same_origin = origin == f"{request.url.scheme}://{request.headers.get('host', '')}"

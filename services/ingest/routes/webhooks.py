@@ -23,7 +23,7 @@ router = APIRouter(tags=["engagement webhooks"])
 webhook_body = LimitedBody(lambda s: s.ingest_max_webhook_bytes)
 
 
-def provider_secret(provider: str, deps: Deps) -> str:
+async def provider_secret(provider: str, deps: Deps) -> str:
     secret = deps.settings.ingest_webhook_secrets.get(provider)
     if secret is None:
         raise Rejected(404, "Unknown provider", f"no webhook provider {provider!r}", reason="unknown_provider")
