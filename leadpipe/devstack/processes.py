@@ -151,6 +151,23 @@ def redis_binary() -> str:
     return found
 
 
+#: Redis's ``serverCron`` runs ``hz`` times a second (default 10): ten wake-ups a second of an idle
+#: server, each reading /proc for its memory stats. What it does there, and why once a second is
+#: enough for this stack:
+#: - active expiry of keys with a TTL: only reclaims memory sooner. A read never sees an expired
+#:   key at any hz (it is expired on access, ``SET NX`` included), and the cached clock is
+#:   refreshed before each command, so TTLs and leases keep their exact length. Its work per
+#:   second is the same; at hz 1 it runs in one slice a second (at most 250 ms, and only while over
+#:   10 % of the sampled keys are already expired: a mass expiry this stack never makes).
+#: - idle-client timeouts: ``timeout`` is 0 (none), and no service uses a blocking command
+#:   (BLPOP, XREAD BLOCK, WAIT) whose timeout the cron would check.
+#: - the append-only file's ``everysec`` fsync of the last writes before a quiet spell comes at
+#:   the next wake-up, about a second later (its write(2) is immediate: a crash of the process
+#:   loses nothing; a power loss could lose up to ~2 s of writes instead of ~1 s).
+#: ``dynamic-hz`` (on) still raises it with the number of clients (one more per 200).
+REDIS_IDLE_ARGS = ("--hz", "1", "--dynamic-hz", "yes")
+
+
 def start_redis(
     port: int, data_dir: Path, log_path: Path, host: str = "127.0.0.1", appendonly: bool = True
 ) -> ManagedProcess:
@@ -172,6 +189,7 @@ def start_redis(
             "",
             "--daemonize",
             "no",
+            *REDIS_IDLE_ARGS,
         ],
         log_path,
     ).start()
@@ -218,6 +236,24 @@ def _collect_orphaned_postgres_dirs() -> None:
         shutil.rmtree(outside, ignore_errors=True)
 
 
+#: The console's read model is small and mostly idle; PostgreSQL's background processes wake on
+#: timers meant for a busy server (measured: the background writer and WAL writer five times a
+#: second each, and an autovacuum worker forked every 30 s, one per database each naptime).
+POSTGRES_IDLE_SETTINGS = {
+    # The background writer only pre-cleans dirty buffers so that a backend rarely has to write
+    # one out itself; the checkpointer writes them all anyway. 10 s is its longest delay.
+    "bgwriter_delay": "10s",
+    # The WAL writer flushes *asynchronous* commits; every commit here is synchronous (it
+    # flushes its own WAL before it returns), so a slower WAL writer adds no commit latency.
+    "wal_writer_delay": "10s",
+    # Autovacuum looks at each database once per naptime (a worker process forked each time).
+    # The projection's updates make dead rows at the pace of leads, and the tables are small:
+    # vacuumed within 5 min rather than 1 min bloats nothing that matters (a fast catch-up of
+    # the projection is one transaction per batch, not per row).
+    "autovacuum_naptime": "5min",
+}
+
+
 def start_postgres(
     port: int, data_dir: Path, log_path: Path, host: str = "127.0.0.1", durable: bool = True
 ) -> ManagedProcess:
@@ -250,6 +286,7 @@ def start_postgres(
             stderr=subprocess.PIPE,
         )
     settings = ["-c", "unix_socket_directories=", "-c", "listen_addresses=" + host, "-p", str(port)]
+    settings += [arg for name, value in POSTGRES_IDLE_SETTINGS.items() for arg in ("-c", f"{name}={value}")]
     if not durable:
         settings += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
     proc = ManagedProcess(

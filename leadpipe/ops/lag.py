@@ -90,11 +90,31 @@ class Offsets:
         self, groups: list[str] | None = None, topics: list[str] | None = None
     ) -> list[PartitionLag]:
         """Lag of each group (default: every group on the broker) on each partition it committed."""
-        wanted = groups if groups else await self.groups()
         tps = await self.topic_partitions(default_topics(topics))
+        return await self._lag(groups, tps, await self.consumer.end_offsets(tps) if tps else {})
+
+    async def topic_records(self, topics: list[str] | None = None) -> dict[str, int]:
+        """Records retained per topic: end minus start offset, summed over its partitions."""
+        tps = await self.topic_partitions(default_topics(topics))
+        return await self._records(default_topics(topics), tps, await self.consumer.end_offsets(tps) if tps else {})
+
+    async def both(
+        self, groups: list[str] | None = None, topics: list[str] | None = None
+    ) -> tuple[list[PartitionLag], dict[str, int]]:
+        """``consumer_lag`` and ``topic_records`` from one read of the partitions and their end
+        offsets (the exporter's round: each of those is a request the broker answers for every
+        partition of every topic, and asking twice bought nothing)."""
+        names = default_topics(topics)
+        tps = await self.topic_partitions(names)
+        ends = await self.consumer.end_offsets(tps) if tps else {}
+        return await self._lag(groups, tps, ends), await self._records(names, tps, ends)
+
+    async def _lag(
+        self, groups: list[str] | None, tps: list[TopicPartition], ends: dict[TopicPartition, int]
+    ) -> list[PartitionLag]:
+        wanted = groups if groups else await self.groups()
         if not wanted or not tps:
             return []
-        ends = await self.consumer.end_offsets(tps)
         rows: list[PartitionLag] = []
         for group in wanted:
             # Never joins (or disturbs) the group: it only reads its commits (-1: none).
@@ -105,14 +125,12 @@ class Offsets:
                     rows.append(PartitionLag(group, tp.topic, tp.partition, offset.offset, ends[tp]))
         return rows
 
-    async def topic_records(self, topics: list[str] | None = None) -> dict[str, int]:
-        """Records retained per topic: end minus start offset, summed over its partitions."""
-        names = default_topics(topics)
-        tps = await self.topic_partitions(names)
+    async def _records(
+        self, names: list[str], tps: list[TopicPartition], ends: dict[TopicPartition, int]
+    ) -> dict[str, int]:
         out = {t: 0 for t in names if any(tp.topic == t for tp in tps)}
         if not tps:
             return out
-        ends = await self.consumer.end_offsets(tps)
         begins = await self.consumer.beginning_offsets(tps)
         for tp in tps:
             out[tp.topic] += max(0, ends[tp] - begins[tp])

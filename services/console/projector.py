@@ -17,6 +17,15 @@ from services.console.handlers import TOPICS, Projector
 
 log = logging.getLogger(__name__)
 
+#: The poll's timeout until the group assigned partitions: /readyz waits for that.
+JOINING_POLL_MS = 500
+#: ...and after. A record wakes the poll as soon as a fetch brings it (aiokafka's getmany waits on
+#: the fetcher, not on the timeout), so the timeout only says how often an idle loop turns round
+#: for nothing: twice a second was two of an idle console's four or five wake-ups a second
+#: (issue #13). A poll in progress counts as activity for ``max_poll_interval_ms``: the group
+#: keeps the member however long it waits.
+IDLE_POLL_MS = 30_000
+
 
 async def run(settings: ConsoleSettings, projector: Projector, ready: asyncio.Event) -> None:
     """Consume until cancelled; a batch's offsets are committed after its transaction commits, so
@@ -30,7 +39,8 @@ async def run(settings: ConsoleSettings, projector: Projector, ready: asyncio.Ev
     committing: asyncio.Future[None] | None = None
     try:
         while True:
-            batch = await consumer.getmany(timeout_ms=500, max_records=500)
+            wait_ms = IDLE_POLL_MS if ready.is_set() else JOINING_POLL_MS
+            batch = await consumer.getmany(timeout_ms=wait_ms, max_records=500)
             if consumer.assignment():
                 ready.set()
             records = [r for rs in batch.values() for r in rs]

@@ -35,3 +35,22 @@ def test_a_heartbeat_interval_of_zero_is_refused_naming_the_setting(tmp_path: Pa
     monkeypatch.setenv("KAFKA_HEARTBEAT_INTERVAL_S", "0")
     with pytest.raises(ValidationError, match="kafka_heartbeat_interval_s"):
         _settings(tmp_path)
+
+
+async def test_the_console_heartbeats_every_3_s_unless_configured() -> None:
+    from services.console.config import ConsoleSettings
+
+    def console(**extra: object) -> ConsoleSettings:
+        return ConsoleSettings(
+            kafka_bootstrap_servers="127.0.0.1:1", redis_url="redis://unused", database_url="d", **extra
+        )
+
+    settings = console()
+    assert settings.kafka_heartbeat_interval_s == 3.0
+    assert settings.kafka_heartbeat_interval_s <= settings.kafka_session_timeout_s / 3
+    consumer = make_consumer(settings, "t", group_id="g")
+    assert consumer._heartbeat_interval_ms == 3000
+    await consumer.stop()
+    assert console(kafka_heartbeat_interval_s=1.0).kafka_heartbeat_interval_s == 1.0
+    with pytest.raises(ValidationError, match="kafka_heartbeat_interval_s"):
+        console(kafka_heartbeat_interval_s=0)

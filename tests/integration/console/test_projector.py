@@ -269,3 +269,46 @@ async def test_a_new_empty_database_is_filled_from_the_topics_though_the_group_h
         await producer.stop()
     await console_sees_the_lead(urls[0])
     await console_sees_the_lead(urls[1])  # the group's offsets are past the lead's events by now
+
+
+async def test_an_event_reaches_an_idle_projector_without_waiting_out_its_long_poll(
+    registry_topics: str, database_url: str, unique: str
+) -> None:
+    settings = ConsoleSettings(
+        kafka_bootstrap_servers=registry_topics,
+        redis_url="redis://unused",
+        database_url=database_url,
+        console_consumer_group=f"console-{unique}",
+    )
+    store = await PostgresStore(database_url).connect()
+    proj = Projector(store, ConsoleMetrics(CollectorRegistry()), privacy_secret=settings.leadpipe_privacy_secret)
+    producer = make_producer(settings)
+    await producer.start()
+    ready = asyncio.Event()
+    try:
+        await store.migrate()
+        task = asyncio.create_task(projector.run(settings, proj, ready))
+        try:
+            await asyncio.wait_for(ready.wait(), 60)
+            # Caught up with what the session put on these topics, then idle in a long poll.
+            count = -1
+            while count != (count := await store.event_count()):
+                await asyncio.sleep(1.0)
+            captured = lead_events(unique)[0]
+            sent = time.monotonic()
+            await publish(producer, captured, max_bytes=1_000_000)
+
+            async def stored() -> bool:
+                return await store.event_count() > count
+
+            await until(stored, timeout_s=projector.IDLE_POLL_MS / 1000)
+            took = time.monotonic() - sent
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        # Generous for a loaded machine, and a third of the idle poll it would otherwise wait out.
+        assert took < projector.IDLE_POLL_MS / 3000, f"projected {took:.1f} s after it was published"
+    finally:
+        await producer.stop()
+        await store.close()

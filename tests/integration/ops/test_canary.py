@@ -13,7 +13,7 @@ import contextlib
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
-from leadpipe.canary import Canary, CanaryMetrics, run_canary
+from leadpipe.canary import WATCH_IDLE_FETCH_WAIT_MS, Canary, CanaryMetrics, run_canary, watch_settings
 from leadpipe.ops.reader import plain_consumer
 from leadpipe.ops.settings import OpsSettings
 from leadpipe.runtime.kafka import ensure_topics, publish
@@ -21,7 +21,7 @@ from schemas import NotificationOutcome, decode, new_event
 from schemas.topics import TopicSpec
 
 
-async def _relay(settings: OpsSettings, captured: str, outcome: str, seen: list[bool]) -> None:
+async def _relay(settings: OpsSettings, captured: str, outcome: str, seen: list[bool], delay_s: float = 0.0) -> None:
     consumer = plain_consumer(settings)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
     await consumer.start()
@@ -38,6 +38,7 @@ async def _relay(settings: OpsSettings, captured: str, outcome: str, seen: list[
                 for msg in msgs:
                     event = decode(msg.value, [(k, bytes(v)) for k, v in msg.headers])
                     seen.append(event.synthetic)
+                    await asyncio.sleep(delay_s)
                     done = NotificationOutcome(
                         notification_id=f"n-{event.id}",
                         lead_id="ld_canary",
@@ -110,3 +111,38 @@ async def test_a_canary_nothing_answers_fails_by_timeout(registry_topics: str, u
     assert code == 1
     assert registry.get_sample_value("leadpipe_canary_failed_total", {"reason": "timeout"}) == 1
     assert registry.get_sample_value("leadpipe_canary_completed_total") == 0
+
+
+async def test_the_outcome_ends_the_canarys_idle_long_poll_at_once(registry_topics: str, unique: str) -> None:
+    # The outcome comes 1 s after the lead, while the watching consumer is in a fetch that may wait
+    # WATCH_IDLE_FETCH_WAIT_MS (10 s): the round trip is the relay's second, not the fetch's wait.
+    captured, outcome = f"canary.{unique}.captured", f"canary.{unique}.outcome"
+    await _topics(registry_topics, captured, outcome)
+    settings = OpsSettings(kafka_bootstrap_servers=registry_topics)
+    assert watch_settings(settings).kafka_fetch_idle_wait_ms == WATCH_IDLE_FETCH_WAIT_MS == 10_000
+    registry = CollectorRegistry()
+    canary = Canary(
+        settings,
+        CanaryMetrics(registry),
+        timeout_s=30,
+        captured_topic=captured,
+        watched=(outcome,),
+        outcome_topic=outcome,
+    )
+    seen: list[bool] = []
+    relay = asyncio.create_task(_relay(settings, captured, outcome, seen, delay_s=1.0))
+    try:
+        code = await run_canary(settings, count=1, port=0, canary=canary)
+    finally:
+        relay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay
+    assert code == 0 and seen == [True]
+    took = registry.get_sample_value("leadpipe_canary_round_trip_seconds_sum")
+    assert took is not None and 1.0 <= took < WATCH_IDLE_FETCH_WAIT_MS / 2000, f"round trip {took:.1f} s"
+
+
+def test_the_watching_consumer_keeps_a_longer_idle_wait_when_one_is_configured() -> None:
+    settings = OpsSettings(kafka_bootstrap_servers="unused:9092", kafka_fetch_idle_wait_ms=20_000)
+    assert watch_settings(settings).kafka_fetch_idle_wait_ms == 20_000
+    assert watch_settings(settings).kafka_fetch_max_wait_ms == settings.kafka_fetch_max_wait_ms

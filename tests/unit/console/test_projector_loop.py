@@ -22,10 +22,15 @@ class Rec:
 
 
 class FakeConsumer:
-    def __init__(self, batches: list[dict[TopicPartition, list[Rec]]], fail_commit: bool = False) -> None:
+    def __init__(
+        self, batches: list[dict[TopicPartition, list[Rec]]], fail_commit: bool = False, assigned_after: int = 0
+    ) -> None:
         self.batches, self.fail_commit = batches, fail_commit
         self.commits: list[dict[TopicPartition, int]] = []
         self.stopped = False
+        self.timeouts: list[int] = []
+        #: polls before the group assigns partitions
+        self.assigned_after = assigned_after
 
     async def start(self) -> None: ...
 
@@ -33,9 +38,10 @@ class FakeConsumer:
         self.stopped = True
 
     def assignment(self) -> set[TopicPartition]:
-        return {TP0, TP1}
+        return {TP0, TP1} if len(self.timeouts) > self.assigned_after else set()
 
     async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Rec]]:
+        self.timeouts.append(timeout_ms)
         if self.batches:
             return self.batches.pop(0)
         await asyncio.sleep(0.01)
@@ -81,3 +87,21 @@ async def test_a_failed_commit_stops_the_loop_at_the_next_batch(monkeypatch: pyt
     with pytest.raises(RuntimeError, match="CommitFailedError"):
         await asyncio.wait_for(projector.run(SETTINGS, Handled(), asyncio.Event()), 5)  # type: ignore[arg-type]
     assert fake.commits == [{TP0: 2}] and fake.stopped
+
+
+async def test_it_polls_briefly_until_assigned_then_waits_long_for_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two polls before the assignment, then an idle one: /readyz turns ready within a short poll,
+    # and an idle console does not turn its loop twice a second (a record ends a poll at once).
+    fake = FakeConsumer([], assigned_after=2)
+    monkeypatch.setattr(projector, "make_consumer", lambda *a, **k: fake)
+    ready = asyncio.Event()
+    task = asyncio.create_task(projector.run(SETTINGS, Handled(), ready))  # type: ignore[arg-type]
+    while len(fake.timeouts) < 5:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert ready.is_set()
+    short, long = projector.JOINING_POLL_MS, projector.IDLE_POLL_MS
+    assert fake.timeouts[:5] == [short, short, short, long, long]
+    assert short <= 500 and long >= 10_000
