@@ -17,11 +17,9 @@ from services.ingest.app import ROUTERS
 def _is_coroutine(call: Callable[..., Any]) -> bool:
     if inspect.iscoroutinefunction(call):
         return True
-    return (
-        not inspect.isroutine(call)
-        and not inspect.isclass(call)
-        and inspect.iscoroutinefunction(getattr(call, "__call__", None))
-    )  # noqa: B004
+    if inspect.isroutine(call) or inspect.isclass(call):
+        return False
+    return inspect.iscoroutinefunction(type(call).__call__)  # a callable object: its class's __call__
 
 
 def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
