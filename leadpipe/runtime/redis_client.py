@@ -10,8 +10,8 @@ ONE non-transactional pipeline on the next tick; each caller gets its own reply 
 
 What holds (tests/integration/runtime/test_redis_client.py):
 
-- Replies go through the same response callbacks as without batching (a pipeline parses each
-  reply with the client's callbacks), so every command returns what it returned before.
+- Replies are parsed by the client's own ``parse_response`` (the same response callbacks as
+  without batching), so every command returns what it returned before.
 - A command's own error (WRONGTYPE, NOSCRIPT, a Lua error: a ``ResponseError``) reaches only its
   caller; ``Script`` objects (``register_script``) still load themselves on NOSCRIPT, since they
   call the client, not a pipeline.
@@ -37,6 +37,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 if TYPE_CHECKING:
     _RedisBase = Redis[bytes]
@@ -100,23 +101,44 @@ class AutoPipelineRedis(_RedisBase):
         if self.single_connection_client or goes_direct(args):
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         loop = asyncio.get_running_loop()
-        batch = self._open
-        if batch is None or batch.sealed or batch.loop is not loop:
-            batch = self._open = _Batch(loop)
-            # the task's first step runs on the next tick, after every task ready in this one
-            task = loop.create_task(self._send(batch))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
         future: asyncio.Future[Any] = loop.create_future()
+        batch = self._open
+        if batch is not None and not batch.sealed and batch.loop is loop:
+            batch.items.append((args, options, future))
+            if len(batch.items) >= self.max_batch:
+                batch.sealed = True
+            return await future
+        # The first command of a tick opens a batch and yields once: every task ready in this
+        # tick may add to it. Alone then, it is sent as a plain command from this task (no batch
+        # task, no future: a lone command costs one loop hop); else the batch goes to a task of
+        # its own, so that no caller's cancellation can cut it short.
+        batch = self._open = _Batch(loop)
         batch.items.append((args, options, future))
-        if len(batch.items) >= self.max_batch:
-            batch.sealed = True
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            future.cancel()
+            self._hand_off(batch)
+            raise
+        if len(batch.items) == 1:
+            self._seal(batch)
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        self._hand_off(batch)
         return await future
 
-    async def _send(self, batch: _Batch) -> None:
+    def _seal(self, batch: _Batch) -> None:
         batch.sealed = True
         if self._open is batch:
             self._open = None
+
+    def _hand_off(self, batch: _Batch) -> None:
+        # the batch stays open until the task's first step: commands of the next tick join it
+        task = batch.loop.create_task(self._send(batch))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: _Batch) -> None:
+        self._seal(batch)
         # callers cancelled before now are dropped: their commands are never sent
         items = [item for item in batch.items if not item[2].done()]
         if not items:
@@ -126,10 +148,7 @@ class AutoPipelineRedis(_RedisBase):
                 args, options, _ = items[0]
                 replies: list[Any] = [await self._direct(*args, **options)]
             else:
-                async with self.pipeline(transaction=False) as pipe:
-                    for args, options, _ in items:
-                        pipe.pipeline_execute_command(*args, **options)  # type: ignore[no-untyped-call]
-                    replies = await pipe.execute(raise_on_error=False)
+                replies = await self._pipelined([(args, options) for args, options, _ in items])
         except asyncio.CancelledError:
             for _, _, future in items:
                 future.cancel()
@@ -146,6 +165,39 @@ class AutoPipelineRedis(_RedisBase):
                 future.set_exception(reply)
             else:
                 future.set_result(reply)
+
+    async def _pipelined(self, commands: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[Any]:
+        """One write of every command, then each reply read (a ``ResponseError`` is its reply).
+        What ``Pipeline.execute(raise_on_error=False)`` does without MULTI, minus its own
+        bookkeeping (WATCH state, scripts, a Pipeline object per batch): measured cheaper."""
+        pool = self.connection_pool
+        conn = await pool.get_connection()
+        try:
+            replies: list[Any] = await conn.retry.call_with_retry(
+                lambda: self._round_trip(conn, commands),
+                lambda error, failures: conn.disconnect(error=error, failure_count=failures),
+                with_failure_count=True,
+            )
+            return replies
+        except BaseException:
+            # replies may be left unread (cancelled, or a reply callback raised): a connection
+            # out of step with its replies never goes back to the pool as it is
+            await conn.disconnect()
+            raise
+        finally:
+            await pool.release(conn)
+
+    async def _round_trip(self, conn: Any, commands: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[Any]:
+        await conn.send_packed_command(conn.pack_commands([args for args, _ in commands]))
+        replies: list[Any] = []
+        for args, options in commands:
+            try:
+                # the client's own parsing: the same response callbacks as an unbatched command
+                # (``**options`` is a copy, so a retried batch parses as the first try did)
+                replies.append(await self.parse_response(conn, args[0], **options))
+            except ResponseError as exc:
+                replies.append(exc)
+        return replies
 
     async def _direct(self, *args: Any, **options: Any) -> Any:
         return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]

@@ -109,19 +109,24 @@ async def test_a_registered_script_loads_itself_on_noscript_while_others_share_i
     assert trips.count == 3
 
 
+@pytest.mark.parametrize("which", [0, 1], ids=["the-first-of-the-tick", "a-later-one"])
 async def test_a_caller_cancelled_before_the_flush_is_dropped_and_the_others_get_their_replies(
-    auto: Redis[bytes], plain: Redis[bytes], trips: RoundTrips, unique: str
+    auto: Redis[bytes], plain: Redis[bytes], trips: RoundTrips, unique: str, which: int
 ):
     key = f"ap-{unique}"
-    first = asyncio.ensure_future(auto.set(f"{key}:a", "1"))
-    cancelled = asyncio.ensure_future(auto.set(f"{key}:cancelled", "1"))
-    last = asyncio.ensure_future(auto.incr(f"{key}:n"))
-    await asyncio.sleep(0)  # every caller queued its command; the batch is sent on the next tick
+    calls = [
+        asyncio.ensure_future(auto.set(f"{key}:a", "1")),
+        asyncio.ensure_future(auto.set(f"{key}:b", "1")),
+        asyncio.ensure_future(auto.incr(f"{key}:n")),
+    ]
+    await asyncio.sleep(0)  # every caller queued its command; the batch is sent on a later tick
+    cancelled = calls.pop(which)
     cancelled.cancel()
-    assert await first is True and await last == 1
+    assert [await c for c in calls] == [True, 1]
     with pytest.raises(asyncio.CancelledError):
         await cancelled
-    assert await plain.exists(f"{key}:cancelled") == 0  # a command cancelled before its flush never runs
+    # a command cancelled before its batch was sent never runs
+    assert await plain.exists(f"{key}:{'ab'[which]}") == 0
     assert trips.count == 1
 
 
