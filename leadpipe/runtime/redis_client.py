@@ -19,8 +19,8 @@ What holds (tests/integration/runtime/test_redis_client.py):
   while it was sent or read) reaches every caller of that batch as that same exception object,
   so ``retry.TRANSIENT`` still recognises it. redis-py's own retry policy (the connection's
   ``retry``) applies to the batch as it does to a lone command: a retried batch is re-sent whole.
-- Cancellation: a caller cancelled before its batch is sent (the same tick it queued in) is
-  dropped from the batch: its command is NOT sent. A caller cancelled after the batch was sent
+- Cancellation: a caller cancelled before its batch is sent (within a tick or two of queueing)
+  is dropped from the batch: its command is NOT sent. A caller cancelled after the batch was sent
   does not stop it: its command runs and its reply is discarded. The other callers never see
   either.
 - Blocking and connection-state commands (``DIRECT``, and ``XREAD``/``XREADGROUP`` with
@@ -110,8 +110,9 @@ class AutoPipelineRedis(_RedisBase):
             return await future
         # The first command of a tick opens a batch and yields once: every task ready in this
         # tick may add to it. Alone then, it is sent as a plain command from this task (no batch
-        # task, no future: a lone command costs one loop hop); else the batch goes to a task of
-        # its own, so that no caller's cancellation can cut it short.
+        # task: a lone command costs one loop hop); else the batch goes to a task of its own
+        # (sent on the next hop, taking what comes meanwhile too), so that no caller's
+        # cancellation can cut it short.
         batch = self._open = _Batch(loop)
         batch.items.append((args, options, future))
         try:
