@@ -11,7 +11,10 @@ notifier's own cost per send. Each row also gives the bench process's CPU ms per
 notifier's side; Redis and the SMTP server run in their own processes), and the handler rows
 the Redis round trips per request (``bench/redis_trips.py``).
 
-Run: ``.venv/bin/python bench/notifier_bench.py [-n N] [--audience rep|lead]``.
+Run: ``.venv/bin/python bench/notifier_bench.py [-n N] [--audience rep|lead] [--concurrency C]``.
+``--concurrency C`` runs the full-handler rows with C requests in flight at once (the worker's
+``NOTIFIER_CONCURRENCY``; 1: one after another). The Redis client is the services' own
+(``runtime.redis_client``): ``REDIS_AUTOPIPELINE=false`` turns its automatic pipelining off.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from redis.asyncio import Redis
 from bench.redis_trips import RoundTrips
 from leadpipe.devstack.processes import ManagedProcess, free_port, start_redis, wait_for_port
 from leadpipe.runtime.metrics import StageMetrics
+from leadpipe.runtime.redis_client import redis_client
 from leadpipe.runtime.stream import RawMessage
 from schemas.codec import Record, encode
 from schemas.envelope import new_event
@@ -129,7 +133,18 @@ def handler(settings: NotifierSettings, redis: Redis, channel) -> Notifier:
     )
 
 
-async def main(n: int, audience: str) -> None:
+async def in_flight(concurrency: int, jobs: Any) -> None:
+    """Runs the awaitables ``jobs`` makes, at most ``concurrency`` at once, in order of start."""
+    it = iter(jobs)
+
+    async def worker() -> None:
+        for job in it:
+            await job
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def main(n: int, audience: str, concurrency: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="notifier-bench-"))
     redis_port, smtp_port = free_port(), free_port()
     redis_proc = start_redis(redis_port, work / "redis", work / "redis.log", appendonly=False)
@@ -139,12 +154,14 @@ async def main(n: int, audience: str) -> None:
         work / "smtp.log",
     ).start()
     wait_for_port(smtp_port, proc=smtp_proc.proc)
-    redis: Redis = Redis.from_url(f"redis://127.0.0.1:{redis_port}/0", connection_class=TRIPS.connection_class())
     settings = NotifierSettings(
         kafka_bootstrap_servers="unused:9092",
         redis_url=f"redis://127.0.0.1:{redis_port}/0",
         notifier_recipient_limit=10**9,
         notifier_channel_rate_per_s={},
+    )
+    redis: Redis = redis_client(
+        settings.redis_url, autopipeline=settings.redis_autopipeline, connection_class=TRIPS.connection_class()
     )
     renderer = TemplateRenderer(TEMPLATES_DIR, link_secret="s", public_url="http://127.0.0.1:8080")
     try:
@@ -152,6 +169,7 @@ async def main(n: int, audience: str) -> None:
         sample = email_bytes(renderer.render(batch[0][0]), sender=SENDER)
         print(
             f"notifier bench: {n} rep_alert emails to the {audience} audience per row (rendered size {len(sample)} bytes)"
+            f", handlers {concurrency} at a time, Redis autopipelining {'on' if settings.redis_autopipeline else 'off'}"
         )
 
         print("file outbox")
@@ -197,8 +215,7 @@ async def main(n: int, audience: str) -> None:
         )
 
         async def full_files() -> None:
-            for _, msg, event in batch:
-                await full.on_request(event, msg)
+            await in_flight(concurrency, (full.on_request(event, msg) for _, msg, event in batch))
 
         full_file = await timed("notifier: full handler (Redis ledger) + outbox", n, full_files)
 
@@ -228,8 +245,7 @@ async def main(n: int, audience: str) -> None:
         )
 
         async def full_smtp() -> None:
-            for _, msg, event in batch:
-                await full_smtp_handler.on_request(event, msg)
+            await in_flight(concurrency, (full_smtp_handler.on_request(event, msg) for _, msg, event in batch))
 
         full_smtp_rate = await timed("notifier: full handler (Redis ledger) + SMTP", n, full_smtp)
         await smtp.close()
@@ -254,7 +270,12 @@ if __name__ == "__main__":
         "--audience", choices=["rep", "lead"], default="rep",
         help="rep: no suppression or erased-list check (as rep alerts); lead: both checks run",
     )  # fmt: skip
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="full-handler requests in flight at once (default 1)"
+    )
     args = parser.parse_args()
     if args.n < 1:
         parser.error(f"-n: must be at least 1, got {args.n}")
-    asyncio.run(main(args.n, args.audience))
+    if args.concurrency < 1:
+        parser.error(f"--concurrency: must be at least 1, got {args.concurrency}")
+    asyncio.run(main(args.n, args.audience, args.concurrency))

@@ -13,7 +13,10 @@ and no capacity limit) are loaded once into a private topic. Each repeat measure
   rep alert, the lead reply and the stage change, and appends the state topic.
 
 A rate is outputs / time read by a consumer of the output topic, from the first output read
-once the worker has consumed (its /metrics say so) to the last one. The ratio nurture / raw
+once the worker has consumed (its /metrics say so) to the last one. Over the same window: the
+worker's CPU ms per lead (its process tree, /proc) and Redis's ``INFO stats``
+``total_reads_processed`` (socket reads: about one per round trip) and ``total_commands_processed``
+per lead. ``REDIS_AUTOPIPELINE=false`` in the environment reaches the worker (A/B of issue #13). The ratio nurture / raw
 hop is the number to compare across runs (the machine's other load is not controlled).
 ``NURTURE_BENCH_PROFILE=/tmp/nurture{r}.prof`` runs the worker under cProfile (written when it stops);
 ``NURTURE_BENCH_WRAP`` runs it under a wrapper command, e.g. ``py-spy record -o /tmp/n.txt -f raw --``.
@@ -35,10 +38,12 @@ import time
 from pathlib import Path
 
 import httpx
+import redis
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.proc_cpu import tree_cpu_s  # noqa: E402
 from bench.scoring_bench import Stalled, all_consuming, at_once, create, preload, watch  # noqa: E402
 from leadpipe.devstack.kafka import start_broker  # noqa: E402
 from leadpipe.devstack.processes import ManagedProcess, free_port, start_redis, wait_for_port  # noqa: E402
@@ -63,11 +68,34 @@ class Bench:
         while self.procs:
             self.procs.pop().stop()
 
-    async def measure(self, out: str, proc: ManagedProcess, port: int | None, keep: bool = False) -> dict:
+    async def measure(
+        self, out: str, proc: ManagedProcess, port: int | None, keep: bool = False, redis_url: str | None = None
+    ) -> dict:
         self.procs.append(proc)
         stable = asyncio.ensure_future(all_consuming([port], time.monotonic() + 180) if port else at_once())
+        marks: dict[str, tuple[float, dict]] = {}
+
+        def mark(when: str) -> None:
+            pid = proc.proc.pid if proc.proc is not None else None
+            cpu = tree_cpu_s(pid) if pid else 0.0
+            info: dict = {}
+            if redis_url:
+                with redis.Redis.from_url(redis_url) as client:
+                    info = dict(client.info("stats"))
+            marks[when] = (cpu, info)
+
         try:
-            return await watch(self.bootstrap, out, self.args.events, 900, stable)
+            res = await watch(self.bootstrap, out, self.args.events, 900, stable, on_window=mark if keep else None)
+            if "start" in marks and "end" in marks:
+                leads = res["rate"] * res["seconds"]
+                (cpu0, info0), (cpu1, info1) = marks["start"], marks["end"]
+                res["cpu_ms_per_lead"] = 1000 * (cpu1 - cpu0) / leads
+                for k in ("total_reads_processed", "total_commands_processed"):
+                    if k in info0:
+                        res[k.replace("total_", "redis_").replace("_processed", "") + "_per_lead"] = (
+                            info1[k] - info0[k]
+                        ) / leads
+            return res
         finally:
             stable.cancel()
             if not keep:
@@ -98,7 +126,7 @@ class Bench:
         cmd = [*wrap, sys.executable, *cprofile, "-m", "services.nurture"]
         proc = ManagedProcess(f"nurture-{r}", cmd, self.work / f"nurture-{r}.log", env=env, cwd=REPO).start()
         try:
-            return await self.measure(f"{prefix}lead.assigned.v1", proc, port, keep=True)
+            return await self.measure(f"{prefix}lead.assigned.v1", proc, port, keep=True, redis_url=redis_url)
         except Stalled:
             # What the worker says about itself when it stopped producing (consumed, retries, ...).
             metrics = self.work / f"nurture-{r}.metrics.txt"
@@ -144,7 +172,9 @@ class Bench:
             ratio = res["rate"] / raw["rate"] if raw["rate"] else float("nan")
             runs.append({"repeat": r, "raw": raw, "nurture": res, "ratio": ratio})
             print(f"[{r + 1}/{a.repeat}] nurture: {res['rate']:,.0f} leads/s, ratio {ratio:.3f} "
-                  f"(window {res['window']:.0%} of outputs)", flush=True)  # fmt: skip
+                  f"(window {res['window']:.0%} of outputs), {res.get('cpu_ms_per_lead', float('nan')):.2f} CPU ms/lead, "
+                  f"Redis {res.get('redis_reads_per_lead', float('nan')):.2f} reads/lead "
+                  f"{res.get('redis_commands_per_lead', float('nan')):.2f} commands/lead", flush=True)  # fmt: skip
         return {"runs": runs}
 
 
@@ -165,7 +195,11 @@ def summarise(args: argparse.Namespace, result: dict, load: str) -> dict:
         summary |= {
             "nurture_median": statistics.median(r["nurture"]["rate"] for r in ok),
             "ratio_median": statistics.median(r["ratio"] for r in ok),
+            "redis_autopipeline": os.environ.get("REDIS_AUTOPIPELINE", "default (true)"),
         }
+        for k in ("cpu_ms_per_lead", "redis_reads_per_lead", "redis_commands_per_lead"):
+            if all(k in r["nurture"] for r in ok):
+                summary[k + "_median"] = statistics.median(r["nurture"][k] for r in ok)
     return summary
 
 
@@ -191,6 +225,11 @@ def main() -> None:
     if "nurture_median" in s:
         print(f"nurture, 1 worker, {args.partitions} part.: {s['nurture_median']:,.1f} leads/s, "
               f"ratio to raw {s['ratio_median']:.3f}")  # fmt: skip
+        if "cpu_ms_per_lead_median" in s:
+            print(f"nurture worker CPU {s['cpu_ms_per_lead_median']:.2f} ms/lead, Redis "
+                  f"{s.get('redis_reads_per_lead_median', float('nan')):.2f} reads/lead, "
+                  f"{s.get('redis_commands_per_lead_median', float('nan')):.2f} commands/lead "
+                  f"(REDIS_AUTOPIPELINE={s['redis_autopipeline']})")  # fmt: skip
     if s["stalled"]:
         print(f"{s['stalled']} nurture run(s) stalled (left out)")
     args.json.parent.mkdir(parents=True, exist_ok=True)

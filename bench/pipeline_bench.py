@@ -77,6 +77,7 @@ from typing import Any
 
 import httpx
 import orjson
+import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.protocol.group import MemberAssignment
@@ -715,8 +716,17 @@ def finish_profiles(procs: dict[str, subprocess.Popen[bytes]], out: Path) -> dic
     return found
 
 
+def redis_counts(url: str) -> dict[str, int]:
+    """The stack's Redis server's socket reads (about one per round trip) and commands so far."""
+    with redis.Redis.from_url(url) as client:
+        stats = client.info("stats")
+    return {"reads": int(stats["total_reads_processed"]), "commands": int(stats["total_commands_processed"])}
+
+
 async def phase_sweep(load: Load, tracker: Tracker, stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
-    """(e) grade-A forms at each rate of ``--sweep-rates``, open loop; each rate drains first."""
+    """(e) grade-A forms at each rate of ``--sweep-rates``, open loop; each rate drains first.
+    Per rate also the stack's Redis reads and commands per lead (``INFO stats``, every service
+    and the key store: one server)."""
     out: dict[str, Any] = {}
     for rate in args.sweep_rates:
         seconds = args.check_seconds if rate == args.check_rate else args.sweep_seconds
@@ -724,6 +734,7 @@ async def phase_sweep(load: Load, tracker: Tracker, stack: Stack, args: argparse
         print(f"(e) {rate:g} forms/s for {seconds:g} s ...", flush=True)
         errors_before = sum(load.errors.values())
         cpu = CpuWindow(stack).start()
+        redis_before = redis_counts(stack.redis_url)
         # In flight below the client's 256 connections: past that httpx queues requests itself and
         # its pool's bookkeeping grows with the queue (on an overloaded machine the load
         # generator then stalls instead of the pipeline).
@@ -731,6 +742,8 @@ async def phase_sweep(load: Load, tracker: Tracker, stack: Stack, args: argparse
         ids = load.ids(phase, "form")
         ok = await tracker.wait_for(ids, args.drain_s)
         cpu.stop()
+        redis_after = redis_counts(stack.redis_url)
+        sent = len([c for c in ids if tracker.alert_sent_at(c) is not None])
         seg = segments(tracker, load, ids)
         out[f"{rate:g}"] = {
             "rate_forms_per_s": rate,
@@ -741,12 +754,19 @@ async def phase_sweep(load: Load, tracker: Tracker, stack: Stack, args: argparse
             "all_alerts_sent": ok,
             "latency_ms": {k: pcts(v) for k, v in seg.items()},
             "throughput": sustained(tracker, load, ids),
-            "cpu": cpu.per_lead(len([c for c in ids if tracker.alert_sent_at(c) is not None])),
+            "cpu": cpu.per_lead(sent),
+            "redis_per_lead": {
+                k: round((redis_after[k] - redis_before[k]) / sent, 2) if sent else None for k in redis_after
+            },
             "samples_s": seg["post_to_sent"],
         }
         p = out[f"{rate:g}"]["latency_ms"]["post_to_sent"]
+        r = out[f"{rate:g}"]["redis_per_lead"]
         print(
-            f"    p50 {p.get('p50')} ms, p90 {p.get('p90')} ms, p99 {p.get('p99')} ms (n {p.get('n', 0)})", flush=True
+            f"    p50 {p.get('p50')} ms, p90 {p.get('p90')} ms, p99 {p.get('p99')} ms (n {p.get('n', 0)}); "
+            f"CPU {out[f'{rate:g}']['cpu']['total_cpu_ms_per_lead']} ms/lead; "
+            f"Redis {r['reads']} reads, {r['commands']} commands per lead",
+            flush=True,
         )
         # what is measured so far survives an interrupted run
         partial = {k: {kk: vv for kk, vv in v.items() if kk != "samples_s"} for k, v in out.items()}

@@ -31,6 +31,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -126,9 +127,16 @@ class Stalled(Exception):
 
 
 async def watch(
-    bootstrap: str, topic: str, want: int, timeout_s: float, stable: asyncio.Task[float], stall_s: float = 60
+    bootstrap: str,
+    topic: str,
+    want: int,
+    timeout_s: float,
+    stable: asyncio.Task[float],
+    stall_s: float = 60,
+    on_window: Callable[[str], None] | None = None,
 ) -> dict:
     """Outputs/s on ``topic``, from the first output read once the group is stable to the last one.
+    ``on_window("start")`` and ``("end")`` are called as that window opens and closes.
 
     Records are counted by reading them: Tansu's end offsets count record batches, not records.
     """
@@ -149,7 +157,11 @@ async def watch(
                 raise Stalled(f"{topic}: no output for {stall_s:.0f}s at {total} of {want}")
             if t_start is None and stable.done() and total > 0:
                 t_start, at_start = now, total
+                if on_window is not None:
+                    on_window("start")
             if total >= want and t_start is not None:
+                if on_window is not None:
+                    on_window("end")
                 span = max(now - t_start, 1e-6)
                 return {"rate": (total - at_start) / span, "window": (total - at_start) / total, "seconds": span}
         raise TimeoutError(f"{topic}: {total} of {want} outputs after {timeout_s}s")

@@ -27,8 +27,10 @@ from typing import Any, Literal
 import redis
 import redis.asyncio
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from leadpipe.runtime.redis_client import redis_client
+from leadpipe.runtime.settings import RedisClientSettings
 from schemas.person_erased.v1 import ErasedItem
 from schemas.pii import (
     TOKEN_PREFIX,
@@ -46,7 +48,7 @@ log = logging.getLogger(__name__)
 PREFIX = "pkey:"
 
 
-class KeyStoreSettings(BaseSettings):
+class KeyStoreSettings(RedisClientSettings):
     """Where the data keys live. Without ``LEADPIPE_KEYSTORE_URL`` nothing is encrypted (the
     records are written as before): every deployment that holds personal data sets it."""
 
@@ -84,16 +86,20 @@ class RedisKeyStore:
     ``KeyStoreUnavailable``. The asyncio client (``url``) is made on first use in the running
     event loop (a new loop gets its own); ``aclose`` closes it."""
 
-    def __init__(self, client: redis.Redis[bytes], prefix: str = PREFIX, *, url: str | None = None):
+    def __init__(
+        self, client: redis.Redis[bytes], prefix: str = PREFIX, *, url: str | None = None, autopipeline: bool = True
+    ):
         self.redis = client
         self.prefix = prefix
         self.url = url
+        self.autopipeline = autopipeline
         self._get_or_create = client.register_script(GET_OR_CREATE)
         self._aio: tuple[asyncio.AbstractEventLoop, redis.asyncio.Redis[bytes]] | None = None
 
     @classmethod
-    def from_url(cls, url: str) -> RedisKeyStore:
-        return cls(redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5), url=url)
+    def from_url(cls, url: str, *, autopipeline: bool = True) -> RedisKeyStore:
+        client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        return cls(client, url=url, autopipeline=autopipeline)
 
     @staticmethod
     def _load(raw: bytes | None) -> tuple[str, bytes] | None:
@@ -128,7 +134,7 @@ class RedisKeyStore:
             raise KeyStoreUnavailable("key store: this store was built from a client, not a URL: no async client")
         loop = asyncio.get_running_loop()
         if self._aio is None or self._aio[0] is not loop:
-            client = redis.asyncio.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
+            client = redis_client(self.url, autopipeline=self.autopipeline, socket_timeout=5, socket_connect_timeout=5)
             self._aio = (loop, client)
         return self._aio[1]
 
@@ -189,7 +195,7 @@ class RedisKeyStore:
 def keyring_from(settings: KeyStoreSettings) -> Keyring | None:
     if not settings.leadpipe_keystore_url:
         return None
-    store = RedisKeyStore.from_url(settings.leadpipe_keystore_url)
+    store = RedisKeyStore.from_url(settings.leadpipe_keystore_url, autopipeline=settings.redis_autopipeline)
     return Keyring(store, settings.leadpipe_privacy_secret, cache_ttl_s=settings.leadpipe_keystore_cache_s,
                    prefetch_store=store)  # fmt: skip
 

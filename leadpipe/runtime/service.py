@@ -21,6 +21,7 @@ from leadpipe.runtime.kafka import ensure_topics, make_producer
 from leadpipe.runtime.keystore import close_keyring
 from leadpipe.runtime.metrics import StageMetrics
 from leadpipe.runtime.publish import KafkaPublisher
+from leadpipe.runtime.redis_client import redis_client
 from leadpipe.runtime.settings import ServiceSettings
 from leadpipe.runtime.stream import EventProcessor
 from schemas.topics import TopicSpec
@@ -99,7 +100,7 @@ class ConsumerService:
                 return
             s = self.settings
             take_back_logging(self.service, level=s.log_level, json_logs=s.log_json)
-            self._redis = Redis.from_url(s.redis_url, **self.redis_options)
+            self._redis = redis_client(s.redis_url, autopipeline=s.redis_autopipeline, **self.redis_options)
             self._producer = make_producer(s, **self.producer_options)
             await self._producer.start()
             self._publisher = KafkaPublisher(self._producer, metrics=self.stage, topic_for=self.topic_for,

@@ -4,6 +4,7 @@
   ``LEADPIPE_ENV=production`` it refuses to start while any secret setting still holds a
   development value (``dev-...``, the ``CHANGE-ME`` placeholders of deploy/k8s/config.yml, or a
   value the class lists in ``DEV_ONLY_VALUES``), naming every such setting.
+- ``RedisClientSettings``: how the asyncio Redis clients behave (automatic pipelining).
 - ``LinkSettings``: the one block for links that leave the pipeline (the link-signing secret,
   the public base URL, the assignment-link lifetime); the services that make or serve links
   (ingest, nurture, notifier) mix it in, so the secret is configured once.
@@ -66,7 +67,19 @@ class LinkSettings(BaseSettings):
     link_ttl_s: float = Field(default=7 * 86400, gt=0)
 
 
-class ServiceSettings(BaseSettings):
+class RedisClientSettings(BaseSettings):
+    """How the services' asyncio Redis clients behave (``redis_client.redis_client``); mixed into
+    ``ServiceSettings`` and the key store's settings, so one variable sets both."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", hide_input_in_errors=True)
+
+    # Commands awaited in the same event-loop tick go to Redis as one pipeline (one write, one
+    # read, one connection checkout): under load a worker's concurrent handlers share round
+    # trips. Off (``REDIS_AUTOPIPELINE=false``): one round trip per command, for A/B benchmarks.
+    redis_autopipeline: bool = True
+
+
+class ServiceSettings(RedisClientSettings):
     """Infrastructure addresses come from the environment (no defaults: the embedded dev stack
     or the deployment supplies them)."""
 

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from leadpipe.runtime.kafka import make_consumer, make_producer
+from leadpipe.runtime.redis_client import redis_client
 from services.ingest.adapters.metrics import IngestMetrics
 from services.ingest.adapters.publisher import Publisher
 from services.ingest.adapters.redis_store import RedisStore
@@ -48,7 +49,9 @@ class IngestDeps:
 
 def build_deps(settings: IngestSettings, registry: CollectorRegistry | None = None) -> IngestDeps:
     metrics = IngestMetrics(registry or CollectorRegistry())
-    redis = Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    redis = redis_client(
+        settings.redis_url, autopipeline=settings.redis_autopipeline, socket_timeout=2.0, socket_connect_timeout=2.0
+    )
     timeout_ms = int(settings.ingest_publish_timeout_s * 1000)
     publisher = Publisher(
         # request_timeout bounds how long a batch may wait for the broker before it fails and

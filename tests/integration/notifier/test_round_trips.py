@@ -1,9 +1,12 @@
 """How many Redis round trips a request costs the notifier (issue #13: socket writes were half
 its CPU). Counted on the worker's wiring (a guarded ledger) against the session Redis; the
-second request of each kind is counted, so the scripts are already loaded."""
+second request of each kind is counted, so the scripts are already loaded. Each count holds with
+the worker's autopipelining client (``runtime.redis_client``) and without it: a request's trips
+depend on one another, so a lone request's stay one after another; concurrent requests share them."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,16 +15,17 @@ import pytest
 from redis.asyncio import Redis
 
 from bench.redis_trips import RoundTrips
+from leadpipe.runtime.redis_client import redis_client
 from tests.integration.notifier.helpers import outcomes, request
 
 OUT = "notification.outcome.v1"
 RETRY = "notification.retry.v1"
 
 
-@pytest.fixture
-async def counted(redis_url: str) -> AsyncIterator[tuple[Redis[bytes], RoundTrips]]:
+@pytest.fixture(params=[True, False], ids=["autopipeline", "plain"])
+async def counted(redis_url: str, request: pytest.FixtureRequest) -> AsyncIterator[tuple[Redis[bytes], RoundTrips]]:
     trips = RoundTrips()
-    client: Redis[bytes] = Redis.from_url(redis_url, connection_class=trips.connection_class())
+    client = redis_client(redis_url, autopipeline=request.param, connection_class=trips.connection_class())
     try:
         yield client, trips
     finally:
@@ -90,3 +94,22 @@ async def test_a_deferred_request_costs_three_round_trips_read_mark_requested_ba
     assert trips.count == 3
     assert len(h.sink.on(RETRY)) == 2 and h.sink.on(OUT) == []
     assert (await h.notifier.ledger.get(event.data.notification_id)).state == "requested"
+
+
+async def test_concurrent_requests_share_their_round_trips_when_autopipelined(
+    make_harness: Any, redis_url: str
+) -> None:
+    trips = RoundTrips()
+    client = redis_client(redis_url, autopipeline=True, connection_class=trips.connection_class())
+    try:
+        h = await _guarded(make_harness, client)
+        # loads the scripts and opens the pool's connections (their handshakes are not counted)
+        await asyncio.gather(*(h.notifier.on_request(*request()) for _ in range(10)))
+        trips.reset()
+        await asyncio.gather(*(h.notifier.on_request(*request()) for _ in range(10)))
+        # alone, each costs 4 (above), 40 in all. In step, the three script calls of the ten share
+        # a pipeline per step; the read is an explicit pipeline (its own path): 10 trips
+        assert trips.count < 20, trips.count
+        assert [o.status for o in outcomes(h.sink.on(OUT))] == ["sent"] * 20
+    finally:
+        await client.aclose()  # type: ignore[attr-defined]
