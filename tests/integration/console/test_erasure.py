@@ -23,12 +23,11 @@ from schemas.person_erasure_requested.v1 import erasure_request
 from services.console import projector
 from services.console.adapters.metrics import ConsoleMetrics
 from services.console.adapters.postgres_store import PostgresStore
-from services.console.config import ConsoleSettings
 from services.console.domain.erasure import identity_hashes
 from services.console.domain.facts import to_fact
 from services.console.domain.reporting import funnel
 from services.console.handlers import Projector
-from tests.integration.console.test_projector import lead_events, until
+from tests.integration.console.test_projector import console_settings, lead_events, until
 
 
 def person(run: str, phone: str) -> tuple[list[Envelope[Any]], dict[str, str]]:
@@ -80,12 +79,7 @@ async def text_hits(database_url: str, needle: str) -> list[str]:
 async def test_an_erased_persons_fields_leave_every_console_table_and_stay_gone_after_rebuilds(
     registry_topics: str, database_url: str, postgres_server: str, unique: str
 ) -> None:
-    settings = ConsoleSettings(
-        kafka_bootstrap_servers=registry_topics,
-        redis_url="redis://unused",
-        database_url=database_url,
-        console_consumer_group=f"console-{unique}",
-    )
+    settings = console_settings(registry_topics, database_url, f"console-{unique}")
     secret = settings.leadpipe_privacy_secret
     digits = f"{int(unique, 16) % 10_000:04d}"
     theirs, pii = person(unique, f"+1415555{digits}")

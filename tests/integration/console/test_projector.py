@@ -33,6 +33,16 @@ from services.console.config import ConsoleSettings
 from services.console.handlers import TOPICS, Projector
 
 
+def console_settings(bootstrap: str, database_url: str, group: str) -> ConsoleSettings:
+    """The console's settings for a projector test: its broker, database and consumer group."""
+    return ConsoleSettings(
+        kafka_bootstrap_servers=bootstrap,
+        redis_url="redis://unused",
+        database_url=database_url,
+        console_consumer_group=group,
+    )
+
+
 def lead_events(run: str) -> list[Envelope[Any]]:
     now = datetime.now(UTC).replace(microsecond=0)
     lead_id, email = f"lead-{run}", f"jo.{run}@acme.test"
@@ -137,12 +147,7 @@ async def until(check: Callable[[], Awaitable[bool]], timeout_s: float = 20.0) -
 async def test_projects_lead_events_and_rebuilds_identical_rows(
     registry_topics: str, database_url: str, unique: str
 ) -> None:
-    settings = ConsoleSettings(
-        kafka_bootstrap_servers=registry_topics,
-        redis_url="redis://unused",
-        database_url=database_url,
-        console_consumer_group=f"console-{unique}",
-    )
+    settings = console_settings(registry_topics, database_url, f"console-{unique}")
     events = lead_events(unique)
     producer = make_producer(settings)
     await producer.start()
@@ -241,12 +246,7 @@ async def test_a_new_empty_database_is_filled_from_the_topics_though_the_group_h
     lead_id = f"lead-{unique}"
 
     async def console_sees_the_lead(database_url: str) -> None:
-        settings = ConsoleSettings(
-            kafka_bootstrap_servers=registry_topics,
-            redis_url="redis://unused",
-            database_url=database_url,
-            console_consumer_group=f"console-{unique}",  # the same group both times
-        )
+        settings = console_settings(registry_topics, database_url, f"console-{unique}")  # the same group both times
         app = create_app(settings)
         store = await PostgresStore(database_url).connect()
         try:
@@ -274,12 +274,7 @@ async def test_a_new_empty_database_is_filled_from_the_topics_though_the_group_h
 async def test_an_event_reaches_an_idle_projector_without_waiting_out_its_long_poll(
     registry_topics: str, database_url: str, unique: str
 ) -> None:
-    settings = ConsoleSettings(
-        kafka_bootstrap_servers=registry_topics,
-        redis_url="redis://unused",
-        database_url=database_url,
-        console_consumer_group=f"console-{unique}",
-    )
+    settings = console_settings(registry_topics, database_url, f"console-{unique}")
     store = await PostgresStore(database_url).connect()
     proj = Projector(store, ConsoleMetrics(CollectorRegistry()), privacy_secret=settings.leadpipe_privacy_secret)
     producer = make_producer(settings)

@@ -60,6 +60,14 @@ async def _relay(settings: OpsSettings, captured: str, outcome: str, seen: list[
         await consumer.stop()
 
 
+def _canary(
+    settings: OpsSettings, registry: CollectorRegistry, captured: str, outcome: str, *, timeout_s: float
+) -> Canary:
+    """A canary that posts to ``captured`` and waits for its outcome on ``outcome`` (one topic each)."""
+    return Canary(settings, CanaryMetrics(registry), timeout_s=timeout_s, captured_topic=captured,
+                  watched=(outcome,), outcome_topic=outcome)  # fmt: skip
+
+
 async def _topics(bootstrap: str, *names: str) -> None:
     await ensure_topics(bootstrap, [TopicSpec(name=n, key="lead id", partitions=1) for n in names])
 
@@ -69,14 +77,7 @@ async def test_a_canary_that_comes_back_sent_records_its_success(registry_topics
     await _topics(registry_topics, captured, outcome)
     settings = OpsSettings(kafka_bootstrap_servers=registry_topics)
     registry = CollectorRegistry()
-    canary = Canary(
-        settings,
-        CanaryMetrics(registry),
-        timeout_s=20,
-        captured_topic=captured,
-        watched=(outcome,),
-        outcome_topic=outcome,
-    )
+    canary = _canary(settings, registry, captured, outcome, timeout_s=20)
     started = registry.get_sample_value("leadpipe_canary_last_success_timestamp_seconds")
     seen: list[bool] = []
     relay = asyncio.create_task(_relay(settings, captured, outcome, seen))
@@ -99,14 +100,7 @@ async def test_a_canary_nothing_answers_fails_by_timeout(registry_topics: str, u
     await _topics(registry_topics, captured, outcome)
     settings = OpsSettings(kafka_bootstrap_servers=registry_topics)
     registry = CollectorRegistry()
-    canary = Canary(
-        settings,
-        CanaryMetrics(registry),
-        timeout_s=1.0,
-        captured_topic=captured,
-        watched=(outcome,),
-        outcome_topic=outcome,
-    )
+    canary = _canary(settings, registry, captured, outcome, timeout_s=1.0)
     code = await run_canary(settings, count=1, port=0, canary=canary)
     assert code == 1
     assert registry.get_sample_value("leadpipe_canary_failed_total", {"reason": "timeout"}) == 1
@@ -121,14 +115,7 @@ async def test_the_outcome_ends_the_canarys_idle_long_poll_at_once(registry_topi
     settings = OpsSettings(kafka_bootstrap_servers=registry_topics)
     assert watch_settings(settings).kafka_fetch_idle_wait_ms == WATCH_IDLE_FETCH_WAIT_MS == 10_000
     registry = CollectorRegistry()
-    canary = Canary(
-        settings,
-        CanaryMetrics(registry),
-        timeout_s=30,
-        captured_topic=captured,
-        watched=(outcome,),
-        outcome_topic=outcome,
-    )
+    canary = _canary(settings, registry, captured, outcome, timeout_s=30)
     seen: list[bool] = []
     relay = asyncio.create_task(_relay(settings, captured, outcome, seen, delay_s=1.0))
     try:
