@@ -86,17 +86,24 @@ class Offsets:
         found = await topic_partitions(self.consumer, topics)
         return [tp for topic in topics for tp in found[topic]]
 
+    async def _ends(
+        self, topics: list[str] | None
+    ) -> tuple[list[str], list[TopicPartition], dict[TopicPartition, int]]:
+        """The topics asked for, their partitions on the broker and each one's end offset."""
+        names = default_topics(topics)
+        tps = await self.topic_partitions(names)
+        return names, tps, (await self.consumer.end_offsets(tps) if tps else {})
+
     async def consumer_lag(
         self, groups: list[str] | None = None, topics: list[str] | None = None
     ) -> list[PartitionLag]:
         """Lag of each group (default: every group on the broker) on each partition it committed."""
-        tps = await self.topic_partitions(default_topics(topics))
-        return await self._lag(groups, tps, await self.consumer.end_offsets(tps) if tps else {})
+        _, tps, ends = await self._ends(topics)
+        return await self._lag(groups, tps, ends)
 
     async def topic_records(self, topics: list[str] | None = None) -> dict[str, int]:
         """Records retained per topic: end minus start offset, summed over its partitions."""
-        tps = await self.topic_partitions(default_topics(topics))
-        return await self._records(default_topics(topics), tps, await self.consumer.end_offsets(tps) if tps else {})
+        return await self._records(*await self._ends(topics))
 
     async def both(
         self, groups: list[str] | None = None, topics: list[str] | None = None
@@ -104,9 +111,7 @@ class Offsets:
         """``consumer_lag`` and ``topic_records`` from one read of the partitions and their end
         offsets (the exporter's round: each of those is a request the broker answers for every
         partition of every topic, and asking twice bought nothing)."""
-        names = default_topics(topics)
-        tps = await self.topic_partitions(names)
-        ends = await self.consumer.end_offsets(tps) if tps else {}
+        names, tps, ends = await self._ends(topics)
         return await self._lag(groups, tps, ends), await self._records(names, tps, ends)
 
     async def _lag(
