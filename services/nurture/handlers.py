@@ -255,7 +255,7 @@ class NurtureHandler:
                              field="data.lead_id")  # fmt: skip
             version = state.version if state else 0
             d = decide(state)
-            if d.duplicate:
+            if d.duplicate or d.unchanged:
                 if known is not None:
                     known.keep(state)
                 return

@@ -103,6 +103,8 @@ class Decision:
     #: teams whose overflow queue the lead entered
     queued: list[str] = field(default_factory=list)
     duplicate: bool = False
+    #: the event changes nothing (so the state is neither saved nor appended to the state topic)
+    unchanged: bool = False
     sla_breaches: int = 0
     touches_scheduled: int = 0
     deferred: int = 0
@@ -441,18 +443,23 @@ class Nurture:
             d.route = RouteRequest(tuple(st.tried_reps), f"grade {data.grade.value} lead is sales-ready")
 
     def on_outcome(self, state: LeadState, event_id: str, data: NotificationOutcome, now: datetime) -> Decision:
+        """Only a lead's channel suppressed by the provider (not a refusal for want of consent,
+        which nurture already knows of) changes the lead. Any other outcome (sent, failed, expired;
+        a rep's or a manager's message) changes nothing, so it is not remembered or written: most
+        outcomes are of this kind, and applying one again changes nothing either."""
         if event_id in state.seen:
             return Decision(state, duplicate=True)
+        no_consent = (data.error or "").startswith(NO_CONSENT_ERROR)
+        if not (data.audience == "lead" and data.status == "suppressed" and not no_consent):
+            return Decision(state, unchanged=True)
         st = state.copied()
         st.remember(event_id)
         d = Decision(st)
-        no_consent = (data.error or "").startswith(NO_CONSENT_ERROR)
-        if data.audience == "lead" and data.status == "suppressed" and not no_consent:
-            ch = data.channel.value
-            if ch not in st.suppressed_channels:
-                st.suppressed_channels.append(ch)
-            if self.lead_channel(st) is None and st.cadence_active:
-                self._stop(d, "every reachable channel is suppressed")
+        ch = data.channel.value
+        if ch not in st.suppressed_channels:
+            st.suppressed_channels.append(ch)
+        if self.lead_channel(st) is None and st.cadence_active:
+            self._stop(d, "every reachable channel is suppressed")
         return d
 
     def on_response(self, state: LeadState, event_id: str, data: AssignmentResponse, now: datetime) -> Decision:

@@ -10,7 +10,7 @@ from leadpipe.runtime.stream import BatchProcessor, EventProcessor, RawMessage, 
 from schemas.codec import encode
 from schemas.envelope import Envelope, new_event
 from schemas.lead_scored.v1 import LeadScored
-from schemas.notification_outcome.v1 import NotificationOutcome
+from schemas.notification_outcome.v1 import NO_CONSENT_ERROR, NotificationOutcome
 from schemas.person_erasure_requested.v1 import PersonErasureRequested
 from services.nurture.adapters.metrics import NurtureMetrics
 from services.nurture.handlers import Links, NurtureBatch, NurtureHandler
@@ -45,9 +45,12 @@ def raw(data: Any, event_id: str, offset: int = 0) -> RawMessage:
     return RawMessage(data.topic(), 0, offset, rec.key, rec.value, list(rec.headers))
 
 
-def outcome(lead_id: str) -> NotificationOutcome:
-    return NotificationOutcome(notification_id=f"touch:{lead_id}:x", lead_id=lead_id, status="suppressed",
-                               channel="email", audience="lead", attempts=1, completed_at=MONDAY_10_NY)  # fmt: skip
+def outcome(
+    lead_id: str, status: str = "suppressed", audience: str = "lead", error: str | None = None
+) -> NotificationOutcome:
+    return NotificationOutcome(notification_id=f"touch:{lead_id}:x", lead_id=lead_id, status=status,  # type: ignore[arg-type]
+                               channel="email", audience=audience, attempts=1, completed_at=MONDAY_10_NY,  # type: ignore[arg-type]
+                               error=error)  # fmt: skip
 
 
 async def test_a_hot_lead_is_assigned_and_its_events_are_published_before_its_state_is_saved():
@@ -89,6 +92,28 @@ async def test_an_outcome_arriving_before_its_leads_state_is_parked_and_handled_
     state = n.store.leads["ld_1"]
     assert "ev-out" in state.seen and "email" in state.suppressed_channels and n.log.acked == len(n.log.sent)
     assert n.publisher.dead_letters() == []
+
+
+async def test_an_outcome_that_changes_nothing_is_neither_saved_nor_written_to_the_state_topic():
+    n = Nurture()
+    await n.batches.process([raw(scored("ld_1", grade="B"), "ev-1")])
+    before, appended, published = n.store.leads["ld_1"], len(n.log.sent), len(n.publisher.records)
+    no_ops = [outcome("ld_1", status="sent"), outcome("ld_1", status="failed"), outcome("ld_1", status="expired"),
+              outcome("ld_1", audience="rep"), outcome("ld_1", error=f"{NO_CONSENT_ERROR}: email")]  # fmt: skip
+    assert await n.batches.process([raw(o, f"ev-noop-{i}", offset=1 + i) for i, o in enumerate(no_ops)]) == len(no_ops)
+    state = n.store.leads["ld_1"]
+    assert state.version == before.version == 1 and state == before
+    assert len(n.log.sent) == appended and len(n.publisher.records) == published
+    assert not any(s.startswith("ev-noop") for s in state.seen)
+
+    # The one outcome that changes the lead is still applied, saved, written and remembered once.
+    suppressed = raw(outcome("ld_1"), "ev-sup", offset=9)
+    assert await n.batches.process([suppressed]) == 1
+    state = n.store.leads["ld_1"]
+    assert state.version == 2 and "ev-sup" in state.seen and state.suppressed_channels == ["email"]
+    assert len(n.log.sent) == appended + 1
+    assert await n.batches.process([suppressed]) == 1  # replayed: a duplicate
+    assert n.store.leads["ld_1"].version == 2 and len(n.log.sent) == appended + 1
 
 
 async def test_a_lost_compare_and_set_is_decided_again_and_the_lead_assigned_once():
