@@ -19,7 +19,7 @@ from typing import Any
 
 import faust
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
 from leadpipe.runtime.faust_app import with_assignment
 from leadpipe.runtime.faust_compat import faust_loglevel, take_batches
@@ -124,6 +124,14 @@ def park_agent(
 
 def ops_task(app: faust.App, service: ConsumerService, registry: CollectorRegistry, host: str, port: int) -> None:
     runners: list[web.AppRunner] = []
+    restarts = Counter(
+        "leadpipe_consumer_partition_restarts_total",
+        "Partitions whose delivery the worker restarted: records waiting, none queued or processed, "
+        "no progress for KAFKA_DELIVERY_STALL_S",
+        ["service", "topic", "partition"],
+        registry=registry,
+    )
+    app.delivery_restarts = lambda topic, partition: restarts.labels(service.service, topic, str(partition)).inc()  # type: ignore[attr-defined]
 
     @app.task  # type: ignore[untyped-decorator]
     async def serve() -> None:

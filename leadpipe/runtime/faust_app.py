@@ -26,6 +26,9 @@ class App(faust.App):
     fetch_routine_poll_ms: int = 200
     enable_idempotence: bool = True
     acks: str = "all"
+    delivery_stall_s: float = 30.0
+    #: ``(topic, partition)`` -> counts ``leadpipe_consumer_partition_restarts_total`` (ops task).
+    delivery_restarts: Any = None
 
     def _new_transport(self) -> Any:
         return Transport(self.conf.broker_consumer, self)
@@ -86,4 +89,5 @@ def make_app(app_id: str, settings: ServiceSettings, **overrides: Any) -> App:
     app.fetch_routine_poll_ms = fetch_routine_poll_ms(settings)
     app.enable_idempotence = settings.kafka_enable_idempotence
     app.acks = settings.kafka_acks
+    app.delivery_stall_s = settings.kafka_delivery_stall_s
     return app

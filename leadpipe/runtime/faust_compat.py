@@ -13,6 +13,9 @@ pins in ``pyproject.toml`` only after re-running ``tests/unit/test_faust_commit.
 - ``_Consumer.verify_all_partitions_active``: Faust's livelock check (every 2.5 commit intervals)
   yields to the loop before each assigned partition through mode's ``sleep(0)`` (a task and a
   timer each): about 45 loop wake-ups a second in an idle nurture worker, a third of its total.
+- ``_Consumer.restart_stalled_partitions`` (run by the livelock check): a partition whose records
+  wait while nothing of it is queued or processed is put back into the fetches and sought to its
+  next undelivered offset (``leadpipe.runtime.delivery``); Faust only warns, after 300 s.
 - ``_Producer``: Faust makes its producer idempotent only inside transactions.
 - ``take_back_logging``: Faust's worker configures logging with ``disable_existing_loggers``.
 - ``take_batches``: Faust's ``Stream.take_events`` wakes every ``within`` seconds whether or not
@@ -31,11 +34,15 @@ from typing import Any
 
 import aiokafka
 import faust
+from aiokafka import TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from leadpipe.runtime.aiokafka_compat import long_poll_when_caught_up
+from leadpipe.runtime.delivery import DeliveryWatch, PartitionView
 from leadpipe.runtime.logs import setup_logging
+
+log = logging.getLogger(__name__)
 
 #: The versions these overrides were written and tested against (pinned in pyproject.toml).
 PINNED = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
@@ -95,12 +102,104 @@ class _Consumer(faust_aiokafka.Consumer):
         # The same checks as Faust's (each one is synchronous and cheap: it reads the partition's
         # offsets and last-event times, and logs a stalled one), without Faust's mode-``sleep(0)``
         # before each partition: a task, a timer and loop wake-ups per assigned partition every
-        # 2.5 s, which made this diagnostic a third of an idle worker's loop wake-ups.
+        # 2.5 s, which made this diagnostic a third of an idle worker's loop wake-ups. Then the
+        # partitions that stopped delivering are restarted.
         now = time.monotonic()
         for tp in self.assignment():
             if self.should_stop:
                 return
             self.verify_event_path(now, tp)
+        await self.restart_stalled_partitions(now)
+
+    # -- every assigned partition keeps delivering (leadpipe.runtime.delivery) ---------------
+    _delivery_watch: DeliveryWatch | None = None
+    _handed_out: dict[TP, int] | None = None
+
+    async def getmany(self, timeout: float) -> AsyncGenerator[tuple[TP, Any], None]:
+        # Remembers the last offset of each partition handed to the streams' delivery loop:
+        # records the client returned past it and never handed out are a stalled delivery.
+        handed = self._handed_out
+        if handed is None:
+            handed = self._handed_out = {}
+        async for tp, message in super().getmany(timeout):
+            handed[tp] = message.offset
+            yield tp, message
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        if self._handed_out is not None:
+            for tp in revoked:
+                self._handed_out.pop(tp, None)
+        await super().on_partitions_revoked(revoked)
+
+    def partition_views(self) -> list[PartitionView]:
+        """Each assigned partition as the delivery watch needs it (reads only; see ``delivery``)."""
+        app = self.app
+        held_all = bool(app.rebalancing or not self.flow_active or app.in_recovery or self.should_stop)
+        try:
+            client = self._thread._ensure_consumer()
+            assignment = client._fetcher._subscriptions.subscription.assignment
+            buffered_records = client._fetcher._records
+        except Exception:  # not started, or between assignments
+            return []
+        if assignment is None:
+            return []
+        handed = self._handed_out or {}
+        tp_index = app.topics._tp_index  # type: ignore[attr-defined]  # the conductor: partition -> channels
+        busy_tps = {message.tp for message in list(self._unacked_messages)}
+        views = []
+        for tp in self.assignment():
+            if tp.topic in app.tables.changelog_topics:
+                continue
+            aiotp = TopicPartition(tp.topic, tp.partition)
+            try:
+                state = assignment.state_value(aiotp)
+            except Exception:
+                continue
+            if state is None:
+                continue
+            queued = any(channel.queue.qsize() for channel in tp_index.get(tp, ()))
+            last = handed.get(tp)
+            views.append(PartitionView(
+                tp=tp,
+                position=state.position if state.has_valid_position else None,
+                highwater=state.highwater,
+                delivered=None if last is None else last + 1,
+                buffered=aiotp in buffered_records,
+                busy=queued or tp in busy_tps,
+                held=held_all or state.paused or tp in self._paused_partitions,
+            ))  # fmt: skip
+        return views
+
+    async def restart_stalled_partitions(self, now: float) -> None:
+        """Puts back into the fetches, and seeks to its next undelivered offset, each partition
+        stuck for ``delivery_stall_s``; logged with what the worker saw, and counted."""
+        watch = self._delivery_watch
+        if watch is None:
+            watch = self._delivery_watch = DeliveryWatch(getattr(self.app, "delivery_stall_s", 30.0))
+        try:
+            stalled = watch.stalled(now, self.partition_views())
+        except Exception:  # a diagnostic: never the reason a worker stops
+            log.exception("the delivery watch failed; it runs again at the next check")
+            return
+        for view in stalled:
+            tp = cast_tp(view.tp)
+            log.warning("%s partition %d stopped delivering for %.0f s with records waiting and none of them "
+                        "being processed (%s): restarting its delivery at offset %s",
+                        tp.topic, tp.partition, watch.stall_s, view.describe(), view.resume_at)  # fmt: skip
+            count = getattr(self.app, "delivery_restarts", None)
+            if count is not None:
+                count(tp.topic, tp.partition)
+            self._buffered_partitions.discard(tp)
+            self._get_active_partitions().add(tp)
+            if view.resume_at is not None:
+                try:
+                    await self.seek_wait({tp: view.resume_at})
+                except Exception as exc:  # the next check tries again
+                    log.warning("%s partition %d: seek to %s failed: %r", tp.topic, tp.partition, view.resume_at, exc)
+
+
+def cast_tp(tp: Any) -> TP:
+    return tp if isinstance(tp, TP) else TP(tp[0], tp[1])
 
 
 class _Producer(faust_aiokafka.Producer):

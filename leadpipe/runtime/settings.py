@@ -131,6 +131,10 @@ class ServiceSettings(RedisClientSettings):
     # (and was not told NotLeaderForPartition on the path it uses) stayed stuck for minutes. A
     # refresh is one small request per client: every 5 s costs nothing measurable.
     kafka_metadata_max_age_ms: int = Field(default=5_000, ge=500, le=300_000)
+    # How long a worker's partition may have records waiting, none of them queued or being
+    # processed and no progress, before the worker restarts its delivery (runtime.delivery).
+    # A busy or back-pressured partition is never restarted, whatever its wait.
+    kafka_delivery_stall_s: float = Field(default=30.0, gt=0, le=3_600)
     kafka_partitions: int = 6
     # How long a consumer keeps retrying an event that refers to something it has not seen yet
     # (``stream.NotYet``: nurture's outcome before its lead's state) before dead-lettering it.

@@ -30,6 +30,9 @@ class _Checked:
     def verify_event_path(self, now: float, tp: TP) -> None:
         self.verified.append((now, tp))
 
+    async def restart_stalled_partitions(self, now: float) -> None:
+        self.verified.append((now, TP("(delivery watch)", -1)))
+
 
 async def _run(checked: _Checked) -> int:
     """Runs the check beside a task that counts how often the loop got control back meanwhile."""
@@ -53,7 +56,7 @@ async def _run(checked: _Checked) -> int:
 async def test_every_assigned_partition_is_verified_with_one_clock_reading_and_no_loop_turns() -> None:
     checked = _Checked()
     turns = await _run(checked)
-    assert [tp for _, tp in checked.verified] == TPS
+    assert [tp for _, tp in checked.verified] == [*TPS, TP("(delivery watch)", -1)]
     assert len({now for now, _ in checked.verified}) == 1
     assert turns == 0
 
