@@ -27,6 +27,7 @@ class App(faust.App):
     enable_idempotence: bool = True
     acks: str = "all"
     delivery_stall_s: float = 30.0
+    consumer_in_loop: bool = True
     #: ``(topic, partition)`` -> counts ``leadpipe_consumer_partition_restarts_total`` (ops task).
     delivery_restarts: Any = None
 
@@ -90,4 +91,5 @@ def make_app(app_id: str, settings: ServiceSettings, **overrides: Any) -> App:
     app.enable_idempotence = settings.kafka_enable_idempotence
     app.acks = settings.kafka_acks
     app.delivery_stall_s = settings.kafka_delivery_stall_s
+    app.consumer_in_loop = settings.kafka_consumer_in_loop
     return app

@@ -5,6 +5,9 @@ pinned versions only: ``check_versions`` refuses to start a worker on any other 
 pins in ``pyproject.toml`` only after re-running ``tests/unit/test_faust_commit.py``,
 ``tests/unit/test_fetch_wait.py`` and the chaos suite).
 
+- ``_InLoopConsumerThread``: Faust runs its aiokafka consumer in a thread of its own and hands
+  every fetch, commit and rebalance callback across loops; this runs the same service in the
+  worker's loop (``KAFKA_CONSUMER_IN_LOOP``).
 - ``_Consumer._new_offset``: faust-streaming/faust#606 (commits over a message still in flight
   with agent concurrency > 1).
 - ``_ConsumerThread``: Faust hard-codes ``fetch_max_wait_ms=1500`` for its worker consumer and
@@ -26,6 +29,7 @@ pins in ``pyproject.toml`` only after re-running ``tests/unit/test_faust_commit.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import math
 import time
@@ -78,8 +82,60 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
 
+class _InLoopConsumerThread(_ConsumerThread):
+    """Faust's consumer "thread" run as a service in the worker's own event loop.
+
+    Faust runs its aiokafka consumer in a thread with its own loop and hands every call across
+    (fetches, commits, rebalance callbacks) through method queues: each handoff is a self-pipe
+    write and a wake-up of the other loop, and both sides keep a one-second keep-alive timer.
+    Here the same service runs in the caller's loop: a call is a plain await, and there is no
+    thread to keep awake. The fetch, commit and rebalance code is Faust's own."""
+
+    def __init__(self, consumer: Any, **kwargs: Any) -> None:
+        super().__init__(consumer, thread_loop=kwargs.get("loop") or asyncio.get_event_loop(), **kwargs)
+
+    async def start(self) -> None:
+        self._thread_started.set()
+        await self._default_start()
+
+    # A service thread's children, futures and exit stacks are stopped by its thread, at its end,
+    # and its stop waits for that: here there is no thread, so stop does it (mode's defaults).
+    wait_for_shutdown = False
+
+    async def _stop_children(self) -> None:
+        await self._default_stop_children()
+
+    async def _stop_futures(self) -> None:
+        await self._default_stop_futures()
+
+    async def _stop_exit_stacks(self) -> None:
+        await self._default_stop_exit_stacks()
+
+    async def stop(self) -> None:
+        if self._started.is_set():
+            await faust.Service.stop(self)
+            await self.on_thread_stop()  # what the thread ran at its end: stops the aiokafka consumer
+            self.set_shutdown()
+
+    async def call_thread(self, fun: Any, *args: Any, **kwargs: Any) -> Any:
+        result = fun(*args, **kwargs)  # Faust hands over plain functions and coroutines alike
+        return await result if inspect.isawaitable(result) else result
+
+    async def cast_thread(self, fun: Any, *args: Any, **kwargs: Any) -> None:
+        result = fun(*args, **kwargs)
+        if inspect.isawaitable(result):
+            self.add_future(result)
+
+    @faust.Service.task
+    async def _thread_keepalive(self) -> None:
+        return  # no other loop to keep awake
+
+
 class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        # Apps with changelog tables keep Faust's thread (table recovery was only tested with it).
+        if getattr(self.app, "consumer_in_loop", False) and not self.app.tables.changelog_topics:
+            return _InLoopConsumerThread(self, loop=self.loop, beacon=self.beacon)
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     def _new_offset(self, tp: TP) -> int | None:

@@ -30,7 +30,6 @@ async def test_the_faust_worker_consumer_waits_at_most_the_configured_fetch_wait
     assert "long_poll_when_caught_up" in consumer.start.__qualname__
     assert consumer._group_id == "fetch-wait-test"  # still Faust's own settings otherwise
     await consumer.stop()
-    thread.thread_loop.close()  # the consumer thread never started: close the loop it made
 
 
 async def test_an_app_with_a_changelog_table_keeps_fausts_fetch_wait(tmp_path: Path):
@@ -41,7 +40,7 @@ async def test_an_app_with_a_changelog_table_keeps_fausts_fetch_wait(tmp_path: P
     assert consumer._fetch_max_wait_ms == 1500
     assert "long_poll_when_caught_up" not in consumer.start.__qualname__
     await consumer.stop()
-    thread.thread_loop.close()
+    thread.thread_loop.close()  # Faust's own consumer thread (an app with tables), never started
 
 
 async def test_the_default_fetch_wait_is_kafkas_and_plain_consumers_use_it_too(tmp_path: Path):
