@@ -92,7 +92,7 @@ async def test_without_the_restart_the_broken_partitions_stay_stranded(
 ) -> None:
     # The control: the same faults with the restart an hour away. The healthy partitions' record
     # 3 arrives; the broken ones' does not (the faults above are real stalls).
-    seen = await _run(kafka_bootstrap, f"stall-{unique}", tmp_path, stall_s=3600, wait_s=12)
+    seen = await _run(kafka_bootstrap, f"stall-{unique}", tmp_path, stall_s=3600, wait_s=8)
     assert {f"0 {OFFSET}", f"3 {OFFSET}"} <= seen, sorted(seen)
     assert not {f"1 {OFFSET}", f"2 {OFFSET}"} & seen, sorted(seen)
     assert not any(line.startswith("restart") for line in seen)
