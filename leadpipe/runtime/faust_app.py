@@ -12,7 +12,7 @@ from typing import Any
 
 import faust
 
-from leadpipe.runtime.faust_compat import Transport, _Consumer, check_versions
+from leadpipe.runtime.faust_compat import QuietMonitor, Transport, _Consumer, check_versions
 from leadpipe.runtime.kafka import fetch_routine_poll_ms
 from leadpipe.runtime.metrics import ReadyCheck
 from leadpipe.runtime.settings import ServiceSettings
@@ -83,6 +83,7 @@ def make_app(app_id: str, settings: ServiceSettings, **overrides: Any) -> App:
         "datadir": str(datadir),
         "store": "memory://",
         "web_enabled": False,
+        "Monitor": QuietMonitor,
     }
     app = App(app_id, **(options | overrides))
     app.fetch_max_wait_ms = settings.kafka_fetch_max_wait_ms

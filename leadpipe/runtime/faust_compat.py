@@ -19,6 +19,9 @@ pins in ``pyproject.toml`` only after re-running ``tests/unit/test_faust_commit.
 - ``_Consumer.restart_stalled_partitions`` (run by the livelock check): a partition whose records
   wait while nothing of it is queued or processed is put back into the fetches and sought to its
   next undelivered offset (``leadpipe.runtime.delivery``); Faust only warns, after 300 s.
+- ``_Consumer._commit_handler``, ``QuietMonitor``: Faust's commit tick and its monitor's sampler
+  run every second in an idle worker; the commit now waits for an acknowledgement, and the
+  sampler (averages for Faust's web views, which the workers do not serve) is gone.
 - ``_Producer``: Faust makes its producer idempotent only inside transactions.
 - ``take_back_logging``: Faust's worker configures logging with ``disable_existing_loggers``.
 - ``take_batches``: Faust's ``Stream.take_events`` wakes every ``within`` seconds whether or not
@@ -131,7 +134,52 @@ class _InLoopConsumerThread(_ConsumerThread):
         return  # no other loop to keep awake
 
 
+class QuietMonitor(faust.Monitor):
+    """Faust's monitor without its once-a-second sampler, which only averages events per second
+    for Faust's web views (the workers serve none, ``web_enabled=False``); the per-event
+    bookkeeping Faust's livelock check reads is kept. The sampler was one timer and about
+    eight loop callbacks a second in every idle worker."""
+
+    @faust.Service.task
+    async def _sampler(self) -> None:
+        return
+
+
 class _Consumer(faust_aiokafka.Consumer):
+    _acked_since_commit: asyncio.Event | None = None
+
+    def _ack_event(self) -> asyncio.Event:
+        if self._acked_since_commit is None:
+            self._acked_since_commit = asyncio.Event()
+        return self._acked_since_commit
+
+    def ack(self, message: Any) -> bool:
+        acked = super().ack(message)
+        if acked:
+            self._ack_event().set()
+        return bool(acked)
+
+    @faust.Service.task
+    async def _commit_handler(self) -> None:
+        # Faust's commit tick runs every commit interval whether or not anything was acknowledged
+        # (one timer and a commit check a second in an idle worker). This one commits at the
+        # same pace while records are acknowledged, and sleeps without a timer while none are.
+        interval = self.commit_interval
+        acked = self._ack_event()
+        await self.sleep(interval)
+        while not self.should_stop:
+            await self.wait(acked)  # type: ignore[arg-type]  # mode waits on any .wait()
+            if self.should_stop:
+                return
+            acked.clear()
+            await self.commit()
+            if self._uncommitted_acks():  # e.g. another commit was under way: try again
+                acked.set()
+            await self.sleep(interval)
+
+    def _uncommitted_acks(self) -> bool:
+        return any(self._new_offset(tp) is not None for tp in self.assignment())
+
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         # Apps with changelog tables keep Faust's thread (table recovery was only tested with it).
         if getattr(self.app, "consumer_in_loop", False) and not self.app.tables.changelog_topics:
