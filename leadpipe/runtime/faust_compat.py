@@ -178,7 +178,10 @@ class _Consumer(faust_aiokafka.Consumer):
             await self.sleep(interval)
 
     def _uncommitted_acks(self) -> bool:
-        return any(self._new_offset(tp) is not None for tp in self.assignment())
+        try:
+            return any(self._new_offset(tp) is not None for tp in self.assignment())
+        except Exception:  # the consumer is stopping: its stop commits what it can
+            return False
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         # Apps with changelog tables keep Faust's thread (table recovery was only tested with it).
@@ -298,7 +301,7 @@ class _Consumer(faust_aiokafka.Consumer):
             if view.resume_at is not None:
                 try:
                     await self.seek_wait({tp: view.resume_at})
-                except Exception as exc:  # the next check tries again
+                except Exception as exc:  # tried again if it is still stuck after another stall_s
                     log.warning("%s partition %d: seek to %s failed: %r", tp.topic, tp.partition, view.resume_at, exc)
 
 

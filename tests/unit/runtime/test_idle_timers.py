@@ -93,3 +93,18 @@ async def test_the_workers_monitor_has_no_sampler(tmp_path: Path) -> None:
     app = make_app("monitor-test", settings)
     assert type(app.monitor) is QuietMonitor
     await asyncio.wait_for(QuietMonitor._sampler.fun(app.monitor), 0.1)  # type: ignore[attr-defined]
+
+
+def test_uncommitted_acks_are_read_from_the_commit_rule_and_a_stopping_consumer_has_none() -> None:
+    consumer = object.__new__(_Consumer)
+    consumer.assignment = lambda: {"p0", "p1"}  # type: ignore[method-assign]
+    consumer._new_offset = lambda tp: 7 if tp == "p1" else None  # type: ignore[method-assign,assignment]
+    assert consumer._uncommitted_acks() is True
+    consumer._new_offset = lambda tp: None  # type: ignore[method-assign,assignment]
+    assert consumer._uncommitted_acks() is False
+
+    def stopped() -> set[str]:
+        raise RuntimeError("Consumer thread not yet started")
+
+    consumer.assignment = stopped  # type: ignore[method-assign]
+    assert consumer._uncommitted_acks() is False
