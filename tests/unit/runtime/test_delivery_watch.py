@@ -149,3 +149,13 @@ async def test_a_failing_watch_is_logged_and_never_stops_the_worker(caplog: pyte
     worker = _Worker(KeyError("no such partition"))
     await _check(worker, 0)
     assert "the delivery watch failed" in caplog.text
+
+
+def test_a_stall_limit_out_of_range_is_refused_naming_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from leadpipe.runtime.settings import ServiceSettings
+
+    monkeypatch.setenv("KAFKA_DELIVERY_STALL_S", "0")
+    with pytest.raises(ValidationError, match="kafka_delivery_stall_s"):
+        ServiceSettings(kafka_bootstrap_servers="127.0.0.1:1", redis_url="redis://unused")  # type: ignore[call-arg]
