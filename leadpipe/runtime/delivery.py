@@ -15,7 +15,7 @@ queued or being processed). ``DeliveryWatch.stalled`` names the partitions that 
 *stuck* for ``stall_s``: not held on purpose (paused for a rebalance or recovery), nothing of
 theirs queued or in processing, and either records known to wait that make no progress, or
 records fetched and left undelivered. The worker then puts the partition back into its fetches
-and seeks it to the next offset to deliver (``PartitionView.resume_at``); the view is logged
+and seeks it to the next offset to deliver (``PartitionView.next_offset``); the view is logged
 so the cause can be read afterwards.
 """
 
@@ -46,7 +46,8 @@ class PartitionView:
 
     @property
     def next_offset(self) -> int | None:
-        """The first offset of the partition not delivered yet, as far as the worker knows."""
+        """The first offset of the partition not delivered yet, as far as the worker knows: where
+        a restart seeks it, so nothing undelivered is skipped."""
         return self.delivered if self.delivered is not None else self.position
 
     @property
@@ -62,11 +63,6 @@ class PartitionView:
     @property
     def progress(self) -> tuple[int | None, int | None]:
         return self.position, self.delivered
-
-    @property
-    def resume_at(self) -> int | None:
-        """Where to seek the partition so nothing undelivered is skipped."""
-        return self.next_offset
 
     def describe(self) -> str:
         return (

@@ -289,24 +289,20 @@ class _Consumer(faust_aiokafka.Consumer):
             log.exception("the delivery watch failed; it runs again at the next check")
             return
         for view in stalled:
-            tp = cast_tp(view.tp)
+            tp: TP = view.tp  # type: ignore[assignment]  # partition_views gives Faust's TP
             log.warning("%s partition %d stopped delivering for %.0f s with records waiting and none of them "
                         "being processed (%s): restarting its delivery at offset %s",
-                        tp.topic, tp.partition, watch.stall_s, view.describe(), view.resume_at)  # fmt: skip
+                        tp.topic, tp.partition, watch.stall_s, view.describe(), view.next_offset)  # fmt: skip
             count = getattr(self.app, "delivery_restarts", None)
             if count is not None:
                 count(tp.topic, tp.partition)
             self._buffered_partitions.discard(tp)
             self._get_active_partitions().add(tp)
-            if view.resume_at is not None:
+            if view.next_offset is not None:
                 try:
-                    await self.seek_wait({tp: view.resume_at})
+                    await self.seek_wait({tp: view.next_offset})
                 except Exception as exc:  # tried again if it is still stuck after another stall_s
-                    log.warning("%s partition %d: seek to %s failed: %r", tp.topic, tp.partition, view.resume_at, exc)
-
-
-def cast_tp(tp: Any) -> TP:
-    return tp if isinstance(tp, TP) else TP(tp[0], tp[1])
+                    log.warning("%s partition %d: seek to %s failed: %r", tp.topic, tp.partition, view.next_offset, exc)
 
 
 class _Producer(faust_aiokafka.Producer):

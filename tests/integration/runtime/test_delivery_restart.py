@@ -10,9 +10,10 @@ import time
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from leadpipe.devstack.processes import ManagedProcess
+from leadpipe.runtime.kafka import ensure_topics
+from schemas.topics import TopicSpec
 
 REPO = Path(__file__).resolve().parents[3]
 OFFSET = 3  # records 0..2 of each partition flow; record 3 of partitions 1 and 2 is stranded
@@ -52,12 +53,7 @@ async def _run(bootstrap: str, prefix: str, tmp: Path, stall_s: float, wait_s: f
     """Records 0..2 on every partition, then (once those were processed) record 3 on every
     partition; returns what the worker processed and restarted within ``wait_s`` after that."""
     topic = f"{prefix}.in"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 4, 1)])
-    finally:
-        await admin.close()
+    await ensure_topics(bootstrap, [TopicSpec(topic, "none", 4)], replication_factor=1)
     worker = _worker(bootstrap, prefix, tmp, stall_s)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
