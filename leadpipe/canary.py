@@ -45,9 +45,8 @@ CANARY_DOMAIN = "canary.leadpipe.invalid"
 SOURCE = "leadpipe/canary"
 WATCHED = ("lead.scored.v1", "notification.requested.v1", "notification.outcome.v1")
 ROUND_TRIP_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
-#: The watching consumer's longest wait for an empty fetch. It is assigned its partitions by
-#: hand: no group, so no rebalance after which its first fetch could queue behind a long poll
-#: (what keeps the services' ``KAFKA_FETCH_IDLE_WAIT_MS`` at 2 s). An idle fetch covers every
+#: The watching consumer's longest wait for an empty fetch (at least the services'
+#: ``KAFKA_FETCH_IDLE_WAIT_MS``, also 10 s by default). An idle fetch covers every
 #: watched partition and Kafka answers it as soon as a record arrives on any, so a longer wait
 #: costs the round trip nothing and spares four of every five empty answers (the broker's and
 #: the canary's work between two canaries). aiokafka's request timeout (40 s) stays well above.

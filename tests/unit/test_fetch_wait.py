@@ -26,7 +26,7 @@ async def test_the_faust_worker_consumer_waits_at_most_the_configured_fetch_wait
     assert consumer._fetch_max_wait_ms == 40
     # The fetch routine's own poll is no faster than the longest fetch wait, and a caught-up
     # consumer long-polls (tests/integration/test_fetch_long_poll.py shows what that does).
-    assert consumer._consumer_timeout == 2.0
+    assert consumer._consumer_timeout == 10.0  # KAFKA_FETCH_IDLE_WAIT_MS
     assert "long_poll_when_caught_up" in consumer.start.__qualname__
     assert consumer._group_id == "fetch-wait-test"  # still Faust's own settings otherwise
     await consumer.stop()
@@ -48,7 +48,7 @@ async def test_the_default_fetch_wait_is_kafkas_and_plain_consumers_use_it_too(t
     assert settings.kafka_fetch_max_wait_ms == 500
     consumer = make_consumer(settings, "t", group_id=None)
     assert consumer._fetch_max_wait_ms == 500
-    assert consumer._consumer_timeout == 2.0
+    assert consumer._consumer_timeout == 10.0  # KAFKA_FETCH_IDLE_WAIT_MS
     assert "long_poll_when_caught_up" in consumer.start.__qualname__
     await consumer.stop()
 
