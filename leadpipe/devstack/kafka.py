@@ -207,8 +207,12 @@ class KafkaCluster:
             # Development speed: a group's first join is not held back 3 s for late members, and the
             # internal topics are small (50 partitions each cost start-up time and idle CPU).
             "group.initial.rebalance.delay.ms": 0,
-            "offsets.topic.num.partitions": 12,
+            "offsets.topic.num.partitions": 1,
             "transaction.state.log.num.partitions": 6,
+            # One group coordinator thread (Kafka's default is 4) for a dev stack's handful of groups:
+            # with the one offsets partition above, the coordinator's idle share 0.30 -> 0.13 % of a
+            # core (bench/idle_bench.py --threads, one run each).
+            "group.coordinator.threads": 1,
             "num.partitions": 6,
             "auto.create.topics.enable": "true",
             "log.retention.hours": 168,

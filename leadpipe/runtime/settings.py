@@ -108,9 +108,11 @@ class ServiceSettings(RedisClientSettings):
     kafka_rebalance_timeout_s: float = 10.0
     kafka_session_timeout_s: float = 10.0
     # How often a consumer (a Faust worker's or a plain one) heartbeats its group (a rebalance reaches the other
-    # members with their next heartbeat). Each is a broker request: an idle stack's broker
-    # spends a good part of its CPU answering them (bench/idle_bench.py).
-    kafka_heartbeat_interval_s: float = Field(default=1.0, gt=0)
+    # members with their next heartbeat). Each is a broker request: at 1 s the three workers'
+    # heartbeats were half of what an idle stack asked of its broker (bench/idle_bench.py). Every
+    # 3 s is Kafka's own default and rule (a third of the session timeout); its price is up to 2 s
+    # more before the others take over a member that left (a dead one waits for the session timeout).
+    kafka_heartbeat_interval_s: float = Field(default=3.0, gt=0)
     kafka_max_record_bytes: int = 1_000_000
     # How long a producer holds a record for others to share its produce request (aiokafka's
     # linger). Each request costs the broker and the client a round of work; longer batches

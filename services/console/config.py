@@ -31,7 +31,7 @@ class ConsoleSettings(ServiceSettings):
     console_session_ttl_s: int = 8 * 3600
     console_cookie_secure: bool = False
     console_consumer_group: str = consumer_group("console")
-    # The projector's heartbeat (the workers' is 1 s: KAFKA_HEARTBEAT_INTERVAL_S). A heartbeat is
+    # The projector's heartbeat (the workers' is KAFKA_HEARTBEAT_INTERVAL_S, also 3 s). A heartbeat is
     # how a member learns of a rebalance; the console's group rebalances only when a console
     # starts or stops, where a second or two more is nothing to a read model (and a dead member's
     # partitions wait for the 10 s session timeout either way). Every 3 s (a third of the session

@@ -20,9 +20,11 @@ def _settings(tmp_path: Path, **extra: object) -> ServiceSettings:
 
 
 def test_the_faust_worker_heartbeats_at_the_configured_interval(tmp_path: Path) -> None:
-    assert _settings(tmp_path).kafka_heartbeat_interval_s == 1.0
-    app = make_app("heartbeat-test", _settings(tmp_path, kafka_heartbeat_interval_s=3.0))
-    assert app.conf.broker_heartbeat_interval == 3.0
+    default = _settings(tmp_path)
+    assert default.kafka_heartbeat_interval_s == 3.0
+    assert default.kafka_heartbeat_interval_s <= default.kafka_session_timeout_s / 3
+    app = make_app("heartbeat-test", _settings(tmp_path, kafka_heartbeat_interval_s=1.5))
+    assert app.conf.broker_heartbeat_interval == 1.5
 
 
 async def test_plain_consumers_heartbeat_at_the_configured_interval(tmp_path: Path) -> None:
