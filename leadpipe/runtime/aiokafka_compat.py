@@ -4,8 +4,9 @@ They set private attributes of aiokafka 0.14.0 (pinned; ``faust_compat.check_ver
 a Faust worker on any other version; re-run ``tests/integration/test_fetch_long_poll.py`` before
 raising the pin). Kept apart from ``faust_compat`` so a plain consumer does not import Faust.
 
-- ``long_poll_when_caught_up``: aiokafka sends every fetch with one ``fetch_max_wait_ms``; and
-  a long poll it abandons (a rebalance) would still hold its connection until the wait ends.
+- ``long_poll_when_caught_up``: aiokafka sends every fetch with one ``fetch_max_wait_ms``, on
+  the connection its other requests to that broker use, and a fetch it abandons (a rebalance)
+  still holds that connection until the broker answers it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from aiokafka.client import ConnectionGroup
 from aiokafka.conn import CloseReason
+from aiokafka.protocol.fetch import FetchRequest
+
+#: The key aiokafka's client files the fetch connections under, beside its own two groups
+#: (``ConnectionGroup``: DEFAULT for everything else, COORDINATION for the group coordinator).
+FETCH_CONNECTIONS = 2
 
 
 def long_poll_when_caught_up(consumer: AIOKafkaConsumer, idle_wait_ms: int) -> AIOKafkaConsumer:
@@ -30,11 +36,14 @@ def long_poll_when_caught_up(consumer: AIOKafkaConsumer, idle_wait_ms: int) -> A
     so such a fetch keeps the short wait. Applied when the consumer starts (aiokafka builds its
     fetcher then).
 
-    A rebalance makes aiokafka abandon the fetch in flight, but Kafka answers a connection's
-    requests in order: the first fetch for the new assignment would queue behind the abandoned
-    long poll until its wait ends (a partition this member just took over silent for up to
-    ``idle_wait_ms``). So an abandoned long poll closes its connection, and the next fetch
-    opens a fresh one (a local reconnect: milliseconds)."""
+    Kafka answers a connection's requests in order, so a long poll holds up whatever is sent
+    after it on its connection:
+    - the consumer's other requests (offsets for a seek or ``end_offsets``, metadata): fetches
+      go on a connection of their own to each broker (``FETCH_CONNECTIONS``);
+    - the first fetch after a rebalance, which aiokafka sends while the abandoned long poll is
+      still waiting (a partition this member just took over silent for up to
+      ``idle_wait_ms``): an abandoned long poll closes its fetch connection, and the next
+      fetch opens a fresh one (a local reconnect: milliseconds)."""
     start = consumer.start
 
     async def started() -> None:
@@ -53,6 +62,7 @@ def _adapt_fetch_wait(fetcher: Any, busy_wait_ms: int, idle_wait_ms: int) -> Non
         return plan(assignment)
 
     fetcher._get_actions_per_node = per_node
+    fetcher._client = _FetchesApart(fetcher._client)
 
     fetch = fetcher._proc_fetch_request
 
@@ -66,10 +76,25 @@ def _adapt_fetch_wait(fetcher: Any, busy_wait_ms: int, idle_wait_ms: int) -> Non
     fetcher._proc_fetch_request = fetch_or_drop
 
 
+class _FetchesApart:
+    """The consumer's client as its fetcher sees it: the same client, but a fetch goes on the
+    broker's fetch connection (aiokafka opens one per key and node on first use)."""
+
+    def __init__(self, client: Any):
+        self._wrapped = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._wrapped, name)
+
+    async def send(self, node_id: int, request: Any, *, group: int = ConnectionGroup.DEFAULT) -> Any:
+        if group == ConnectionGroup.DEFAULT and isinstance(request, FetchRequest):
+            group = FETCH_CONNECTIONS
+        return await self._wrapped.send(node_id, request, group=group)
+
+
 def drop_fetch_connection(client: Any, node_id: int) -> None:
-    """Closes the connection the consumer fetches from ``node_id`` on, if open: whatever else is
-    in flight on it fails with a connection error, which aiokafka retries (metadata, offsets)."""
-    conn = client._conns.get((node_id, ConnectionGroup.DEFAULT))
+    """Closes the consumer's fetch connection to ``node_id``, if open (it carries fetches only)."""
+    conn = client._conns.get((node_id, FETCH_CONNECTIONS))
     if conn is not None and conn.connected():
         conn.close(reason=CloseReason.IDLE_DROP)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.client import ConnectionGroup
 
-from leadpipe.runtime.kafka import ensure_topics, make_consumer
+from leadpipe.runtime.aiokafka_compat import FETCH_CONNECTIONS
+from leadpipe.runtime.kafka import ensure_topics, make_consumer, read_to_end
 from leadpipe.runtime.settings import ServiceSettings
 from schemas.topics import TopicSpec
 
@@ -102,7 +102,7 @@ async def test_a_partition_taken_over_in_a_rebalance_is_fetched_at_once_not_afte
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.2)
         (node,) = {a._client.cluster.leader_for_partition(tp) for tp in a.assignment()}
-        before = a._client._conns[(node, ConnectionGroup.DEFAULT)]
+        before = a._client._conns[(node, FETCH_CONNECTIONS)]
         polls.pop().cancel()
         await b.stop()
         while len(a.assignment()) != 2:
@@ -115,10 +115,49 @@ async def test_a_partition_taken_over_in_a_rebalance_is_fetched_at_once_not_afte
         partition, arrived = got[b"after"]
         assert partition == taken_over.partition
         assert arrived - sent < LONG_MS / 1000 / 2, f"{arrived - sent:.2f} s: queued behind the abandoned long poll"
-        assert a._client._conns[(node, ConnectionGroup.DEFAULT)] is not before  # the poll's connection went
+        assert a._client._conns[(node, FETCH_CONNECTIONS)] is not before  # the poll's connection went
     finally:
         for task in polls:
             task.cancel()
         await producer.stop()
         await a.stop()
         await b.stop()
+
+
+async def test_a_long_poll_holds_up_none_of_the_consumers_other_requests(
+    kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    """Kafka answers a connection's requests in order, so on the connection of a long poll an
+    offsets request waited for the poll's end (a rebuild's ``read_to_end`` of an empty topic
+    took the whole 8 s, the next one 5 s more). Fetches have their own connection: reading one
+    topic to its end after another, and asking for end offsets while caught up, take no wait."""
+    topics = [f"longpoll.{unique}.{name}.v1" for name in ("empty", "full")]
+    await ensure_topics(kafka_bootstrap, [TopicSpec(t, "test", 2) for t in topics])
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        for partition in (0, 1):
+            await producer.send_and_wait(topics[1], b"x", partition=partition)
+    finally:
+        await producer.stop()
+    consumer = make_consumer(_settings(kafka_bootstrap, tmp_path), group_id=None)
+    await consumer.start()
+    read: list[Any] = []
+
+    async def on_batch(records: list[Any]) -> None:
+        read.extend(records)
+
+    try:
+        for topic in topics:
+            tps = [TopicPartition(topic, 0), TopicPartition(topic, 1)]
+            started = time.monotonic()
+            await read_to_end(consumer, tps, on_batch)
+            assert time.monotonic() - started < LONG_MS / 1000 / 4, f"read_to_end({topic}) waited for a long poll"
+        assert len(read) == 2
+        await asyncio.sleep(1.0)  # caught up: a long poll is in flight
+        started = time.monotonic()
+        ends = await consumer.end_offsets(tps)
+        assert time.monotonic() - started < LONG_MS / 1000 / 4, "end_offsets waited for the long poll"
+        assert ends == {tp: 1 for tp in tps}
+    finally:
+        await consumer.stop()
