@@ -210,8 +210,8 @@ class KafkaCluster:
             "offsets.topic.num.partitions": 1,
             "transaction.state.log.num.partitions": 6,
             # One group coordinator thread (Kafka's default is 4) for a dev stack's handful of groups:
-            # with the one offsets partition above, the coordinator's idle share 0.30 -> 0.13 % of a
-            # core (bench/idle_bench.py --threads, one run each).
+            # with the one offsets partition above, the coordinator's idle threads 0.25-0.27 ->
+            # 0.13-0.18 % of a core (bench/results/issue13-idle4, with the round's other changes).
             "group.coordinator.threads": 1,
             "num.partitions": 6,
             "auto.create.topics.enable": "true",

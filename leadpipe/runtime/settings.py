@@ -125,9 +125,10 @@ class ServiceSettings(RedisClientSettings):
     # ...and its longest wait when the fetch covers every assigned partition (none left out
     # because its records are still being processed): Kafka answers as soon as a record arrives
     # on any of them, so it costs no latency and spares the broker an idle consumer's empty
-    # answers (aiokafka_compat.long_poll_when_caught_up). A rebalance abandons the long poll in
-    # flight and drops its connection, so the first fetch after it does not queue behind it
-    # (a taken-over partition waited 7 s of an 8 s poll before; tests/integration/test_fetch_long_poll.py).
+    # answers (aiokafka_compat.long_poll_when_caught_up). A long poll holds up nothing else:
+    # fetches have a connection of their own (an offsets request waited for the poll's end
+    # before), and a rebalance that abandons one drops that connection (a taken-over partition
+    # waited 7 s of an 8 s poll before); tests/integration/test_fetch_long_poll.py.
     kafka_fetch_idle_wait_ms: int = Field(default=10_000, ge=1, le=30_000)
     # How old the clients' cluster metadata (partition leaders) may get before it is refreshed.
     # aiokafka's default is 5 minutes: after a broker rejoined, a client that kept the old leader

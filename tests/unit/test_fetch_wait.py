@@ -6,8 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from aiokafka.client import ConnectionGroup
+from aiokafka.conn import CloseReason
+from aiokafka.protocol.commit import OffsetFetchRequest
+from aiokafka.protocol.fetch import FetchRequest
+from aiokafka.protocol.metadata import MetadataRequest
 from pydantic import ValidationError
 
+from leadpipe.runtime.aiokafka_compat import FETCH_CONNECTIONS, _FetchesApart, drop_fetch_connection
 from leadpipe.runtime.faust_app import make_app
 from leadpipe.runtime.kafka import make_consumer, make_producer
 from leadpipe.runtime.settings import ServiceSettings
@@ -71,3 +77,47 @@ async def test_kafka_linger_ms_reaches_the_producers_and_a_negative_one_is_refus
     assert make_producer(_settings(tmp_path))._message_accumulator._linger_time == 0.002
     with pytest.raises(ValidationError, match="kafka_linger_ms"):
         _settings(tmp_path, kafka_linger_ms=-1)
+
+
+class _Client:
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, str, int]] = []
+        self._conns: dict[tuple[int, int], object] = {}
+
+    async def send(self, node_id: int, request: object, *, group: int = ConnectionGroup.DEFAULT) -> str:
+        self.sent.append((node_id, type(request).__name__, group))
+        return "answer"
+
+
+async def test_the_fetcher_sends_fetches_on_their_own_connection_and_everything_else_as_before() -> None:
+    client = _Client()
+    seen = _FetchesApart(client)
+    fetch = FetchRequest(10_000, 1, 1024, 0, [("t", [(0, 0, 1024)])])
+    assert await seen.send(1, fetch) == "answer"
+    assert await seen.send(1, MetadataRequest([])) == "answer"
+    await seen.send(2, OffsetFetchRequest("g", []), group=ConnectionGroup.COORDINATION)
+    assert client.sent == [
+        (1, "FetchRequest", FETCH_CONNECTIONS),
+        (1, "MetadataRequest", ConnectionGroup.DEFAULT),
+        (2, "OffsetFetchRequest", ConnectionGroup.COORDINATION),
+    ]
+    assert seen._conns is client._conns  # everything else is the client's own
+
+
+def test_dropping_the_fetch_connection_closes_it_and_leaves_the_others_open() -> None:
+    class Conn:
+        def __init__(self) -> None:
+            self.closed_for: object = None
+
+        def connected(self) -> bool:
+            return self.closed_for is None
+
+        def close(self, reason: object = None) -> None:
+            self.closed_for = reason
+
+    client = _Client()
+    fetching, default = Conn(), Conn()
+    client._conns = {(1, FETCH_CONNECTIONS): fetching, (1, ConnectionGroup.DEFAULT): default}
+    drop_fetch_connection(client, 1)
+    assert fetching.closed_for is CloseReason.IDLE_DROP and default.connected()
+    drop_fetch_connection(client, 2)  # no fetch connection to that broker: nothing to do
