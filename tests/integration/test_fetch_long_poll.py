@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,13 @@ from leadpipe.runtime.settings import ServiceSettings
 from schemas.topics import TopicSpec
 
 SHORT_MS, LONG_MS = 100, 8_000
+
+
+async def _until(condition: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout_s:.0f} s: {what}"
+        await asyncio.sleep(0.02)
 
 
 def _settings(bootstrap: str, tmp_path: Path) -> ServiceSettings:
@@ -92,21 +100,18 @@ async def test_a_partition_taken_over_in_a_rebalance_is_fetched_at_once_not_afte
     await b.start()
     polls = [asyncio.create_task(poll(a)), asyncio.create_task(poll(b))]
     try:
-        while not (len(a.assignment()) == 1 and len(b.assignment()) == 1):
-            await asyncio.sleep(0.05)
+        await _until(lambda: len(a.assignment()) == 1 and len(b.assignment()) == 1, "a and b share the partitions")
         (taken_over,) = b.assignment()
         (kept,) = a.assignment()
         # A record on a's own partition ends a's long poll: the next one starts now, with LONG_MS to run.
         await producer.send_and_wait(topic, b"before", partition=kept.partition)
-        while b"before" not in got:
-            await asyncio.sleep(0.01)
+        await _until(lambda: b"before" in got, "a received the record on its own partition")
         await asyncio.sleep(0.2)
         (node,) = {a._client.cluster.leader_for_partition(tp) for tp in a.assignment()}
         before = a._client._conns[(node, FETCH_CONNECTIONS)]
         polls.pop().cancel()
         await b.stop()
-        while len(a.assignment()) != 2:
-            await asyncio.sleep(0.05)
+        await _until(lambda: len(a.assignment()) == 2, "a took over b's partition")
         sent = time.monotonic()
         await producer.send_and_wait(topic, b"after", partition=taken_over.partition)
         while b"after" not in got:
