@@ -31,12 +31,6 @@ class ConsoleSettings(ServiceSettings):
     console_session_ttl_s: int = 8 * 3600
     console_cookie_secure: bool = False
     console_consumer_group: str = consumer_group("console")
-    # The projector's heartbeat (the workers' is KAFKA_HEARTBEAT_INTERVAL_S, also 3 s). A heartbeat is
-    # how a member learns of a rebalance; the console's group rebalances only when a console
-    # starts or stops, where a second or two more is nothing to a read model (and a dead member's
-    # partitions wait for the 10 s session timeout either way). Every 3 s (a third of the session
-    # timeout, Kafka's rule) spares an idle console and the broker two requests a second (#13).
-    kafka_heartbeat_interval_s: float = Field(default=3.0, gt=0)
     #: Failed sign-ins allowed per account and per client address in the window, then 429.
     console_login_failures_per_account: int = Field(default=5, ge=1)
     console_login_failures_per_address: int = Field(default=20, ge=1)
