@@ -19,6 +19,9 @@ pins in ``pyproject.toml`` only after re-running ``tests/unit/test_faust_commit.
 - ``_Consumer.restart_stalled_partitions`` (run by the livelock check): a partition whose records
   wait while nothing of it is queued or processed is put back into the fetches and sought to its
   next undelivered offset (``leadpipe.runtime.delivery``); Faust only warns, after 300 s.
+- ``_Consumer.getmany`` and ``_Consumer._wake_record_wait``: Faust's drain loop asks for records
+  with a fixed 1 s timeout (a dozen loop wake-ups a second in an idle worker); in the worker's
+  loop it waits as long as the fetch's long poll, and a partition becoming active again wakes it.
 - ``_Consumer._commit_handler``, ``QuietMonitor``: Faust's commit tick and its monitor's sampler
   run every second in an idle worker; the commit now waits for an acknowledgement, and the
   sampler (averages for Faust's web views, which the workers do not serve) is gone.
@@ -148,6 +151,47 @@ class QuietMonitor(faust.Monitor):
 class _Consumer(faust_aiokafka.Consumer):
     _acked_since_commit: asyncio.Event | None = None
 
+    # -- the streams' wait for records (Faust's drain loop) ------------------------------------
+    # Faust's drain loop asks the client for the records of its active partitions with a fixed
+    # 1 s timeout, and goes round again when nothing came: a task, timers and a dozen loop
+    # wake-ups a second in every idle worker. In the worker's own loop it waits as long as the
+    # fetch's own long poll (``fetch_idle_wait_ms``) instead: records arriving end the wait at
+    # once, as before. What the client does not announce is a partition becoming active again
+    # (resumed, taken back after back-pressure, newly assigned) whose records it already holds:
+    # the wait then saw only the partitions it was asked for, so each of those wakes the wait
+    # (``_wake_record_wait``) and the client's loop looks again with the current set (Faust's
+    # active set is one set object, changed in place, that the client's wait reads).
+    def _in_loop_fetcher(self) -> Any | None:
+        thread = getattr(self, "_thread", None)
+        if not isinstance(thread, _InLoopConsumerThread):
+            return None  # Faust's thread: its own loop, its own 1 s timeout
+        return getattr(getattr(thread, "_consumer", None), "_fetcher", None)
+
+    def _wake_record_wait(self) -> None:
+        fetcher = self._in_loop_fetcher()
+        for waiter in list(getattr(fetcher, "_fetch_waiters", ())):
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _set_active_tps(self, tps: Any) -> Any:
+        active = super()._set_active_tps(tps)
+        self._wake_record_wait()
+        return active
+
+    def resume_partitions(self, tps: Any) -> None:
+        super().resume_partitions(tps)
+        self._wake_record_wait()
+
+    def on_buffer_drop(self, tp: TP) -> None:
+        was_held_back = tp in self._buffered_partitions
+        super().on_buffer_drop(tp)
+        if was_held_back:
+            self._wake_record_wait()
+
+    def resume_flow(self) -> None:
+        super().resume_flow()
+        self._wake_record_wait()
+
     def _ack_event(self) -> asyncio.Event:
         if self._acked_since_commit is None:
             self._acked_since_commit = asyncio.Event()
@@ -228,6 +272,8 @@ class _Consumer(faust_aiokafka.Consumer):
         handed = self._handed_out
         if handed is None:
             handed = self._handed_out = {}
+        if self._in_loop_fetcher() is not None:
+            timeout = max(timeout, getattr(self.app, "fetch_idle_wait_ms", 0) / 1000)
         async for tp, message in super().getmany(timeout):
             handed[tp] = message.offset
             yield tp, message
@@ -298,6 +344,7 @@ class _Consumer(faust_aiokafka.Consumer):
                 count(tp.topic, tp.partition)
             self._buffered_partitions.discard(tp)
             self._get_active_partitions().add(tp)
+            self._wake_record_wait()
             if view.next_offset is not None:
                 try:
                     await self.seek_wait({tp: view.next_offset})

@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
+from types import SimpleNamespace
+
+from faust.types import TP
 
 from leadpipe.runtime.faust_app import make_app
 from leadpipe.runtime.faust_compat import _ConsumerThread, _InLoopConsumerThread
@@ -63,3 +66,78 @@ async def test_an_app_with_a_changelog_table_keeps_fausts_consumer_thread(tmp_pa
     thread = app.consumer._thread
     assert type(thread) is _ConsumerThread
     thread.thread_loop.close()
+
+
+class _Fetcher:
+    """The part of aiokafka's fetcher the streams' wait uses: the futures its waits are on."""
+
+    def __init__(self) -> None:
+        self._fetch_waiters: set[asyncio.Future[None]] = set()
+
+    def waiter(self) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._fetch_waiters.add(fut)
+        return fut
+
+
+def _with_fetcher(app: object) -> tuple[object, _Fetcher]:
+    consumer = app.consumer  # type: ignore[attr-defined]
+    fetcher = _Fetcher()
+    consumer._thread._consumer = SimpleNamespace(_fetcher=fetcher)
+    return consumer, fetcher
+
+
+async def test_a_partition_becoming_active_again_ends_the_streams_wait_for_records(tmp_path: Path) -> None:
+    consumer, fetcher = _with_fetcher(make_app("wake-test", _settings(tmp_path)))
+    tp = TP("t", 1)
+    consumer._set_active_tps({tp, TP("t", 0)})
+
+    waiting = fetcher.waiter()
+    consumer.pause_partitions({tp})
+    assert not waiting.done(), "pausing a partition has nothing new to deliver"
+    consumer.resume_partitions({tp})
+    assert waiting.done(), "a resumed partition's held records must end the wait"
+
+    waiting = fetcher.waiter()
+    consumer.on_buffer_drop(tp)  # it was not held back: nothing changes
+    assert not waiting.done()
+    consumer.on_buffer_full(tp)
+    consumer.on_buffer_drop(tp)
+    assert waiting.done(), "a partition taken back after back-pressure must end the wait"
+
+    waiting = fetcher.waiter()
+    consumer._set_active_tps({tp})  # a new assignment
+    assert waiting.done()
+
+
+async def test_the_streams_wait_for_records_as_long_as_the_fetchs_long_poll(tmp_path: Path) -> None:
+    app = make_app("wait-test", _settings(tmp_path, kafka_fetch_idle_wait_ms=7000))
+    consumer, _ = _with_fetcher(app)
+    asked: list[float] = []
+
+    async def wait_next_records(timeout: float) -> tuple[None, None]:
+        asked.append(timeout)
+        return None, None
+
+    consumer._wait_next_records = wait_next_records
+    async for _ in consumer.getmany(timeout=1.0):  # Faust's drain loop's fixed 1 s
+        pass
+    assert asked == [7.0]
+
+
+async def test_faust_s_consumer_thread_keeps_its_one_second_wait_and_has_nothing_to_wake(tmp_path: Path) -> None:
+    app = make_app("thread-wait-test", _settings(tmp_path, kafka_consumer_in_loop=False))
+    consumer = app.consumer
+    asked: list[float] = []
+
+    async def wait_next_records(timeout: float) -> tuple[None, None]:
+        asked.append(timeout)
+        return None, None
+
+    consumer._wait_next_records = wait_next_records
+    async for _ in consumer.getmany(timeout=1.0):
+        pass
+    assert asked == [1.0]
+    assert consumer._in_loop_fetcher() is None
+    consumer.resume_partitions({TP("t", 0)})  # and waking is a no-op there, not an error
+    consumer._thread.thread_loop.close()
