@@ -234,7 +234,10 @@ class KafkaCluster:
             # Serial GC: no background GC threads on a 2-core dev machine; a dev broker's heap is small.
             # No perf data: the JVM would sample its counters into a shared file every 50 ms, idle
             # or not, for tools (jstat) a dev broker is not watched with.
-            argv += [f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:-UsePerfData"]
+            # The monitor deflation thread looks for idle locks to reclaim four times a second; every
+            # 5 s is plenty for a dev broker (and it still deflates at once when monitors run short).
+            argv += [f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:-UsePerfData",
+                     "-XX:+UnlockDiagnosticVMOptions", "-XX:AsyncDeflationInterval=5000"]  # fmt: skip
         argv += [
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={LOG4J}",

@@ -8,7 +8,6 @@ ticks once a second (the header's own resolution), and a shutdown signal wakes i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from types import FrameType
 
 import uvicorn
@@ -21,19 +20,40 @@ class QuietServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)
         self._exit: asyncio.Event | None = None
+        self._nap: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def main_loop(self) -> None:
-        self._loop, self._exit = asyncio.get_running_loop(), asyncio.Event()
+        loop = self._loop = asyncio.get_running_loop()
+        self._exit = asyncio.Event()
         counter = 0
         should_exit = await self.on_tick(counter)
         while not should_exit:
             counter = (counter + _TICKS_PER_SECOND) % 864_000
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._exit.wait(), 1.0)
+            if not self._exit.is_set():
+                # A future and a timer: one loop wake-up a second (``wait_for`` on the event made
+                # a task and several callbacks of each tick).
+                self._nap = loop.create_future()
+                timer = loop.call_later(1.0, _wake, self._nap)
+                try:
+                    await self._nap
+                finally:
+                    timer.cancel()
+                    self._nap = None
             should_exit = await self.on_tick(counter)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
-        if self._loop is not None and self._exit is not None:
-            self._loop.call_soon_threadsafe(self._exit.set)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._exit_now)
+
+    def _exit_now(self) -> None:
+        if self._exit is not None:
+            self._exit.set()
+        if self._nap is not None:
+            _wake(self._nap)
+
+
+def _wake(nap: asyncio.Future[None]) -> None:
+    if not nap.done():
+        nap.set_result(None)

@@ -14,6 +14,7 @@ across worker replicas are Lua scripts:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -218,8 +219,9 @@ class RedisNurtureStore:
         return float(first[0][1]) if first else None
 
     async def due_counts(self, now: float, overdue_after_s: float = 60.0) -> tuple[int, int]:
-        due = await self.redis.zcount(self.due_key, "-inf", now)
-        overdue = await self.redis.zcount(self.due_key, "-inf", now - overdue_after_s)
+        due, overdue = await asyncio.gather(
+            self.redis.zcount(self.due_key, "-inf", now), self.redis.zcount(self.due_key, "-inf", now - overdue_after_s)
+        )  # one round trip (runtime.redis_client batches what is awaited in one tick)
         return int(due), int(overdue)
 
     def _cap(self, rep_id: str, day: str) -> str:
@@ -256,8 +258,10 @@ class RedisNurtureStore:
         pairs = list(reps)
         if not pairs:
             return {}
-        used = await self.redis.mget([self._cap(r, d) for r, d in pairs])
-        last = await self.redis.hmget(f"{self.prefix}last_assigned", [r for r, _ in pairs])
+        used, last = await asyncio.gather(
+            self.redis.mget([self._cap(r, d) for r, d in pairs]),
+            self.redis.hmget(f"{self.prefix}last_assigned", [r for r, _ in pairs]),
+        )
         return {r: Load(int(u or 0), float(t or 0.0)) for (r, _), u, t in zip(pairs, used, last, strict=True)}
 
     async def routing_facts(
