@@ -22,6 +22,8 @@ pins in ``pyproject.toml`` only after re-running ``tests/unit/test_faust_commit.
 - ``_Consumer.getmany`` and ``_Consumer._wake_record_wait``: Faust's drain loop asks for records
   with a fixed 1 s timeout (a dozen loop wake-ups a second in an idle worker); in the worker's
   loop it waits as long as the fetch's long poll, and a partition becoming active again wakes it.
+- ``_InLoopConsumerThread._fetch_records``: a wait whose partition set Faust empties meanwhile
+  (pausing every partition) no longer hands back, and so loses, every partition's records.
 - ``_Consumer._commit_handler``, ``QuietMonitor``: Faust's commit tick and its monitor's sampler
   run every second in an idle worker; the commit now waits for an acknowledgement, and the
   sampler (averages for Faust's web views, which the workers do not serve) is gone.
@@ -135,6 +137,35 @@ class _InLoopConsumerThread(_ConsumerThread):
     @faust.Service.task
     async def _thread_keepalive(self) -> None:
         return  # no other loop to keep awake
+
+    async def _fetch_records(
+        self, consumer: aiokafka.AIOKafkaConsumer, active_partitions: Any, timeout: float | None = None,
+        max_records: int | None = None,
+    ) -> Any:  # fmt: skip
+        # aiokafka reads an empty partition set as "every partition". Faust never asks with an
+        # empty one, but it empties its set in place (pausing every partition, as a rebalance
+        # does) while a wait is under way: the records that then arrived were all handed back,
+        # none of them active, and Faust's getmany skipped them with the client's position
+        # already past them (lost until a seek).
+        view = None if active_partitions is None else _ActiveView(active_partitions)
+        return await super()._fetch_records(consumer, view, timeout=timeout, max_records=max_records)  # type: ignore[arg-type]  # read as a set by aiokafka
+
+
+class _ActiveView:
+    """Faust's active partitions as aiokafka's ``fetched_records`` reads them (``if partitions
+    and tp not in partitions``): the live set, changed in place during the wait, and empty
+    meaning none."""
+
+    __slots__ = ("tps",)
+
+    def __init__(self, tps: Any) -> None:
+        self.tps = tps
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __contains__(self, tp: object) -> bool:
+        return tp in self.tps
 
 
 class QuietMonitor(faust.Monitor):

@@ -4,6 +4,7 @@ default on): no consumer thread, and calls Faust hands to "the thread" are plain
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -141,3 +142,28 @@ async def test_faust_s_consumer_thread_keeps_its_one_second_wait_and_has_nothing
     assert consumer._in_loop_fetcher() is None
     consumer.resume_partitions({TP("t", 0)})  # and waking is a no-op there, not an error
     consumer._thread.thread_loop.close()
+
+
+async def test_an_emptied_partition_set_asks_the_client_for_none_not_for_every_partition(tmp_path: Path) -> None:
+    thread = make_app("view-test", _settings(tmp_path)).consumer._thread
+    asked: list[object] = []
+
+    class Fetcher:
+        _closed = False
+        _subscriptions = SimpleNamespace(fetch_context=contextlib.nullcontext)
+
+        async def fetched_records(self, partitions: object, timeout: float, max_records: int) -> dict[object, object]:
+            asked.append(partitions)
+            return {}
+
+    active: set[TP] = set()
+    await thread._fetch_records(SimpleNamespace(_closed=False, _fetcher=Fetcher()), active, timeout=0, max_records=1)
+    partitions = asked[0]
+    assert partitions, "aiokafka reads an empty (falsy) set as every partition"
+    tp = TP("t", 0)
+    assert tp not in partitions  # type: ignore[operator]
+    active.add(tp)  # Faust changes its set in place while the wait runs: the wait must see it
+    assert tp in partitions  # type: ignore[operator]
+
+    await thread._fetch_records(SimpleNamespace(_closed=False, _fetcher=Fetcher()), None, timeout=0, max_records=1)
+    assert asked[1] is None  # a client-only app asks for every partition, as before
