@@ -65,7 +65,9 @@ Publish = Callable[[Envelope[Any]], Awaitable[None]]
 class Projector:
     """Decodes a batch of records and projects them in one transaction. A record that is not a
     valid event is counted, logged with its topic and offset, and skipped: the console is a read
-    model, the producing service's dead-letter topic is where a bad record is dealt with.
+    model, the producing service's dead-letter topic is where a bad record is dealt with. The
+    canary's synthetic events are counted and skipped: its lead is no rep's to work, and no
+    manager's number.
 
     An erasure request is honoured in its place in the batch (the facts before it are projected
     first), in its own transaction; with ``publish`` (the live projector, not a rebuild) the
@@ -90,6 +92,9 @@ class Projector:
             except SchemaError as exc:
                 self.metrics.undecodable.labels(record.topic).inc()
                 log.warning("skipping an undecodable record on %s: %s", record.topic, exc)
+                continue
+            if event.synthetic:  # the canary's traffic: not a lead for any rep's list or any number
+                self.metrics.synthetic.inc()
                 continue
             if isinstance(event.data, PersonErasureRequested):
                 new += await self._project(facts)

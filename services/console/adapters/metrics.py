@@ -17,6 +17,9 @@ class ConsoleMetrics:
         self.undecodable = Counter(
             "console_events_undecodable_total", "Records skipped: not a valid event", ["topic"], registry=registry
         )
+        self.synthetic = Counter(
+            "console_events_synthetic_total", "Records skipped: the canary's synthetic traffic", registry=registry
+        )
         self.lag = Gauge(
             "console_projection_lag_seconds", "Now minus the time of the last projected event", registry=registry
         )

@@ -155,6 +155,11 @@ async def test_projects_lead_events_and_rebuilds_identical_rows(
         # Arrival order across topics is not event order; duplicates are sent on purpose.
         for event in [*reversed(events), events[2], events[0]]:
             await publish(producer, event, max_bytes=1_000_000)
+        # The canary's lead, scored and assigned as every 30 s in a stack: no rep's, never projected.
+        for real in events[2:4]:
+            canary = real.data.model_copy(update={"lead_id": f"canary-{unique}"})
+            await publish(producer, new_event(canary, source="canary", subject=f"canary-{unique}", synthetic=True),
+                          max_bytes=1_000_000)  # fmt: skip
         await send_record(producer, "lead.scored.v1", Record(b"k", b"not json", [("ce_id", b"x")]))
     finally:
         await producer.stop()
@@ -200,6 +205,8 @@ async def test_projects_lead_events_and_rebuilds_identical_rows(
         assert kinds[0] == "lead.captured" and kinds.count("lead.scored") == 2
         assert registry.get_sample_value("console_events_duplicate_total") >= 2
         assert registry.get_sample_value("console_events_undecodable_total", {"topic": "lead.scored.v1"}) == 1
+        assert await store.lead(f"canary-{unique}") is None
+        assert registry.get_sample_value("console_events_synthetic_total") >= 2
 
         live = await store.dump()
         # The operator's command, as run against a deployment: drop the projection, replay the topics.
