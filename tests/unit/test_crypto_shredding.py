@@ -3,6 +3,7 @@ the key is destroyed, plaintext records of before still readable."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -85,10 +86,13 @@ def test_no_personal_string_is_in_the_sealed_bytes(name):
     event = by_type(name)
     sealed = encode(event, keyring=ring())
     plain = encode(event)
+    # Outside the ciphertext tokens: a short name ("Lee") turns up by chance inside random
+    # base64 in about one run in 400 (measured), which made this test fail now and then.
+    readable = re.sub(rb'"pii1:[^"]*"', b'"<sealed>"', sealed.value)
     for text in PERSONAL_STRINGS[name](event.data):
         if text:
             assert text.encode() in plain.value
-            assert text.encode() not in sealed.value
+            assert text.encode() not in readable
     assert b"pii1:" in sealed.value
 
 

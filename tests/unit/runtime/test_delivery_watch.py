@@ -100,6 +100,7 @@ class _Worker:
         self._delivery_watch: DeliveryWatch | None = None
         self._buffered_partitions = {TP}
         self.active: set[object] = set()
+        self.woken = 0
         self.app = SimpleNamespace(delivery_stall_s=30.0,
                                    delivery_restarts=lambda topic, p: self.counted.append((topic, p)))  # fmt: skip
 
@@ -110,6 +111,9 @@ class _Worker:
 
     def _get_active_partitions(self) -> set[object]:
         return self.active
+
+    def _wake_record_wait(self) -> None:
+        self.woken += 1
 
     async def seek_wait(self, offsets: dict[object, int]) -> None:
         if self.seek_fails:
@@ -133,6 +137,7 @@ async def test_the_worker_puts_a_stalled_partition_back_into_its_fetches_and_see
     assert worker.sought == [{TP: 64}]
     assert worker.counted == [TP]
     assert worker.active == {TP} and worker._buffered_partitions == set()
+    assert worker.woken == 1  # the streams' wait for records sees the partition at once
     assert "lead.captured.v1 partition 4 stopped delivering" in caplog.text
 
 
