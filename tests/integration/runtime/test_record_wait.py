@@ -56,28 +56,43 @@ async def _until(tmp: Path, what: str, done: object, timeout_s: float) -> list[l
     return lines
 
 
-async def test_a_resumed_partitions_held_record_is_processed_at_once_not_at_the_end_of_the_wait(
-    kafka_bootstrap: str, unique: str, tmp_path: Path
-) -> None:
-    # The streams' wait is 20 s here: without the wake on resume, the held record would wait
-    # for the rest of it (about 17 s) after its partition was resumed.
+async def _held_and_resumed(
+    bootstrap: str, unique: str, tmp: Path, *, pause_all: bool, held: tuple[int, ...]
+) -> dict[str, float]:
+    """A worker with a 20 s wait for records processes partition 1's first record, pauses
+    (partition 1, or its whole assignment) and resumes 2.5 s later; a record is sent to each of
+    ``held`` while it is paused. Returns when each line of the worker's output was written."""
     topic = f"resume-{unique}.in"
-    await ensure_topics(kafka_bootstrap, [TopicSpec(topic, "none", 2)], replication_factor=1)
-    worker = _worker(kafka_bootstrap, f"resume-{unique}", tmp_path, idle_wait_ms=20_000)
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await ensure_topics(bootstrap, [TopicSpec(topic, "none", 2)], replication_factor=1)
+    worker = _worker(bootstrap, f"resume-{unique}", tmp, idle_wait_ms=20_000, pause_all=pause_all)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
         await producer.send_and_wait(topic, b"first", partition=1)
-        await _until(tmp_path, "process partition 1's first record", lambda ls: ["1", "0"] in [x[:2] for x in ls], 90)
+        await _until(tmp, "process partition 1's first record", lambda ls: ["1", "0"] in [x[:2] for x in ls], 90)
         await producer.send_and_wait(topic, b"pause", partition=0)
-        await _until(tmp_path, "pause partition 1", lambda ls: any(x[0] == "paused" for x in ls), 30)
-        await producer.send_and_wait(topic, b"held", partition=1)
-        lines = await _until(tmp_path, "process the held record", lambda ls: ["1", "1"] in [x[:2] for x in ls], 30)
+        await _until(tmp, "pause", lambda ls: any(x[0] == "paused" for x in ls), 30)
+        for p in held:
+            await producer.send_and_wait(topic, b"held", partition=p)
+        want = [[str(p), "1"] for p in held]
+        lines = await _until(
+            tmp, "process every held record", lambda ls: all(w in [x[:2] for x in ls] for w in want), 30
+        )
     finally:
         await producer.stop()
         worker.stop()
     at = {" ".join(x[:-1]): float(x[-1]) for x in lines}
-    assert at["1 1"] > at["resumed"], f"the held record was processed before its partition was resumed: {lines}"
+    for p in held:
+        assert at[f"{p} 1"] > at["resumed"], f"partition {p}'s record was processed while it was paused: {lines}"
+    return at
+
+
+async def test_a_resumed_partitions_held_record_is_processed_at_once_not_at_the_end_of_the_wait(
+    kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    # Without the wake on resume, the held record waits for the rest of the 20 s wait (17-18 s)
+    # after its partition was resumed.
+    at = await _held_and_resumed(kafka_bootstrap, unique, tmp_path, pause_all=False, held=(1,))
     waited = at["1 1"] - at["resumed"]
     assert waited < 1.5, f"the held record waited {waited:.1f} s after its partition was resumed"
 
@@ -89,26 +104,6 @@ async def test_pausing_every_partition_during_the_wait_holds_their_records_and_l
     # streams wait. aiokafka read the emptied set as "every partition" and handed the held records
     # back, none of them active, so Faust skipped them with the client's position past them: without
     # faust_compat's _ActiveView, partition 1's record was never processed (run 2026-11-27).
-    topic = f"resume-{unique}.in"
-    await ensure_topics(kafka_bootstrap, [TopicSpec(topic, "none", 2)], replication_factor=1)
-    worker = _worker(kafka_bootstrap, f"resume-{unique}", tmp_path, idle_wait_ms=20_000, pause_all=True)
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
-    await producer.start()
-    try:
-        await producer.send_and_wait(topic, b"first", partition=1)
-        await _until(tmp_path, "process partition 1's first record", lambda ls: ["1", "0"] in [x[:2] for x in ls], 90)
-        await producer.send_and_wait(topic, b"pause", partition=0)
-        await _until(tmp_path, "pause both partitions", lambda ls: any(x[0] == "paused" for x in ls), 30)
-        await producer.send_and_wait(topic, b"held", partition=1)
-        await producer.send_and_wait(topic, b"held", partition=0)
-        want = (["1", "1"], ["0", "1"])
-        lines = await _until(
-            tmp_path, "process both held records", lambda ls: all(w in [x[:2] for x in ls] for w in want), 15
-        )
-    finally:
-        await producer.stop()
-        worker.stop()
-    at = {" ".join(x[:-1]): float(x[-1]) for x in lines}
+    at = await _held_and_resumed(kafka_bootstrap, unique, tmp_path, pause_all=True, held=(1, 0))
     for held in ("1 1", "0 1"):
-        assert at[held] > at["resumed"], f"{held} was processed while its partition was paused: {lines}"
         assert at[held] - at["resumed"] < 1.5, f"{held} waited {at[held] - at['resumed']:.1f} s after the resume"
