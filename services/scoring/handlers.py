@@ -12,6 +12,12 @@ again carries the same deterministic event id.
 The batch's read also returns the keyspace's built marker: a Redis wiped under the worker is
 rebuilt from the state topic (``ensure_built``) before the batch decides anything, and a wipe
 between the read and the write fails the write's WATCH (``BatchConflict``): the batch runs again.
+
+A re-run after a conflict publishes again for every lead its abandoned attempt published for,
+whether or not anything changed since: that attempt's ``lead.scored`` is on the topic already
+and may describe a lead that was never stored (another worker merged or updated it meanwhile).
+Its id counts the lead's events (``output_id``), so the corrected one is not dropped as a
+duplicate, and an unchanged lead gets the same id again.
 """
 
 from __future__ import annotations
@@ -68,15 +74,24 @@ def identifiers_of(event: Envelope[Any]) -> Identifiers:
     )
 
 
-def output_id(event_id: str, lead_id: str, model_version: str) -> str:
+def output_id(event_id: str, lead_id: str, model_version: str, counted: Sequence[str] = ()) -> str:
     """Deterministic, so a replayed event produces the same ``lead.scored`` id under the same model.
 
     The model version is part of it: a batch published under the old model while the active
     version switched is re-run under the new one, and its outputs must not reuse the ids
     consumers have already seen (they would drop the corrected score as a duplicate).
+
+    So is ``counted``, the events the lead has counted with this one (its ``seen``), for the
+    stream's outputs: a batch re-run after another worker changed the lead (``BatchConflict``)
+    decides on a lead that counts that worker's events too, and its output must not reuse the id
+    of the abandoned attempt's, already on the topic and describing the lead without them
+    (consumers would keep that one and drop the corrected one as a duplicate). A replay over the
+    same stored lead counts the same events: the same id.
     """
     # uuid.uuid5 spelt out: the same value without building a UUID object (hot: once per output).
     name = f"{event_id}/{lead_id}/{model_version}".encode()
+    if counted:
+        name += ("/" + ",".join(counted)).encode()
     h = bytearray(hashlib.sha1(_OUT_NS.bytes + name, usedforsecurity=False).digest()[:16])
     h[6] = (h[6] & 0x0F) | 0x50
     h[8] = (h[8] & 0x3F) | 0x80
@@ -169,9 +184,13 @@ class Scorer:
         current = snapshot(state, assessment)
         previous = state.emitted
         out = Outcome()
-        if force or changed(previous, current):
+        # A lead an abandoned attempt of this batch published for: that lead.scored may describe a
+        # state never stored (another worker changed the lead), so the re-run publishes it again.
+        again = state.lead_id in snap.republish
+        if force or again or changed(previous, current):
+            snap.republish.discard(state.lead_id)
             payload = scored_event(state, assessment, self._trigger(event), self.clock(), tuple(merged))
-            event_id = output_id(event.id, state.lead_id, assessment.model_version)
+            event_id = output_id(event.id, state.lead_id, assessment.model_version, state.seen)
             out.outputs.append(new_event(payload, source=SOURCE, subject=state.lead_id, id=event_id, cause=event))
             if not event.synthetic and (previous is None or previous.grade != current.grade):
                 self.observer.graded(current.grade)
@@ -275,6 +294,10 @@ class ScoringBatch:
         self._refused: set[str] = set()
         self._ids: dict[str, Identifiers | ScoringError] = {}
         self._snap: Snapshot | None = None
+        #: The leads this attempt published for, and those an abandoned attempt published for and
+        #: no committed one has since: their last lead.scored may describe a state never stored.
+        self._published: set[str] = set()
+        self._unsettled: set[str] = set()
 
     def key(self, event: Envelope[Any]) -> str | None:
         return None  # one snapshot, applied in order (the runtime runs it with concurrency 1)
@@ -293,6 +316,8 @@ class ScoringBatch:
             await self.ensure_built()  # Redis was wiped: nothing is decided on an empty keyspace
             snap = await self.store.read(keys)
         self._use_model(snap.model_version)
+        snap.republish = set(self._unsettled)
+        self._published = set()
         self._snap = snap
 
     async def handle(self, event: Envelope[Any]) -> None:
@@ -309,6 +334,7 @@ class ScoringBatch:
         if outcome.duplicate:
             self.scorer.observer.duplicate()
         if outcome.outputs:
+            self._published.update(out.data.lead_id for out in outcome.outputs)
             await self.publisher.send(outcome.outputs)
 
     async def commit(self) -> None:
@@ -317,8 +343,13 @@ class ScoringBatch:
         if snap.changed_leads or snap.deleted_leads:
             await self.state_log.append(snap.changed_leads.values(), snap.deleted_leads)
         await self.store.write(snap)
+        self._unsettled -= self._published | snap.deleted_leads
+        self._published = set()
 
     async def abandon(self) -> None:
+        # Its outputs are on the topic already (the runtime flushed them before the write).
+        self._unsettled |= self._published
+        self._published = set()
         self._snap = None
         await self.store.abandon()
 

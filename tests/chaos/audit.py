@@ -51,7 +51,9 @@ Nurture's view is its compacted state topic (``nurture.state.v1``, the latest st
 ``lead.scored`` records whose ``trigger.event_id`` is capture ``c``'s event id. Records with
 the same CloudEvents id are one event delivered more than once (at-least-once: scoring
 republishes with a deterministic id after a crash, and every consumer de-duplicates on the
-id), so ``T(c)`` must hold exactly one distinct event id, for one lead ``L``. Following
+id). ``T(c)`` must name exactly one lead ``L``. It may hold more than one event id for it: a batch
+that lost a race with another worker (``BatchConflict``) has already published, and its re-run
+publishes again, under a new id, from the lead as stored (the later record on ``L``'s partition). Following
 merges (a later ``lead.scored`` whose ``merged_lead_ids`` names ``L`` means ``L`` was folded
 into that record's lead, repeatedly) gives the surviving lead ``S``. The *current*
 ``lead.scored`` of ``S`` is its last record on the topic, not counting redeliveries of an
@@ -280,10 +282,11 @@ def _check_scored(accepted: Accepted, captured: Mapping[str, Rec], seen: Observe
                 continue
             absorbed += 1
             outs = triggered[newer]
-        if len(outs) > 1:
-            report.add("split_capture", f"capture {eid} produced {len(outs)} distinct lead.scored: {sorted(outs)}")
+        leads = {lead for _, lead in outs}
+        if len(leads) > 1:
+            report.add("split_capture", f"capture {eid} produced lead.scored for {len(leads)} leads: {sorted(outs)}")
             continue
-        ((_, lead),) = outs
+        (lead,) = leads
         final = survivor(lead)
         if final not in current:
             report.add("stale_current", f"capture {eid}: survivor lead {final} (of {lead}) has no lead.scored")

@@ -264,6 +264,25 @@ def test_one_capture_scored_into_two_leads_is_a_split():
     assert w.report().kinds() == {"split_capture": 1}
 
 
+def test_a_capture_scored_again_for_its_lead_after_a_conflict_is_judged_by_the_later_record():
+    # scoring-2 published for the phone-only capture from a lead it read before scoring-1 merged
+    # Gus's email lead into it (no email, ends at 2); its write conflicted, and the re-run
+    # published the lead as stored, under another id.
+    w = World()
+    by_email = capture("gus@example.com", 1)
+    by_phone = capture(None, 2, phone="+33612000003")
+    both = capture("gus@example.com", 3, phone="+33612000003")
+    w.accept(by_email, by_phone, both)
+    w.put(SCORED, scored("ld_e", by_email, 1, 1, email="gus@example.com"), partition=1)
+    w.put(SCORED, scored("ld_p", both, 1, 3, email="gus@example.com", phone="+33612000003", merged=("ld_e",)))
+    w.put(SCORED, scored("ld_p", by_phone, 2, 2, phone="+33612000003", id="abandoned-attempt"))
+    stale = w.report()
+    assert stale.kinds() == {"stale_current": 2}, stale.summary()  # Gus's email captures: no email
+    w.put(SCORED, scored("ld_p", by_phone, 1, 3, email="gus@example.com", phone="+33612000003", id="re-run"))
+    report = w.report()
+    assert report.ok, report.summary()
+
+
 def test_redelivered_lead_scored_records_are_one_event():
     w = healthy()
     again = w.seen.records[SCORED][0].event

@@ -20,3 +20,6 @@ class Snapshot:
     changed_links: dict[str, tuple[str, ...]] = field(default_factory=dict)
     changed_leads: dict[str, LeadState] = field(default_factory=dict)
     deleted_leads: set[str] = field(default_factory=set)
+    #: Leads whose next assessment publishes even if nothing changed: an abandoned attempt of the
+    #: batch published for them, from a state that was never stored.
+    republish: set[str] = field(default_factory=set)

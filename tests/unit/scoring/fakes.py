@@ -75,6 +75,26 @@ class FakeLeadStore:
         return sorted(erased), len(changed)
 
 
+class ReplicaView(FakeLeadStore):
+    """Another worker's connection to ``store``'s keyspace: the same leads, links and version,
+    its own WATCH (a write conflicts if anyone wrote since this view's read)."""
+
+    def __init__(self, store: FakeLeadStore) -> None:
+        self.store = store
+        self.links, self.leads = store.links, store.leads
+        self.model_version, self.built = store.model_version, store.built
+        self._read_at = None
+        self.log = []
+
+    @property  # type: ignore[override]
+    def version(self) -> int:
+        return self.store.version
+
+    @version.setter
+    def version(self, value: int) -> None:
+        self.store.version = value
+
+
 class FakeStateLog:
     """The state topic: what was appended, in order (``None`` for a tombstone)."""
 

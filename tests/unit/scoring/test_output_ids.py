@@ -15,3 +15,10 @@ def test_output_ids_are_the_uuid5_of_the_event_the_lead_and_the_model_version():
 
 def test_the_same_event_scored_under_another_model_gets_another_id():
     assert output_id("e-1", "ld_1", "fit-2026.1") != output_id("e-1", "ld_1", "fit-2026.2")
+
+
+def test_the_events_a_lead_counted_are_part_of_the_id_so_a_changed_lead_is_not_a_duplicate():
+    counted = ("e-0", "e-1")
+    assert output_id("e-1", "ld_1", "fit-2026.1", counted) == output_id("e-1", "ld_1", "fit-2026.1", counted)
+    assert output_id("e-1", "ld_1", "fit-2026.1", counted) != output_id("e-1", "ld_1", "fit-2026.1", ("e-9", *counted))
+    assert output_id("e-1", "ld_1", "fit-2026.1", counted) != output_id("e-1", "ld_1", "fit-2026.1")
