@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import faust
+import uvloop
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
@@ -146,4 +147,12 @@ def run_worker(app: faust.App, settings: ServiceSettings, topics: Sequence[Topic
         asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, topics,
                                   replication_factor=settings.kafka_replication_factor))  # fmt: skip
     sys.argv = [sys.argv[0], "worker", "--loglevel", faust_loglevel(settings.log_level), "--without-web"]
+    use_event_loop(settings)
     app.main()
+
+
+def use_event_loop(settings: ServiceSettings) -> None:
+    """The loop Faust's worker creates (it asks the policy for one when it starts): uvloop
+    unless ``WORKER_UVLOOP=false``."""
+    policy = uvloop.EventLoopPolicy() if settings.worker_uvloop else asyncio.DefaultEventLoopPolicy()
+    asyncio.set_event_loop_policy(policy)
