@@ -4,6 +4,8 @@
 #   redis-server: the embedded Redis
 #   postgresql:   the sales console's read model (a private server, like Redis)
 #   kcat, prometheus (promtool), chromium: tools the tests drive
+#   podman, runc: the container tests' engine (tests/containers: the compose stack, kill -9,
+#                 network partitions); without them `make test` skips that lane and says so
 # --run-only: just what `make run` needs. Under CI=true a package that cannot be installed is an
 # error (CI must not go green by skipping the tests that need it); elsewhere a warning.
 set -euo pipefail
@@ -17,6 +19,8 @@ if [ "${1:-}" != "--run-only" ]; then
   need kcat kcat
   need promtool prometheus
   need chromium chromium
+  need podman podman
+  need runc runc
 fi
 [ ${#want[@]} -eq 0 ] && exit 0
 ci=false; case "${CI:-}" in 1|true|TRUE|yes) ci=true ;; esac
