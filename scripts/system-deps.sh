@@ -4,8 +4,12 @@
 #   redis-server: the embedded Redis
 #   postgresql:   the sales console's read model (a private server, like Redis)
 #   kcat, prometheus (promtool), chromium: tools the tests drive
-#   podman, runc: the container tests' engine (tests/containers: the compose stack, kill -9,
-#                 network partitions); without them `make test` skips that lane and says so
+#   podman, runc, the CNI dnsname plugin, debootstrap, nftables: the container tests
+#                 (tests/containers: the compose stack, kill -9, network partitions): the engine,
+#                 container names resolving on the compose network (podman picks CNI when
+#                 installed without recommends, and CNI resolves names only with dnsname), the
+#                 Debian base image the images start from, and the faults' packet filter;
+#                 without podman `make test` skips that lane and says so
 # --run-only: just what `make run` needs. Under CI=true a package that cannot be installed is an
 # error (CI must not go green by skipping the tests that need it); elsewhere a warning.
 set -euo pipefail
@@ -21,6 +25,9 @@ if [ "${1:-}" != "--run-only" ]; then
   need chromium chromium
   need podman podman
   need runc runc
+  need debootstrap debootstrap
+  need nft nftables
+  [ -e /usr/lib/cni/dnsname ] || want+=(golang-github-containernetworking-plugin-dnsname)
 fi
 [ ${#want[@]} -eq 0 ] && exit 0
 ci=false; case "${CI:-}" in 1|true|TRUE|yes) ci=true ;; esac
