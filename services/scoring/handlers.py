@@ -141,7 +141,10 @@ class Scorer:
         }
         res = resolve(keys, snap.links, known, salt=event.id)
         state = snap.leads.get(res.lead_id) or new_lead(res.lead_id, data.captured_at)
-        if state.has_seen(event.id):
+        # A redelivery may resolve elsewhere than the first delivery did: a phone-only scan went to
+        # the number's one lead, and the number has since been given by someone else (shared: it
+        # links nobody, the scan would make a lead of its own). Whichever linked lead counted it.
+        if state.has_seen(event.id) or any(snap.leads[lid].has_seen(event.id) for lid in known):
             return Outcome(duplicate=True)
         others = [snap.leads[lid] for lid in res.merged_lead_ids if lid in snap.leads]
         if others:

@@ -98,6 +98,17 @@ def test_a_phone_only_capture_on_a_shared_number_is_a_lead_of_its_own_with_a_fre
     assert resolve(["phone:+442079460000"], links, known, salt="evt-9") == result  # a replay: the same id
 
 
+def test_a_phone_only_capture_delivered_again_after_its_number_became_shared_is_counted_once():
+    world = World()
+    [dana] = world.send(capture(email="dana@acme.com", phone=MOBILE, country="GB", capture_id="c-1"))
+    scan = capture(email=None, phone=MOBILE, country="GB", capture_id="c-2", at=T0 + timedelta(1), title="CTO")
+    [by_phone] = world.send(scan)
+    assert by_phone.data.lead_id == dana.data.lead_id  # the number's one lead, nothing contradicts
+    world.send(capture(email="ed@acme.com", phone=MOBILE, country="GB", capture_id="c-3"))  # now shared
+    assert world.send(scan) == []  # delivered again (a rebalance): already in Dana's lead
+    assert len(world.leads) == 2  # Dana and Ed: no lead of its own for the scan
+
+
 def test_an_email_naming_a_lead_and_a_badge_naming_another_merges_them():
     links = {"email:dana@acme.com": ("ld_a",), "badge:expo-26/B-7": ("ld_b",)}
     known = {
