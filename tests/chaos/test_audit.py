@@ -222,12 +222,16 @@ def test_a_current_lead_scored_without_the_captures_email_is_stale():
     assert w.report().kinds() == {"stale_current": 1}
 
 
+def known_three_ways(w: World, email: str, phone: str) -> tuple[Envelope[Any], Envelope[Any], Envelope[Any]]:
+    """One person's accepted captures: by email at 1, by phone only at 2, by both at 3."""
+    by_email, by_phone, both = capture(email, 1), capture(None, 2, phone=phone), capture(email, 3, phone=phone)
+    w.accept(by_email, by_phone, both)
+    return by_email, by_phone, both
+
+
 def test_merged_leads_are_followed_to_the_survivor():
     w = World()
-    by_email = capture("dan@example.com", 1)
-    by_phone = capture(None, 2, phone="+33612000001")
-    both = capture("dan@example.com", 3, phone="+33612000001")
-    w.accept(by_email, by_phone, both)
+    by_email, by_phone, both = known_three_ways(w, "dan@example.com", "+33612000001")
     w.put(SCORED, scored("ld_e", by_email, 1, 1, email="dan@example.com"))
     w.put(SCORED, scored("ld_p", by_phone, 2, 2, phone="+33612000001"), partition=1)
     w.put(SCORED, scored("ld_e", both, 1, 3, email="dan@example.com", phone="+33612000001", merged=("ld_p",)))
@@ -238,10 +242,7 @@ def test_merged_leads_are_followed_to_the_survivor():
 
 def test_an_older_capture_from_another_partition_may_be_absorbed_without_its_own_lead_scored():
     w = World()
-    first = capture("eve@example.com", 1)
-    phone_only = capture(None, 2, phone="+33612000002")  # reached scoring after `both`
-    both = capture("eve@example.com", 3, phone="+33612000002")
-    w.accept(first, phone_only, both)
+    first, _phone_only, both = known_three_ways(w, "eve@example.com", "+33612000002")  # phone-only after `both`
     w.put(SCORED, scored("ld_e", first, 1, 1, email="eve@example.com"))
     w.put(SCORED, scored("ld_e", both, 1, 3, email="eve@example.com", phone="+33612000002"))
     report = w.report()
@@ -269,10 +270,7 @@ def test_a_capture_scored_again_for_its_lead_after_a_conflict_is_judged_by_the_l
     # Gus's email lead into it (no email, ends at 2); its write conflicted, and the re-run
     # published the lead as stored, under another id.
     w = World()
-    by_email = capture("gus@example.com", 1)
-    by_phone = capture(None, 2, phone="+33612000003")
-    both = capture("gus@example.com", 3, phone="+33612000003")
-    w.accept(by_email, by_phone, both)
+    by_email, by_phone, both = known_three_ways(w, "gus@example.com", "+33612000003")
     w.put(SCORED, scored("ld_e", by_email, 1, 1, email="gus@example.com"), partition=1)
     w.put(SCORED, scored("ld_p", both, 1, 3, email="gus@example.com", phone="+33612000003", merged=("ld_e",)))
     w.put(SCORED, scored("ld_p", by_phone, 2, 2, phone="+33612000003", id="abandoned-attempt"))
