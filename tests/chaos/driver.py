@@ -44,7 +44,7 @@ COMPANIES = ("example.com", "rivalsoft.com", "acme-logistics.example", "globex.e
 COUNTRIES = ("US", "GB", "DE", "FR", "US", "US")
 ENGAGEMENTS = ("opened", "clicked", "visit")
 #: Consecutive runs in one process take consecutive blocks of numbers (from a random start).
-_PHONE_BLOCKS = itertools.count(random.randrange(1000))
+_PHONE_BLOCKS = itertools.count(random.randrange(100))
 
 
 @dataclass
@@ -78,7 +78,7 @@ class LoadDriver:
         self.run_id = uuid.uuid4().hex[:6]
         # Each run its own phone numbers: the container tests run several loads on one stack, and
         # an earlier run's person with this run's number would be linked by it (a phone is weak).
-        self.phone_block = next(_PHONE_BLOCKS) % 1000
+        self.phone_block = next(_PHONE_BLOCKS) % 100
         self.accepted = Accepted()
         self.stats = DriverStats()
         self.people: list[Person] = []
@@ -166,7 +166,7 @@ class LoadDriver:
             person = Person(
                 n,
                 email=f"chaos-{self.run_id}-{n}@{self.rng.choice(COMPANIES)}",
-                phone=f"+336{self.phone_block:03d}{n % 100_000:05d}" if self.rng.random() < 0.25 else None,
+                phone=f"+33612{self.phone_block:02d}{n % 10_000:04d}" if self.rng.random() < 0.25 else None,
                 company=f"Company {n % 50}",
                 country=self.rng.choice(COUNTRIES),
                 busy=True,
