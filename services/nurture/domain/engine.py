@@ -349,6 +349,14 @@ class Nurture:
         if new:
             d.stage_changes.append(StageChange(None, S.CAPTURED, "first scored", now, event_id))
         st.remember(event_id)
+        # Scoring may publish for one engagement more than once under different ids (a batch re-run
+        # after another replica changed the lead, a model switched mid-batch): the newer lead.scored
+        # is the lead, but what the engagement does (a purchase counted, a reply stopping the
+        # cadence) happens once per engagement event.
+        trigger = f"trigger:{data.trigger.event_id}"
+        engaged_before = data.trigger.engagement_kind is not None and trigger in st.seen
+        if data.trigger.engagement_kind is not None and not engaged_before:
+            st.remember(trigger)
         p, c = data.profile, data.capture
         st.lead = LeadView(
             name=p.full_name, first_name=_first_name(p.full_name) if p.full_name else None, company=p.company,
@@ -370,7 +378,8 @@ class Nurture:
                 st.invalid_addresses.append(addr)
         if st.queued is not None:  # a lead that heats up while it waits moves up the queue
             st.queued = st.queued.model_copy(update={"grade": data.grade, "score": data.score})
-        self._engagement(d, data, event_id, now)
+        if not engaged_before:
+            self._engagement(d, data, event_id, now)
         if st.queued is not None and (st.stage in lifecycle.CUSTOMER or st.stage is S.DISQUALIFIED):
             st.queued, st.wants_rep = None, False  # bought (or ruled out) while waiting: no rep needed now
         self._qualify(d, data, event_id, now)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,9 +51,11 @@ def scored(
     core: bool = False,
     domain: str = "acme.io",
     consent: tuple[str, ...] | None = ("email", "sms"),
+    trigger_id: str | None = None,
 ) -> LeadScored:
     """A scored lead; ``consent``: the channels it consented to marketing on (None: an event
-    written before lead.scored carried consent)."""
+    written before lead.scored carried consent); ``trigger_id``: the event that caused it (a new
+    one for each call unless given)."""
     return LeadScored.model_validate(
         {
             "lead_id": lead_id,
@@ -94,7 +97,7 @@ def scored(
                 "capture_id": f"cap-{lead_id}",
             },
             "trigger": {
-                "event_id": "e",
+                "event_id": trigger_id or f"e-{uuid.uuid4().hex[:12]}",
                 "event_type": "lead.engagement" if kind else "lead.captured",
                 "engagement_kind": kind,
                 "channel": channel,

@@ -262,6 +262,21 @@ def test_a_purchase_makes_a_new_customer_and_starts_onboarding():
     assert d.state.stage is Stage.LOYAL_CUSTOMER
 
 
+def test_one_purchase_scored_twice_under_two_ids_counts_once_and_the_newer_profile_wins():
+    # Scoring re-ran a batch after another replica changed the lead: the same purchase, a second
+    # lead.scored id, the lead as stored (its new title).
+    n = engine()
+    d = n.on_scored(None, "ev1", scored(grade="B"), MONDAY_10_NY)
+    d = n.on_scored(d.state, "ev2", scored(grade="B", kind="purchased", trigger_id="buy-1"), MONDAY_10_NY)
+    again = scored(grade="B", kind="purchased", trigger_id="buy-1")
+    again = again.model_copy(update={"profile": again.profile.model_copy(update={"job_title": "CFO"})})
+    d = n.on_scored(d.state, "ev2-rerun", again, MONDAY_10_NY)
+    assert d.state.purchases == 1 and d.state.stage is Stage.NEW_CUSTOMER
+    assert d.state.lead.title == "CFO"
+    d = n.on_scored(d.state, "ev3", scored(grade="B", kind="purchased", trigger_id="buy-2"), MONDAY_10_NY + DAY)
+    assert d.state.purchases == 2  # another purchase does count
+
+
 def test_an_illegal_transition_is_rejected_counted_and_never_applied():
     n = engine()
     d = n.on_scored(None, "ev1", scored(grade="D"), MONDAY_10_NY)
