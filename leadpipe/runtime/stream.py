@@ -62,7 +62,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from leadpipe.runtime.keystore import prefetch_records, prepare_keys
 from leadpipe.runtime.metrics import StageMetrics
@@ -328,8 +328,8 @@ class EventProcessor:
         )
 
 
-class BatchHandler(Protocol):
-    """What ``BatchProcessor`` needs from a service's handler."""
+class BatchState(Protocol):
+    """What ``BatchProcessor`` needs from a service's handler around its events."""
 
     def key(self, event: Envelope[Any]) -> str | None:
         """Events of one key run one after the other in their partition order (None: alone)."""
@@ -337,14 +337,19 @@ class BatchHandler(Protocol):
     async def begin(self, events: Sequence[Envelope[Any]]) -> None:
         """Reads the batch's state in one round trip (may wait for a rebuild first)."""
 
-    async def handle(self, event: Envelope[Any]) -> None:
-        """One event, under the handler contract (publishes through the ``Publisher``)."""
-
     async def commit(self) -> None:
         """After every event and every output is acknowledged: the batch's state writes."""
 
     async def abandon(self) -> None:
         """The attempt failed: drop what ``begin`` read (the batch runs again)."""
+
+
+@runtime_checkable
+class BatchHandler(BatchState, Protocol):
+    """A ``BatchState`` that also handles each event."""
+
+    async def handle(self, event: Envelope[Any]) -> None:
+        """One event, under the handler contract (publishes through the ``Publisher``)."""
 
 
 class BatchProcessor:
@@ -357,19 +362,30 @@ class BatchProcessor:
     ``seal_refs`` (opt-in): the refs the handler will seal under, from the batch's decoded events;
     their keys are cached in one round trip before the handler runs. Name only refs the handler
     seals under anyway (a created key is a key an erasure must find): records of erased people
-    are not among the decoded events, and an erasure decoded meanwhile drops what was fetched."""
+    are not among the decoded events, and an erasure decoded meanwhile drops what was fetched.
+
+    ``for_record`` (for a handler that needs the consumed record, e.g. to forward it to a retry
+    topic): gives each record's handler, as ``record_agent``'s factory does; without it the
+    handler is ``handler.handle``."""
 
     def __init__(
         self,
         events: EventProcessor,
-        handler: BatchHandler,
+        handler: BatchState,
         expected: Mapping[str, type[Payload]],
         *,
         concurrency: int = 1,
         retry: Literal["event", "batch"] = "event",
         on_conflict: Callable[[], object] = lambda: None,
         seal_refs: SealRefs | None = None,
+        for_record: Callable[[RawMessage], Handler] | None = None,
     ):
+        if for_record is None:
+            if not isinstance(handler, BatchHandler):
+                raise TypeError(f"{type(handler).__name__} has no handle(): give BatchProcessor for_record")
+            handle = handler.handle
+            for_record = lambda _msg: handle  # noqa: E731
+        self.for_record = for_record
         self.events = events
         self.seal_refs = seal_refs
         self.handler = handler
@@ -441,14 +457,12 @@ class BatchProcessor:
     async def _run_groups(self, groups: list[list[tuple[RawMessage, Envelope[Any]]]]) -> int:
         per_event = self.retry == "event"
         if self.concurrency == 1 or len(groups) == 1:
-            return sum(
-                [await self.events.run(m, e, self.handler.handle, retry=per_event) for g in groups for m, e in g]
-            )
+            return sum([await self.events.run(m, e, self.for_record(m), retry=per_event) for g in groups for m, e in g])
         gate = asyncio.Semaphore(self.concurrency)
 
         async def one_key(items: list[tuple[RawMessage, Envelope[Any]]]) -> int:
             async with gate:
-                return sum([await self.events.run(m, e, self.handler.handle, retry=per_event) for m, e in items])
+                return sum([await self.events.run(m, e, self.for_record(m), retry=per_event) for m, e in items])
 
         return sum(await asyncio.gather(*(one_key(items) for items in groups)))
 

@@ -11,6 +11,7 @@ transport settings in ``config.py``, one branch in ``build_channels`` below, and
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any, ClassVar
 
@@ -22,6 +23,8 @@ from leadpipe.runtime.metrics import StageMetrics
 from leadpipe.runtime.publish import Publisher
 from leadpipe.runtime.rebuild import RebuildGuard
 from leadpipe.runtime.service import ConsumerService, started
+from leadpipe.runtime.stream import BatchProcessor
+from schemas.notification_requested.v1 import NotificationRequested
 from services.notifier.adapters.channel import ChannelSender
 from services.notifier.adapters.http_channels import HttpSms, SignedWebhook, SlackWebhook
 from services.notifier.adapters.metrics import NotifierMetrics
@@ -40,7 +43,7 @@ from services.notifier.adapters.smtp_sender import SmtpSender
 from services.notifier.adapters.templates import TemplateRenderer
 from services.notifier.config import NotifierSettings
 from services.notifier.domain.policy import RetryPolicy
-from services.notifier.handlers import DeadLetter, Notifier, Topics
+from services.notifier.handlers import DeadLetter, Notifier, RequestBatch, Topics
 
 SERVICE = "notifier"
 
@@ -167,15 +170,27 @@ class NotifierService(ConsumerService):
         super().__init__(settings, StageMetrics(SERVICE, self.registry))
         self.config = settings
         self._notifier: Notifier | None = None
+        self._requests: BatchProcessor | None = None
 
     @property
     def notifier(self) -> Notifier:
         return started(self._notifier)
 
+    @property
+    def requests(self) -> BatchProcessor:
+        """notification.requested in batches, each request through ``Notifier.on_request``."""
+        return started(self._requests)
+
     async def build(self) -> None:
         self._notifier = build_notifier(self.config, redis=self.redis, publisher=self.publisher,
                                         dead_letter=self.events.dead_letter, registry=self.registry,
                                         stage=self.stage, rebuildable=True)  # fmt: skip
+        notifier = self._notifier
+        self._requests = BatchProcessor(
+            self.events, RequestBatch(), {self.config.notifier_requested_topic: NotificationRequested},
+            concurrency=self.config.notifier_concurrency,
+            for_record=lambda msg: functools.partial(notifier.on_request, msg=msg),
+        )  # fmt: skip
         # Redis is an index of the topics: an empty keyspace is rebuilt before anything is sent.
         await self._notifier.ensure_built()
 

@@ -26,7 +26,12 @@ class NotifierSettings(ServiceSettings, LinkSettings):
     notifier_erased_topic: str = "person.erased.v1"
     #: Internal topic holding requests that wait for a retry (created by the worker).
     notifier_retry_topic: str = "notification.retry.v1"
-    notifier_concurrency: int = 4
+    #: Requests in flight at once: a batch's requests (``notifier_batch_max``, or what came within
+    #: ``notifier_batch_within_s``) run concurrently up to this many, and so do retries. Concurrent
+    #: requests share Redis round trips (auto-pipelining) and produce requests.
+    notifier_concurrency: int = 16
+    notifier_batch_max: int = 200
+    notifier_batch_within_s: float = 0.01
     notifier_commit_interval_s: float = 1.0
 
     notifier_templates_dir: Path = TEMPLATES_DIR

@@ -436,6 +436,29 @@ class Notifier:
         await self.publisher.publish_record(topic, record)
 
 
+class RequestBatch:
+    """The runtime's ``BatchState`` for notification requests (``BatchProcessor`` with
+    ``for_record``: ``Notifier.on_request`` needs the consumed record to defer or dead-letter it).
+
+    Requests are independent: keyed by notification id (a request delivered twice in one batch
+    runs once after the other; the second finds the first's ledger entry), and decided one by one
+    against the ledger, so there is nothing to read before the batch or write after it. What the
+    batch buys is concurrency: the requests' Redis commands share round trips and their outcomes
+    share produce requests, and the batch's offsets are acknowledged once, after every outcome."""
+
+    def key(self, event: Envelope[Any]) -> str | None:
+        return str(event.data.notification_id)
+
+    async def begin(self, events: Sequence[Envelope[Any]]) -> None:
+        return None
+
+    async def commit(self) -> None:
+        return None
+
+    async def abandon(self) -> None:
+        return None
+
+
 def _own_headers(headers: Headers) -> Headers:
     """The consumed record's headers without the notifier's retry bookkeeping."""
     return [(k, v) for k, v in headers if not k.startswith("notifier_")]

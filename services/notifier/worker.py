@@ -3,7 +3,8 @@ engagement stream for the suppression list, erasure requests; plus the ops endpo
 
 Declarations only (``bootstrap.py`` builds the parts; ``leadpipe.runtime`` runs them): four
 agents, each record through the runtime's error policy with one of ``handlers.Notifier``'s
-entry points.
+entry points; new requests in batches (``handlers.RequestBatch``: concurrently, offsets
+acknowledged per batch), retries one by one as they fall due.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 import faust
 from prometheus_client import CollectorRegistry
 
-from leadpipe.runtime.agents import lifecycle, ops_task, record_agent
+from leadpipe.runtime.agents import batch_agent, lifecycle, ops_task, record_agent
 from leadpipe.runtime.faust_app import make_app
 from leadpipe.runtime.stream import RawMessage
 from schemas.lead_engagement.v1 import LeadEngagement
@@ -38,9 +39,8 @@ def build_app(settings: NotifierSettings, registry: CollectorRegistry | None = N
     app = make_app(s.notifier_app_id, s, broker_commit_interval=s.notifier_commit_interval_s)
     svc = NotifierService(s, registry)
     lifecycle(app, svc)
-    record_agent(app, s.notifier_requested_topic, name="on_requested", service=svc, expected=NotificationRequested,
-                 concurrency=s.notifier_concurrency,
-                 handler=lambda: lambda msg: functools.partial(svc.notifier.on_request, msg=msg))  # fmt: skip
+    batch_agent(app, [s.notifier_requested_topic], name="on_requested", service=svc, batches=lambda: svc.requests,
+                max_records=s.notifier_batch_max, within_s=s.notifier_batch_within_s)  # fmt: skip
     record_agent(app, s.notifier_retry_topic, name="on_retry", service=svc, expected=NotificationRequested,
                  concurrency=s.notifier_concurrency, before=_until_due,
                  handler=lambda: lambda msg: functools.partial(svc.notifier.on_retry, msg=msg))  # fmt: skip

@@ -3,24 +3,28 @@ giving up, and erasure, with no Redis, no broker and no provider."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from leadpipe.runtime.metrics import StageMetrics
+from leadpipe.runtime.stream import BatchProcessor, RawMessage
 from schemas.codec import decode
 from schemas.envelope import new_event
 from schemas.notification_outcome.v1 import NotificationOutcome
+from schemas.notification_requested.v1 import NotificationRequested
 from schemas.person_erasure_requested.v1 import erasure_request
 from schemas.pii import lead_ref, use_keyring
 from services.notifier.adapters.metrics import NotifierMetrics
 from services.notifier.adapters.templates import TemplateRenderer
 from services.notifier.config import TEMPLATES_DIR
-from services.notifier.domain.message import SendResult
+from services.notifier.domain.message import OutboundMessage, SendResult
 from services.notifier.domain.policy import RetryPolicy
 from services.notifier.domain.suppression import Suppression
-from services.notifier.handlers import DUE_HEADER, Notifier
+from services.notifier.handlers import DUE_HEADER, Notifier, RequestBatch
 from tests.fakes import FakePublisher, event_processor
 from tests.integration.notifier.helpers import engagement, request
 from tests.unit.notifier.fakes import (
@@ -161,3 +165,41 @@ async def test_an_erasure_suppresses_the_persons_hashes_and_publishes_a_receipt(
     await h.notifier.on_erasure(new_event(req, source="/t", subject=req.subject_hash))
     [receipt] = h.publisher.events
     assert receipt.data.service == "notifier" and len(h.erased.digests) == 1
+
+
+class SlowFor(FakeChannel):
+    """Answers ``451`` for one address, slowly enough that the batch's other requests overlap."""
+
+    def __init__(self, failing: str) -> None:
+        super().__init__()
+        self.failing = failing
+        self.in_flight = self.most = 0
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        await asyncio.sleep(0.01)
+        self.in_flight -= 1
+        self.sent.append(message)
+        if message.to == self.failing:
+            return SendResult("transient", "451 try later", "smtp_4xx")
+        return SendResult("ok", "250 accepted")
+
+
+async def test_a_batch_of_requests_runs_them_at_once_and_sends_a_request_delivered_twice_once():
+    h = Harness(channel=SlowFor("later@sales.example"))
+    requests = [request(address=f"rep{n}@sales.example") for n in range(4)]
+    failing = request(address="later@sales.example")
+    garbage = RawMessage("notification.requested.v1", 0, 99, b"k", b"not an event", [])
+    msgs = [m for _, m in requests] + [requests[0][1], failing[1], garbage]  # requests[0] twice
+    batch = BatchProcessor(event_processor("notifier", h.publisher), RequestBatch(),
+                           {"notification.requested.v1": NotificationRequested}, concurrency=8,
+                           for_record=lambda msg: functools.partial(h.notifier.on_request, msg=msg))  # fmt: skip
+    assert await batch.process(msgs) == 6
+    assert h.channel.most > 1  # type: ignore[attr-defined]
+    sent = sorted(o.notification_id for o in h.outcomes())
+    assert sent == sorted(e.data.notification_id for e, _ in requests)  # each once, the failing one not yet
+    assert {o.status for o in h.outcomes()} == {"sent"} and h.metric("leadpipe_notifier_duplicate_requests_total") == 1
+    [retry] = h.on(RETRY)  # the failing request forwarded as consumed, with its due time
+    assert retry.value == failing[1].value and float(dict(retry.headers)[DUE_HEADER]) > 1_800_000_000.0
+    assert h.publisher.dead_letters() == ["notification.requested.v1.dlq"]  # the garbage only

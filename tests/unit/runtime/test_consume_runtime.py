@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from leadpipe.runtime.metrics import StageMetrics
@@ -157,6 +158,43 @@ async def test_a_batch_keeps_each_keys_order_and_runs_at_most_concurrency_keys_a
     assert handler.most == 2 and handler.log == ["begin 12", "commit"]
     for k in range(4):
         assert [n for lead, n in handler.order if lead == f"ld_{k}"] == [0, 1, 2]
+
+
+class Around:
+    """A ``BatchState`` only (no ``handle``): its records' handler comes from ``for_record``."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    def key(self, event: Envelope[Any]) -> str | None:
+        return str(event.data.lead_id)
+
+    async def begin(self, events: Sequence[Envelope[Any]]) -> None:
+        self.log.append(f"begin {len(events)}")
+
+    async def commit(self) -> None:
+        self.log.append("commit")
+
+    async def abandon(self) -> None:
+        self.log.append("abandon")
+
+
+async def test_a_batch_gives_each_record_to_the_handler_made_for_it_and_refuses_a_state_with_no_handler():
+    seen: list[tuple[int, str]] = []
+
+    def for_record(msg: RawMessage) -> Any:
+        async def handle(event: Envelope[Any]) -> None:
+            seen.append((msg.offset, event.id))
+
+        return handle
+
+    state = Around()
+    batch = BatchProcessor(event_processor("t"), state, {TOPIC: NotificationOutcome}, concurrency=3,
+                           for_record=for_record)  # fmt: skip
+    assert await batch.process([raw(outcome(f"ld_{n}"), offset=n) for n in range(5)]) == 5
+    assert sorted(seen) == [(n, f"ev-{n}") for n in range(5)] and state.log == ["begin 5", "commit"]
+    with pytest.raises(TypeError, match="Around has no handle"):
+        BatchProcessor(event_processor("t"), state, {TOPIC: NotificationOutcome})
 
 
 async def test_the_kafka_publisher_counts_what_the_broker_acknowledged_and_flush_waits_for_every_agents_sends():
