@@ -5,6 +5,7 @@ lost without losing a lead (it only guards against abuse and repeats)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -14,23 +15,33 @@ from leadpipe.runtime.health import redis_reachable
 
 P = "ingest:"
 
+#: Counts a hit in each window in turn and stops at the first one over its limit (later windows
+#: are not counted then): KEYS the window counters, ARGV[1] their TTL, ARGV[1 + i] KEYS[i]'s limit.
+HIT_ALL = """
+for i, key in ipairs(KEYS) do
+  local n = redis.call('INCR', key)
+  if n == 1 then redis.call('EXPIRE', key, ARGV[1]) end
+  if n > tonumber(ARGV[i + 1]) then return 0 end
+end
+return 1
+"""
+
 
 class RedisStore:
     def __init__(self, redis: Redis[bytes]):
         self.redis = redis
+        self._hit_all = redis.register_script(HIT_ALL)
 
     async def ping(self) -> bool:
         return await redis_reachable(self.redis)
 
-    async def hit(self, scope: str, ident: str, limit: int, window_s: int = 60) -> bool:
-        """Count a hit in a fixed window; False when over ``limit``."""
+    async def hit(self, limits: Sequence[tuple[str, str, int]], window_s: int = 60) -> bool:
+        """Counts a hit in the fixed window of each ``(scope, ident, limit)`` in turn, in one round
+        trip; False at the first one over its limit (the ones after it are not counted, so an
+        address over its own limit does not use up a form's)."""
         bucket = int(time.time() // window_s)
-        key = f"{P}rl:{scope}:{ident}:{bucket}"
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.incr(key)
-        pipe.expire(key, window_s * 2)
-        count, _ = await pipe.execute()
-        return int(count) <= limit
+        keys = [f"{P}rl:{scope}:{ident}:{bucket}" for scope, ident, _ in limits]
+        return bool(await self._hit_all(keys=keys, args=[window_s * 2, *(limit for _, _, limit in limits)]))
 
     async def claim_scans(self, show_id: str, scan_ids: list[str], ttl_s: int) -> list[bool]:
         """True for each scan id seen for the first time at this show."""

@@ -126,8 +126,11 @@ async def post_form(
     headers = cors(config, origin)
     ip = client_ip(request)
     try:
-        allowed = await deps.store.hit("ip", ip, config.rate_limits.per_ip_per_minute) and await deps.store.hit(
-            "form", config.id, config.rate_limits.per_form_per_minute
+        allowed = await deps.store.hit(
+            [
+                ("ip", ip, config.rate_limits.per_ip_per_minute),
+                ("form", config.id, config.rate_limits.per_form_per_minute),
+            ]
         )
     except Exception as exc:  # Redis down: let the lead in rather than lose it
         log.warning("rate limit check failed, allowing: %s", exc)
