@@ -44,4 +44,3 @@ async def test_an_address_over_its_limit_is_refused_without_counting_against_the
     trips.reset()
     await store.hit(limits(f"10.8.8.{uuid.uuid4().int % 250}"))
     assert trips.count == 1  # both windows in one round trip
-
