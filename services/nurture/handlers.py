@@ -258,6 +258,11 @@ class NurtureHandler:
             if d.duplicate or d.unchanged:
                 if known is not None:
                     known.keep(state)
+                if d.duplicate and state is not None:
+                    # Delivered again: the worker that applied it may have died after saving the
+                    # state and before its state-topic append was acked (appends are acked per
+                    # batch). The stored state is the lead's latest: append it again.
+                    await self.state_log.append(state)
                 return
             await self._settle(d, now)
             if state is not None and d.state == state and not (d.stage_changes or d.assigned or d.notifications):

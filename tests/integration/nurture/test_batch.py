@@ -116,11 +116,13 @@ async def test_a_transient_failure_is_retried_for_its_event_and_a_replayed_batch
     messages = [raw(SCORED, scored(failing, grade="A"), 0), raw(SCORED, scored(fine, grade="A"), 1)]
     assert await b.process(messages) == 2
     published = len(pub.events)
-    # The same records again (a crash before the offsets were committed): duplicates, no new output.
+    # The same records again (a crash before the offsets were committed): duplicates, no new output;
+    # each lead's stored state is appended again (the crash may have lost its first append).
     assert await b.process(messages) == 2
     states = {lead: await b.handler.handler.store.load(lead) for lead in (failing, fine)}
     await redis.aclose()
-    assert calls["n"] == 1 and sink.records == [] and len(pub.events) == published and len(log.states) == 2
+    assert calls["n"] == 1 and sink.records == [] and len(pub.events) == published and len(log.states) == 4
+    assert {s.lead_id: s for s in log.states[2:]} == states
     assert {e.data.lead_id for e in pub.events if e.type.endswith("lead.assigned")} == {failing, fine}
     assert all(s is not None and s.version == 1 for s in states.values())
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from leadpipe.runtime.stream import BatchProcessor, EventProcessor, RawMessage, unparked
@@ -112,8 +113,34 @@ async def test_an_outcome_that_changes_nothing_is_neither_saved_nor_written_to_t
     state = n.store.leads["ld_1"]
     assert state.version == 2 and "ev-sup" in state.seen and state.suppressed_channels == ["email"]
     assert len(n.log.sent) == appended + 1
-    assert await n.batches.process([suppressed]) == 1  # replayed: a duplicate
-    assert n.store.leads["ld_1"].version == 2 and len(n.log.sent) == appended + 1
+    assert await n.batches.process([suppressed]) == 1  # replayed: a duplicate, not applied again
+    assert n.store.leads["ld_1"].version == 2 and n.log.sent[-1] == ("ld_1", n.store.leads["ld_1"])
+
+
+async def test_a_lead_saved_by_a_worker_that_died_before_its_state_append_was_acked_is_appended_on_redelivery():
+    """The chaos suite's whole-stack SIGKILL: the lead's outputs were acked and its state saved
+    in Redis (AOF), but the state-topic append died unacked with the worker. The event comes
+    again (its offset was not committed) and is a duplicate: its stored state is appended."""
+    n = Nurture()
+    event = raw(scored("ld_1", grade="A"), "ev-1")
+    died = Nurture()
+    died.handler.store = n.store  # the same Redis
+    died.log.flush = _never_acked  # type: ignore[method-assign]
+    with pytest.raises(Died):
+        await died.batches.process([event])
+    assert n.store.leads["ld_1"].version == 1 and n.log.sent == []  # saved; nothing on the topic
+    published = len(n.publisher.events)
+    assert await n.batches.process([event]) == 1  # redelivered to the next worker
+    assert n.log.sent == [("ld_1", n.store.leads["ld_1"])] and n.log.acked == 1
+    assert len(n.publisher.events) == published and n.store.leads["ld_1"].version == 1  # nothing decided twice
+
+
+class Died(BaseException):
+    """kill -9: nothing after it runs, nothing catches it."""
+
+
+async def _never_acked() -> None:
+    raise Died("the worker died before the broker acked its state appends")
 
 
 async def test_a_lost_compare_and_set_is_decided_again_and_the_lead_assigned_once():
