@@ -107,3 +107,54 @@ class KafkaPublisher:
 
         await retry_transient(once, what=f"publish to {topic}", base_s=self.retry_base_s, max_s=self.retry_max_s)
         self._count(topic)
+
+
+class SharedAcks:
+    """``Publisher.publish`` for handlers running side by side in one batch, acknowledged
+    together: each handler's events are sent at once, and it waits until every handler running
+    beside it has sent too (or finished without sending); then one ``flush`` acknowledges them
+    all and wakes them all, with its error if it failed. Their records share produce requests
+    where each handler's own ``publish`` sent a request of its own.
+
+    Running means between ``enter`` and ``leave`` (the batch handler's ``handle``, per attempt:
+    a handler backing off before a retry is not running and is not waited for). A handler waits
+    for nothing a plain ``publish`` would not: the batch waits for every handler anyway."""
+
+    def __init__(self, publisher: Publisher):
+        self.publisher = publisher
+        self.running = 0
+        self._waiting: list[asyncio.Future[None]] = []
+
+    def enter(self) -> None:
+        self.running += 1
+
+    def leave(self) -> None:
+        self.running -= 1
+        self._flush_when_all_sent()
+
+    async def publish(self, events: Sequence[Envelope[Any]]) -> None:
+        await self.publisher.send(events)
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append(done)
+        self._flush_when_all_sent()
+        await done
+
+    def _flush_when_all_sent(self) -> None:
+        if not self._waiting or len(self._waiting) < self.running:
+            return
+        waiting, self._waiting = self._waiting, []
+        flush = asyncio.ensure_future(self.publisher.flush())
+
+        def wake(_: asyncio.Future[None]) -> None:
+            error = None if flush.cancelled() else flush.exception()
+            for done in waiting:
+                if done.done():
+                    continue
+                if flush.cancelled():
+                    done.cancel()
+                elif error is not None:
+                    done.set_exception(error)
+                else:
+                    done.set_result(None)
+
+        flush.add_done_callback(wake)

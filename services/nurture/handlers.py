@@ -26,7 +26,7 @@ from typing import Any
 
 from leadpipe.runtime.erasure import erasure_receipt
 from leadpipe.runtime.keystore import prepare_keys, shred_item, shredded_remaining
-from leadpipe.runtime.publish import Publisher
+from leadpipe.runtime.publish import Publisher, SharedAcks
 from leadpipe.runtime.stream import TRANSIENT, HandlerError, NotYet
 from schemas.assignment_response.v1 import AssignmentResponse
 from schemas.envelope import Envelope, new_event
@@ -47,6 +47,9 @@ from services.nurture.domain.state import LeadState
 from services.nurture.ports import NurtureStore, StateAppender
 
 log = logging.getLogger(__name__)
+
+#: Publishes a decision's events and returns once they are acknowledged.
+Publish = Callable[[Sequence[Envelope[Any]]], Awaitable[None]]
 SOURCE = "/leadpipe/nurture"
 _NS = uuid.UUID("9d7a3c8e-51f4-4b7a-8d6e-0c2b1e4f7a90")
 MAX_RACES = 20
@@ -159,28 +162,30 @@ class NurtureHandler:
         )  # fmt: skip
         await self.publisher.publish([receipt])
 
-    async def handle(self, event: Envelope[Any], known: Known | None = None) -> None:
+    async def handle(self, event: Envelope[Any], known: Known | None = None, publish: Publish | None = None) -> None:
         """Publishes the decision's events (acked before the state write). The state-topic
         append is acknowledged by ``state_log.flush()`` (``NurtureBatch.commit`` calls it).
 
-        ``known``: the lead's state as last read or written by this worker (see ``Known``)."""
+        ``known``: the lead's state as last read or written by this worker (see ``Known``).
+        ``publish``: how the decision's events are published and acked (default the publisher's
+        own ``publish``; a batch's leads share their acks, ``SharedAcks``)."""
         data = event.data
         now = self.clock()
         if isinstance(data, LeadScored):
             await self._apply(
                 data.lead_id,
                 lambda st: self.engine.on_scored(st, event.id, data, now, synthetic=event.synthetic),
-                now, event, create=True, known=known,
+                now, event, create=True, known=known, publish=publish,
             )  # fmt: skip
         elif isinstance(data, NotificationOutcome):
             await self._apply(data.lead_id, lambda st: self.engine.on_outcome(st, event.id, data, now), now, event,  # type: ignore[arg-type]
-                              known=known)  # fmt: skip
+                              known=known, publish=publish)  # fmt: skip
         elif isinstance(data, AssignmentResponse):
             await self._apply(data.lead_id, lambda st: self.engine.on_response(st, event.id, data, now), now, event,  # type: ignore[arg-type]
-                              known=known)  # fmt: skip
+                              known=known, publish=publish)  # fmt: skip
         elif isinstance(data, LeadOutcomeLogged):
             await self._apply(data.lead_id, lambda st: self.engine.on_rep_outcome(st, event.id, data, now), now, event,  # type: ignore[arg-type]
-                              known=known)  # fmt: skip
+                              known=known, publish=publish)  # fmt: skip
         else:
             raise HandlerError(f"data: nurture does not handle {type(data).__name__}", field="data")
 
@@ -239,6 +244,7 @@ class NurtureHandler:
         *,
         create: bool = False,
         known: Known | None = None,
+        publish: Publish | None = None,
     ) -> None:
         for _ in range(MAX_RACES):
             cached, state = known.take() if known is not None else (False, None)
@@ -272,7 +278,7 @@ class NurtureHandler:
                 return
             d.state.version = version + 1
             outputs = self._events(d, now, cause)
-            await self.publisher.publish(outputs)
+            await (publish or self.publisher.publish)(outputs)
             due = self.engine.next_due(d.state)
             moves = [] if d.state.synthetic else [(c.from_stage, c.to_stage) for c in d.stage_changes]
             if await self.store.save(d.state, version, due, self.engine.queue_entry(d.state),
@@ -463,13 +469,16 @@ class NurtureBatch:
     """The runtime's ``BatchHandler`` (``retry="event"``): the batch's lead states are read in one
     round trip (``begin``, which waits for a rebuild if Redis was wiped); a lead's events run in
     order, different leads concurrently; a lead's later events reuse the state its previous
-    event wrote (``Known``; a stale one loses the compare-and-set and is read again); ``commit``
+    event wrote (``Known``; a stale one loses the compare-and-set and is read again); the leads
+    running at once share their outputs' acks (``SharedAcks``: one flush where each lead waited
+    for its own, each lead's state still written only after its outputs are acked); ``commit``
     waits for the batch's state appends."""
 
     def __init__(self, handler: NurtureHandler, ensure_built: Callable[[], Awaitable[None]]):
         self.handler = handler
         self.ensure_built = ensure_built
         self._known: dict[str, Known] = {}
+        self._acks = SharedAcks(handler.publisher)
 
     def key(self, event: Envelope[Any]) -> str | None:
         lead_id = getattr(event.data, "lead_id", None)
@@ -487,6 +496,7 @@ class NurtureBatch:
     async def begin(self, events: Sequence[Envelope[Any]]) -> None:
         lead_ids = [k for k in dict.fromkeys(self.key(e) for e in events) if k is not None]
         self._known = {}
+        self._acks = SharedAcks(self.handler.publisher)
         if not lead_ids:
             return
         states, built = await self.handler.store.load_many_checked(lead_ids)
@@ -498,12 +508,16 @@ class NurtureBatch:
     async def handle(self, event: Envelope[Any]) -> None:
         key = self.key(event)
         known = self._known.get(key) if key is not None else None
+        acks = self._acks
+        acks.enter()
         try:
-            await self.handler.handle(event, known)
+            await self.handler.handle(event, known, acks.publish)
         except TRANSIENT:
             if known is not None:
                 known.valid = False  # read again on the retry
             raise
+        finally:
+            acks.leave()
 
     async def commit(self) -> None:
         await self.handler.state_log.flush()

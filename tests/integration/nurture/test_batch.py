@@ -104,7 +104,7 @@ async def test_a_transient_failure_is_retried_for_its_event_and_a_replayed_batch
     b, pub, log, sink = batch(redis, tmp_path)
     failing, fine = _lead(), _lead()
     calls = {"n": 0}
-    original = pub.publish
+    original = pub.send  # a batch's leads send, then share one flush (SharedAcks)
 
     async def flaky(events: Any) -> None:
         if any(e.data.lead_id == failing for e in events) and calls["n"] == 0:
@@ -112,7 +112,7 @@ async def test_a_transient_failure_is_retried_for_its_event_and_a_replayed_batch
             raise ConnectionError("broker gone for a moment")
         await original(events)
 
-    pub.publish = flaky
+    pub.send = flaky  # type: ignore[method-assign]
     messages = [raw(SCORED, scored(failing, grade="A"), 0), raw(SCORED, scored(fine, grade="A"), 1)]
     assert await b.process(messages) == 2
     published = len(pub.events)

@@ -54,22 +54,43 @@ def outcome(
                                error=error)  # fmt: skip
 
 
-async def test_a_hot_lead_is_assigned_and_its_events_are_published_before_its_state_is_saved():
-    n = Nurture()
-    published_at_save: list[int] = []
+def published_at_each_save(n: Nurture) -> list[int]:
+    """From now on, how many events were acknowledged when each state was saved."""
+    seen: list[int] = []
     save = n.store.save
 
     async def watching_save(*args: Any, **kwargs: Any) -> bool:
-        published_at_save.append(len(n.publisher.events))
+        seen.append(len(n.publisher.events))
         return await save(*args, **kwargs)
 
     n.store.save = watching_save  # type: ignore[method-assign]
+    return seen
+
+
+async def test_a_hot_lead_is_assigned_and_its_events_are_published_before_its_state_is_saved():
+    n = Nurture()
+    published_at_save = published_at_each_save(n)
     assert await n.batches.process([raw(scored("ld_1", grade="A"), "ev-1")]) == 1
     types = [e.type.rsplit(".", 1)[-1] for e in n.publisher.events]
     assert "assigned" in types and "requested" in types
     assert published_at_save == [len(n.publisher.events)]
     state = n.store.leads["ld_1"]
     assert state.version == 1 and n.log.sent == [("ld_1", state)] and n.log.acked == 1
+
+
+async def test_leads_of_one_batch_share_one_flush_and_each_is_saved_only_after_its_outputs_are_acked():
+    n = Nurture()
+    await n.batches.process([raw(scored("ld_9", grade="B"), "ev-ld_9")])
+    n.publisher.log.clear()
+    published_at_save = published_at_each_save(n)
+    leads = [f"ld_{i}" for i in range(3)]
+    noop = outcome("ld_9", status="sent")  # runs beside them and publishes nothing
+    msgs = [raw(scored(lead, grade="A"), f"ev-{lead}", offset=i) for i, lead in enumerate(leads)]
+    assert await n.batches.process([*msgs, raw(noop, "ev-noop", offset=9)]) == 4
+    assert n.publisher.log.count("flush") == 1 and n.publisher.log[-1] == "flush"  # every send, then one flush
+    assert published_at_save == [len(n.publisher.events)] * 3  # no lead saved before all were acked
+    assigned = {e.subject for e in n.publisher.events if e.type.endswith("lead.assigned")}
+    assert assigned == set(leads) and all(n.store.leads[lead].version == 1 for lead in leads)
 
 
 async def test_a_replayed_event_changes_nothing_and_publishes_nothing():
