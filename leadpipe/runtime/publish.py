@@ -118,7 +118,8 @@ class SharedAcks:
 
     Running means between ``enter`` and ``leave`` (the batch handler's ``handle``, per attempt:
     a handler backing off before a retry is not running and is not waited for). A handler waits
-    for nothing a plain ``publish`` would not: the batch waits for every handler anyway."""
+    longer than with a plain ``publish`` (for the others to send), but only for handlers the
+    batch waits for anyway, so no wait is added that the batch would not already end with."""
 
     def __init__(self, publisher: Publisher):
         self.publisher = publisher
