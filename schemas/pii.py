@@ -121,6 +121,9 @@ class Keyring:
     Keys are cached in the process for ``cache_ttl_s``; ``forget`` clears the cache (the codec
     calls it on every erasure request it decodes, so an erased key is not used from the cache).
     A key destroyed by another process is therefore used here at most ``cache_ttl_s`` longer.
+    The cache holds the keys of the last ``cache_ttl_s`` only, and at most ``cache_max`` of them:
+    expired keys are dropped as new ones come in (it grew by one key per person for as long as
+    the process ran, each a live cipher object the garbage collector walked).
 
     With an ``AsyncKeyStore`` (``prefetch_store``), async callers fill the cache ahead of the
     codec in one round trip (``prefetch`` for the tokens of records about to be decoded,
@@ -133,6 +136,7 @@ class Keyring:
         secret: str,
         *,
         cache_ttl_s: float = 30.0,
+        cache_max: int = 50_000,
         clock: Callable[[], float] = time.monotonic,
         prefetch_store: AsyncKeyStore | None = None,
     ):
@@ -142,7 +146,9 @@ class Keyring:
         self._epoch = 0
         self._secret = secret.encode()
         self.cache_ttl_s = cache_ttl_s
+        self.cache_max = cache_max
         self.clock = clock
+        #: kid -> (expires, version, cipher), in the order of ``expires`` (see ``_put``).
         self._cache: dict[str, tuple[float, str, AESGCM]] = {}
         self._lock = threading.Lock()
         self._kids: dict[str, str] = {}
@@ -165,8 +171,22 @@ class Keyring:
     def _remember(self, kid: str, version: str, key: bytes) -> tuple[str, AESGCM]:
         aead = AESGCM(key)  # built once per key: its set-up costs more than sealing a field
         with self._lock:
-            self._cache[kid] = (self.clock() + self.cache_ttl_s, version, aead)
+            now = self.clock()
+            self._put(kid, (now + self.cache_ttl_s, version, aead), now)
         return version, aead
+
+    def _put(self, kid: str, entry: tuple[float, str, AESGCM], now: float) -> None:
+        """Caches ``entry`` last (every entry gets ``now + cache_ttl_s``, and ``now`` does not go
+        back, so the dict stays in expiry order), then drops expired entries from the front and
+        the oldest beyond ``cache_max``. Called with the lock held."""
+        cache = self._cache
+        cache.pop(kid, None)  # re-inserted at the end: a dict keeps a replaced key's old place
+        cache[kid] = entry
+        while cache:
+            oldest = next(iter(cache))
+            if cache[oldest][0] > now and len(cache) <= self.cache_max:
+                break
+            del cache[oldest]
 
     def forget(self, kids: Iterable[str] | None = None) -> None:
         """Drops cached keys (all of them when ``kids`` is None)."""
@@ -213,9 +233,9 @@ class Keyring:
         with self._lock:
             if self._epoch != epoch:
                 return  # an erasure came in while we waited: these keys may be destroyed already
-            expires = self.clock() + self.cache_ttl_s
+            now = self.clock()
             for kid, (version, aead) in aeads.items():
-                self._cache[kid] = (expires, version, aead)
+                self._put(kid, (now + self.cache_ttl_s, version, aead), now)
 
     def seal(self, ref: str, plaintext: str) -> str:
         kid = self.kid(ref)

@@ -3,6 +3,7 @@ the key is destroyed, plaintext records of before still readable."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -140,6 +141,45 @@ def test_another_process_cache_stops_using_a_destroyed_key_after_an_erasure_requ
     now[0] = 11.0
     with pytest.raises(SubjectErased):
         decode_record(record, keyring=reader)
+
+
+def test_the_key_cache_drops_expired_keys_and_holds_at_most_its_bound():
+    store = MemoryKeyStore()
+    now = [0.0]
+    keys = ring(store, cache_ttl_s=10, cache_max=3, clock=lambda: now[0])
+    for i in range(3):
+        keys.seal(f"person-{i}", "x")
+    assert len(keys._cache) == 3
+    keys.seal("person-3", "x")  # over the bound: the oldest goes
+    assert [keys.kid(f"person-{i}") for i in (1, 2, 3)] == list(keys._cache)
+    now[0] = 5.0
+    keys.seal("person-4", "x")
+    now[0] = 12.0  # 1, 2 and 3 expired at 10: a key is cached for its TTL from when it was fetched
+    token = keys.seal("person-5", "x")
+    assert list(keys._cache) == [keys.kid("person-4"), keys.kid("person-5")]
+    gets = store.gets
+    assert keys.open(token) == "x" and store.gets == gets  # still served from the cache
+    now[0] = 100.0
+    keys.seal("person-6", "x")
+    assert list(keys._cache) == [keys.kid("person-6")]
+
+
+def test_a_prefetch_fills_the_cache_within_the_same_bounds():
+    store = MemoryKeyStore()
+    now = [0.0]
+    writer = ring(store)
+    tokens = [writer.seal(f"person-{i}", "x").encode() for i in range(5)]
+
+    class Async:
+        async def fetch(self, kids: Any, create: Any = ()) -> dict[str, tuple[str, bytes]]:
+            return {k: store.keys[k] for k in kids if k in store.keys}
+
+    reader = ring(store, cache_ttl_s=10, cache_max=4, clock=lambda: now[0], prefetch_store=Async())
+    assert asyncio.run(reader.prefetch(tokens)) == 5
+    assert len(reader._cache) == 4
+    now[0] = 11.0
+    assert asyncio.run(reader.prefetch(tokens[:1])) == 1
+    assert list(reader._cache) == [writer.kid("person-0")]
 
 
 def test_decoding_an_erasure_request_clears_the_key_cache():
