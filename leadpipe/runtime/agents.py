@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from leadpipe.runtime.faust_app import with_assignment
 from leadpipe.runtime.faust_compat import faust_loglevel, take_batches
+from leadpipe.runtime.heap import settle_heap
 from leadpipe.runtime.kafka import ensure_topics
 from leadpipe.runtime.metrics import serve_ops
 from leadpipe.runtime.service import ConsumerService
@@ -148,6 +149,7 @@ def run_worker(app: faust.App, settings: ServiceSettings, topics: Sequence[Topic
                                   replication_factor=settings.kafka_replication_factor))  # fmt: skip
     sys.argv = [sys.argv[0], "worker", "--loglevel", faust_loglevel(settings.log_level), "--without-web"]
     use_event_loop(settings)
+    settle_heap(settings.gc_young_threshold)
     app.main()
 
 

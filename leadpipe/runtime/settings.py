@@ -149,6 +149,10 @@ class ServiceSettings(RedisClientSettings):
     # bench/results/issue13-uvloop: the three workers 13.05 and 13.19 -> 11.59 and 12.60 CPU ms
     # per lead at 100 forms/s (alternating runs). false: asyncio's loop.
     worker_uvloop: bool = True
+    # The garbage collector's young threshold (CPython's default 700); once built, a service
+    # freezes its start-up objects so full collections never walk them again (runtime.heap).
+    # 0: CPython's defaults, nothing frozen.
+    gc_young_threshold: int = Field(default=10_000, ge=0, le=1_000_000)
     kafka_partitions: int = 6
     # How long a consumer keeps retrying an event that refers to something it has not seen yet
     # (``stream.NotYet``: nurture's outcome before its lead's state) before dead-lettering it.

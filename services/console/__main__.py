@@ -8,6 +8,7 @@ import asyncio
 import uvicorn
 
 from leadpipe.runtime.asgi import QuietServer
+from leadpipe.runtime.heap import settle_heap
 from leadpipe.runtime.keystore import install_from_env
 from leadpipe.runtime.logs import setup_logging
 from services.console.app import create_app
@@ -26,6 +27,7 @@ def main() -> None:
     settings = ConsoleSettings()
     setup_logging("console", level=settings.log_level, json_logs=settings.log_json)
     install_from_env("console")  # privacy hook: the crypto-shredding keyring (docs/privacy.md)
+    settle_heap(settings.gc_young_threshold)
     asyncio.run(serve(settings))
 
 

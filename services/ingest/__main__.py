@@ -9,6 +9,7 @@ import uvicorn
 import uvloop
 
 from leadpipe.runtime.asgi import QuietServer
+from leadpipe.runtime.heap import settle_heap
 from leadpipe.runtime.keystore import install_from_env
 from leadpipe.runtime.logs import setup_logging
 from services.ingest.app import create_app
@@ -54,6 +55,7 @@ def main() -> None:
     settings = IngestSettings()  # from the environment
     setup_logging("ingest", level=settings.log_level, json_logs=settings.log_json)
     install_from_env("ingest")  # privacy hook: the crypto-shredding keyring (docs/privacy.md)
+    settle_heap(settings.gc_young_threshold)
     run(serve(settings))
 
 
