@@ -32,6 +32,7 @@ import os
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol, get_args, get_origin
 
@@ -149,7 +150,7 @@ class Keyring:
         self.cache_max = cache_max
         self.clock = clock
         #: kid -> (expires, version, cipher), in the order of ``expires`` (see ``_put``).
-        self._cache: dict[str, tuple[float, str, AESGCM]] = {}
+        self._cache: OrderedDict[str, tuple[float, str, AESGCM]] = OrderedDict()
         self._lock = threading.Lock()
         self._kids: dict[str, str] = {}
 
@@ -180,10 +181,10 @@ class Keyring:
         back, so the dict stays in expiry order), then drops expired entries from the front and
         the oldest beyond ``cache_max``. Called with the lock held."""
         cache = self._cache
-        cache.pop(kid, None)  # re-inserted at the end: a dict keeps a replaced key's old place
         cache[kid] = entry
+        cache.move_to_end(kid)  # a replaced key would keep its old place
         while cache:
-            oldest = next(iter(cache))
+            oldest = next(iter(cache))  # O(1) in an OrderedDict (a dict scans past deleted slots)
             if cache[oldest][0] > now and len(cache) <= self.cache_max:
                 break
             del cache[oldest]
