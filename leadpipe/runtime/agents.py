@@ -22,9 +22,9 @@ import uvloop
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
-from leadpipe.runtime.faust_app import with_assignment
+from leadpipe.runtime.faust_app import consumer_ready, with_assignment
 from leadpipe.runtime.faust_compat import faust_loglevel, take_batches
-from leadpipe.runtime.heap import settle_heap
+from leadpipe.runtime.heap import settle_once
 from leadpipe.runtime.kafka import ensure_topics
 from leadpipe.runtime.metrics import serve_ops
 from leadpipe.runtime.service import ConsumerService
@@ -149,7 +149,11 @@ def run_worker(app: faust.App, settings: ServiceSettings, topics: Sequence[Topic
                                   replication_factor=settings.kafka_replication_factor))  # fmt: skip
     sys.argv = [sys.argv[0], "worker", "--loglevel", faust_loglevel(settings.log_level), "--without-web"]
     use_event_loop(settings)
-    settle_heap(settings.gc_young_threshold)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def settle() -> None:
+        await settle_once(lambda: consumer_ready(app), settings.gc_young_threshold)
+
     app.main()
 
 

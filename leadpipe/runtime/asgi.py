@@ -12,18 +12,24 @@ from types import FrameType
 
 import uvicorn
 
+from leadpipe.runtime.heap import settle_heap
+
 #: uvicorn refreshes the Date header on every tenth of its 100 ms ticks (``counter % 10``).
 _TICKS_PER_SECOND = 10
 
 
 class QuietServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config) -> None:
+    """``young_threshold``: once listening, the heap is settled (``runtime.heap``; 0: not)."""
+
+    def __init__(self, config: uvicorn.Config, *, young_threshold: int = 0) -> None:
         super().__init__(config)
+        self.young_threshold = young_threshold
         self._exit: asyncio.Event | None = None
         self._nap: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def main_loop(self) -> None:
+        settle_heap(self.young_threshold)  # started: everything serving needs is built
         loop = self._loop = asyncio.get_running_loop()
         self._exit = asyncio.Event()
         counter = 0

@@ -8,7 +8,6 @@ import asyncio
 import uvicorn
 
 from leadpipe.runtime.asgi import QuietServer
-from leadpipe.runtime.heap import settle_heap
 from leadpipe.runtime.keystore import install_from_env
 from leadpipe.runtime.logs import setup_logging
 from services.console.app import create_app
@@ -20,14 +19,13 @@ async def serve(settings: ConsoleSettings) -> None:
     config = uvicorn.Config(
         create_app(settings), host=settings.console_host, port=settings.console_port, log_config=None, access_log=False
     )
-    await QuietServer(config).serve()
+    await QuietServer(config, young_threshold=settings.gc_young_threshold).serve()
 
 
 def main() -> None:
     settings = ConsoleSettings()
     setup_logging("console", level=settings.log_level, json_logs=settings.log_json)
     install_from_env("console")  # privacy hook: the crypto-shredding keyring (docs/privacy.md)
-    settle_heap(settings.gc_young_threshold)
     asyncio.run(serve(settings))
 
 

@@ -9,7 +9,6 @@ import uvicorn
 import uvloop
 
 from leadpipe.runtime.asgi import QuietServer
-from leadpipe.runtime.heap import settle_heap
 from leadpipe.runtime.keystore import install_from_env
 from leadpipe.runtime.logs import setup_logging
 from services.ingest.app import create_app
@@ -38,7 +37,7 @@ def server_config(settings: IngestSettings, app: Any, server: Server = "fast") -
 async def serve(settings: IngestSettings) -> None:
     # aiokafka clients must be built inside the running loop.
     app = create_app(settings, build_deps(settings))
-    await QuietServer(server_config(settings, app)).serve()
+    await QuietServer(server_config(settings, app), young_threshold=settings.gc_young_threshold).serve()
 
 
 def run(main: Any, server: Server = "fast") -> None:
@@ -55,7 +54,6 @@ def main() -> None:
     settings = IngestSettings()  # from the environment
     setup_logging("ingest", level=settings.log_level, json_logs=settings.log_json)
     install_from_env("ingest")  # privacy hook: the crypto-shredding keyring (docs/privacy.md)
-    settle_heap(settings.gc_young_threshold)
     run(serve(settings))
 
 

@@ -1,25 +1,30 @@
-"""A service's heap once it is built: start-up objects frozen, the young threshold raised
+"""A service's heap once it has started: what exists frozen, the young threshold raised
 (``GC_YOUNG_THRESHOLD``), or CPython's defaults with ``0``; applied by every entry point."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import importlib
 from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import uvicorn
 
 from leadpipe.runtime import agents
-from leadpipe.runtime.heap import OLDER_EVERY, settle_heap
+from leadpipe.runtime.asgi import QuietServer
+from leadpipe.runtime.heap import OLDER_EVERY, settle_heap, settle_once
 from leadpipe.runtime.settings import ServiceSettings
+
+DEFAULTS = (700, 10, 10)
 
 
 @pytest.fixture
 def gc_restored() -> Iterator[None]:
     before = gc.get_threshold()
     gc.unfreeze()
+    gc.set_threshold(*DEFAULTS)
     yield
     gc.unfreeze()
     gc.set_threshold(*before)
@@ -36,55 +41,98 @@ def test_settling_freezes_what_exists_and_raises_the_young_threshold(gc_restored
 
 
 def test_zero_keeps_cpython_defaults_and_freezes_nothing(gc_restored: None) -> None:
-    gc.set_threshold(700, 10, 10)
     settle_heap(0)
-    assert gc.get_threshold() == (700, 10, 10)
+    assert gc.get_threshold() == DEFAULTS
     assert gc.get_freeze_count() == 0
 
 
-@pytest.mark.parametrize(("value", "threshold"), [(None, 10_000), ("2500", 2500), ("0", 700)])
-def test_a_worker_settles_its_heap_before_faust_starts(
-    monkeypatch: pytest.MonkeyPatch, gc_restored: None, value: str | None, threshold: int
+async def test_settling_once_waits_for_the_start_and_gives_up_waiting_after_a_while(gc_restored: None) -> None:
+    started = asyncio.Event()
+    waiting = asyncio.create_task(settle_once(started.is_set, 5000, poll_s=0.01))
+    await asyncio.sleep(0.05)
+    assert not waiting.done() and gc.get_threshold() == DEFAULTS
+    started.set()
+    await asyncio.wait_for(waiting, 1)
+    assert gc.get_threshold() == (5000, OLDER_EVERY, OLDER_EVERY)
+
+    gc.set_threshold(*DEFAULTS)  # never started: settled anyway after give_up_s
+    await asyncio.wait_for(settle_once(lambda: False, 6000, poll_s=0.01, give_up_s=0.05), 1)
+    assert gc.get_threshold() == (6000, OLDER_EVERY, OLDER_EVERY)
+
+
+class FakeApp:
+    """What ``run_worker`` and ``consumer_ready`` use of a Faust app."""
+
+    def __init__(self) -> None:
+        self.tasks: list[Any] = []
+        self.rebalancing = False
+        self.assigned: set[str] = set()
+        self.consumer = self
+
+    def assignment(self) -> set[str]:
+        return self.assigned
+
+    def task(self, fn: Any) -> Any:
+        self.tasks.append(fn)
+        return fn
+
+    def main(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("value", "threshold"), [(None, 10_000), ("2500", 2500), ("0", None)])
+async def test_a_worker_settles_its_heap_once_it_has_joined_its_group(
+    monkeypatch: pytest.MonkeyPatch, gc_restored: None, value: str | None, threshold: int | None
 ) -> None:
-    gc.set_threshold(700, 10, 10)
     if value is None:
         monkeypatch.delenv("GC_YOUNG_THRESHOLD", raising=False)
     else:
         monkeypatch.setenv("GC_YOUNG_THRESHOLD", value)
-    seen: list[tuple[int, int, int]] = []
     monkeypatch.setattr(agents, "use_event_loop", lambda settings: None)
-
-    class App:
-        def main(self) -> None:
-            seen.append(gc.get_threshold())
-
+    app = FakeApp()
     settings = ServiceSettings(kafka_bootstrap_servers="127.0.0.1:1", redis_url="redis://unused")  # type: ignore[call-arg]
-    agents.run_worker(App(), settings)  # type: ignore[arg-type]
-    assert seen == [(threshold, 10, 10)]
-    assert (gc.get_freeze_count() > 0) == (threshold != 700)
+    agents.run_worker(app, settings)  # type: ignore[arg-type]
+    (settle,) = app.tasks
+    settling = asyncio.create_task(settle())
+    await asyncio.sleep(0.3)
+    if threshold is None:
+        assert settling.done() and gc.get_threshold() == DEFAULTS and gc.get_freeze_count() == 0
+        return
+    assert not settling.done() and gc.get_threshold() == DEFAULTS  # no partitions yet
+    app.assigned = {"lead.scored.v1:0"}
+    await asyncio.wait_for(settling, 2)
+    assert gc.get_threshold() == (threshold, OLDER_EVERY, OLDER_EVERY)
+    assert gc.get_freeze_count() > 0
+
+
+async def test_an_http_server_settles_its_heap_once_listening(gc_restored: None) -> None:
+    server = QuietServer(uvicorn.Config(app=None), young_threshold=4000)
+    server.should_exit = True
+    await server.main_loop()
+    assert gc.get_threshold() == (4000, OLDER_EVERY, OLDER_EVERY)
+    assert gc.get_freeze_count() > 0
 
 
 @pytest.mark.parametrize("service", ["ingest", "console"])
-def test_the_http_services_settle_their_heap_before_serving(
-    monkeypatch: pytest.MonkeyPatch, gc_restored: None, service: str
-) -> None:
+async def test_the_http_services_give_their_server_the_setting(monkeypatch: pytest.MonkeyPatch, service: str) -> None:
     main = importlib.import_module(f"services.{service}.__main__")
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
     monkeypatch.setenv("DATABASE_URL", "postgresql://unused@127.0.0.1:1/console")
-    monkeypatch.delenv("GC_YOUNG_THRESHOLD", raising=False)
-    monkeypatch.setattr(main, "install_from_env", lambda name: None)
-    monkeypatch.setattr(main, "setup_logging", lambda *a, **kw: None)
-    seen: list[tuple[int, int, int]] = []
-
-    def serve(coro: Any, *args: Any) -> None:
-        coro.close()
-        seen.append(gc.get_threshold())
-
+    monkeypatch.setenv("GC_YOUNG_THRESHOLD", "3000")
+    monkeypatch.setattr(main, "create_app", lambda *a: object())
     if service == "ingest":
-        monkeypatch.setattr(main, "run", serve)
-    else:  # the console calls asyncio.run
-        monkeypatch.setattr(main, "asyncio", SimpleNamespace(run=serve))
-    main.main()
-    assert seen == [(10_000, 10, 10)]
-    assert gc.get_freeze_count() > 0
+        monkeypatch.setattr(main, "build_deps", lambda settings: None)
+    given: list[int] = []
+
+    class Server:
+        def __init__(self, config: Any, *, young_threshold: int = 0):
+            given.append(young_threshold)
+
+        async def serve(self) -> None:
+            pass
+
+    monkeypatch.setattr(main, "QuietServer", Server)
+    settings = importlib.import_module(f"services.{service}.config")
+    await main.serve(getattr(settings, f"{service.capitalize()}Settings")())
+    assert given == [3000]
