@@ -4,7 +4,7 @@ CPython's cycle collector runs a young collection every 700 net allocations of c
 objects, and now and then a full one that walks every tracked object in the process. A service
 holds about 100,000 long-lived objects (modules, classes, pydantic schemas, Faust's app, the
 clients) once it has started, before its first event; each full collection walked them all
-again, 80-120 ms each in nurture under load. ``settle_once``, once the service has started
+again, 100-130 ms each in nurture under load. ``settle_once``, once the service has started
 (a worker: joined its group; an HTTP service: listening), and ``settle_heap``:
 
 - collect once and freeze what exists (``gc.freeze``): those objects are never walked again;
