@@ -12,8 +12,10 @@ again, 100-130 ms each in nurture under load. ``settle_once``, once the service 
   objects are mostly freed by reference counting before a collection would look at them.
 
 Measured in bench/results/issue13-gc (README there). The price is memory: cyclic garbage lives
-up to 10,000 allocations longer. ``GC_YOUNG_THRESHOLD=0`` keeps CPython's defaults and freezes
-nothing.
+up to 10,000 allocations longer, and a frozen object that later ends up in a reference cycle is
+never reclaimed (reference counting still frees the rest). What is frozen is what the service
+built to run, kept for its lifetime anyway. ``GC_YOUNG_THRESHOLD=0`` keeps CPython's defaults and
+freezes nothing.
 """
 
 from __future__ import annotations
