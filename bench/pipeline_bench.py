@@ -647,13 +647,13 @@ class CpuWindow:
         self.pids = stack_pids(self.stack)
         self.before = proc_cpu.snapshot(self.pids)
         self._t0 = time.monotonic()
-        self._bench0 = _own_cpu()
+        self._bench0 = proc_cpu.process_cpu_s(os.getpid(), reaped=False)
         return self
 
     def stop(self) -> dict[str, float]:
         self.used = proc_cpu.delta(self.before, proc_cpu.snapshot(self.pids))
         self.wall = time.monotonic() - self._t0
-        self.bench_used = _own_cpu() - self._bench0
+        self.bench_used = proc_cpu.process_cpu_s(os.getpid(), reaped=False) - self._bench0
         return self.used
 
     def per_lead(self, leads: int) -> dict[str, Any]:
@@ -673,11 +673,6 @@ class CpuWindow:
             "bench_process_cpu_s": round(self.bench_used, 2),
             "bench_process_ms_per_lead": round(1000 * self.bench_used / leads, 2) if leads else None,
         }
-
-
-def _own_cpu() -> float:
-    t = os.times()
-    return t.user + t.system
 
 
 #: Leaf frames of a thread waiting for I/O (py-spy's non-blocking sampling records them too).
