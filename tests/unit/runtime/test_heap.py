@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from pydantic import ValidationError
 
 from leadpipe.runtime import agents
 from leadpipe.runtime.asgi import QuietServer
@@ -136,3 +137,12 @@ async def test_the_http_services_give_their_server_the_setting(monkeypatch: pyte
     settings = importlib.import_module(f"services.{service}.config")
     await main.serve(getattr(settings, f"{service.capitalize()}Settings")())
     assert given == [3000]
+
+
+@pytest.mark.parametrize("value", ["-1", "2000000", "lots"])
+def test_a_young_threshold_out_of_range_is_refused_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("GC_YOUNG_THRESHOLD", value)
+    with pytest.raises(ValidationError, match="gc_young_threshold"):
+        ServiceSettings(kafka_bootstrap_servers="127.0.0.1:1", redis_url="redis://unused")  # type: ignore[call-arg]
