@@ -32,6 +32,8 @@ from schemas.pii import (
     KeyringMissing,
     SubjectErased,
     current_keyring,
+    email_ref,
+    lead_ref,
     new_key,
     person_ref,
     personal_paths,
@@ -234,6 +236,22 @@ def test_every_event_type_naming_a_person_has_a_ref_and_its_personal_fields_are_
             assert person_ref(event.data), event.type
     assert "identity.email" in personal_paths(type(by_type("lead.captured").data))
     assert "recipient.address" in personal_paths(type(by_type("notification.requested").data))
+
+
+def test_the_ref_of_each_sample_event_names_who_it_is_about():
+    """``person_ref`` probes names a payload may lack without pydantic's AttributeError; what
+    it returns per event kind is unchanged: the person where one is named, else the lead."""
+    refs = {event.type.removeprefix("dev.leadpipe."): person_ref(event.data) for event in events()}
+    captured = by_type("lead.captured").data
+    assert refs["lead.captured"] == email_ref(captured.identity.email)
+    assert refs["lead.stage_changed"] == lead_ref(by_type("lead.stage_changed").data.lead_id)
+    requested = by_type("notification.requested").data
+    if requested.audience == "lead":
+        assert refs["notification.requested"] == email_ref(str(requested.recipient.address))
+    else:
+        assert refs["notification.requested"] == lead_ref(requested.lead_id)
+    assert all(ref is None or ref.split(":", 1)[0] in {"email", "phone", "badge", "ext", "request", "lead"}
+               for ref in refs.values())  # fmt: skip
 
 
 def test_whole_state_values_are_sealed_and_plain_ones_pass_through():
