@@ -236,10 +236,15 @@ async def test_a_failed_prefetch_is_logged_and_the_codec_asks_the_store_itself(c
 def test_nurture_creates_keys_only_for_scored_leads_and_only_reads_the_others():
     scored = by_type("lead.scored")
     outcome = by_type("notification.outcome")
-    other = new_event(outcome.data.model_copy(update={"lead_id": "ld_other"}), source="/test", subject="ld_other")
-    create, existing = NurtureBatch.state_refs([scored, outcome, other])
+    suppressed = {"lead_id": "ld_other", "audience": "lead", "status": "suppressed", "error": None}
+    other = new_event(outcome.data.model_copy(update=suppressed), source="/test", subject="ld_other")
+    sent = {"lead_id": "ld_sent", "status": "sent"}
+    inert = new_event(outcome.data.model_copy(update=sent), source="/test", subject="ld_sent")
+    create, existing = NurtureBatch.state_refs([scored, outcome, other, inert])
     assert create == [lead_ref(scored.data.lead_id)]  # the outcome of a scored lead: created once
-    assert existing == [lead_ref("ld_other")]  # a lead with no lead.scored here: read, never created
+    # a lead with no lead.scored here: read, never created; an outcome that changes no lead
+    # (a message sent) needs no key at all: its lead's state is not read
+    assert existing == [lead_ref("ld_other")]
 
 
 async def test_the_publisher_gets_the_keys_of_a_batch_of_outputs_in_one_round_trip_before_encoding():

@@ -451,6 +451,14 @@ class Nurture:
         if wants_sales and st.assignment is None and not st.wants_rep:
             d.route = RouteRequest(tuple(st.tried_reps), f"grade {data.grade.value} lead is sales-ready")
 
+    @staticmethod
+    def outcome_can_change(data: NotificationOutcome) -> bool:
+        """Whether this outcome can change its lead at all, whatever the lead's state: a lead's
+        channel suppressed by the provider (not a refusal for want of consent, which nurture
+        already knows of). Such an outcome is remembered once applied; no other one ever is."""
+        no_consent = (data.error or "").startswith(NO_CONSENT_ERROR)
+        return data.audience == "lead" and data.status == "suppressed" and not no_consent
+
     def on_outcome(self, state: LeadState, event_id: str, data: NotificationOutcome, now: datetime) -> Decision:
         """Only a lead's channel suppressed by the provider (not a refusal for want of consent,
         which nurture already knows of) changes the lead. Any other outcome (sent, failed, expired;
@@ -458,8 +466,7 @@ class Nurture:
         outcomes are of this kind, and applying one again changes nothing either."""
         if event_id in state.seen:
             return Decision(state, duplicate=True)
-        no_consent = (data.error or "").startswith(NO_CONSENT_ERROR)
-        if not (data.audience == "lead" and data.status == "suppressed" and not no_consent):
+        if not self.outcome_can_change(data):
             return Decision(state, unchanged=True)
         st = state.copied()
         st.remember(event_id)

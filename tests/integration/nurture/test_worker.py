@@ -212,7 +212,7 @@ async def test_an_outcome_for_a_lead_nurture_never_sees_is_parked_then_dead_lett
     kafka_bootstrap: str, running: tuple[Setup, int, str]
 ):
     setup, _, _ = running
-    outcome = _outcome("ld_ghost")
+    outcome = _outcome("ld_ghost", status="suppressed")  # one that can change its lead (a sent one is skipped)
     sent = time.monotonic()
     async with Reader(kafka_bootstrap, setup.t("notification.outcome.v1.dlq"), assign=True) as dlq:
         await produce(

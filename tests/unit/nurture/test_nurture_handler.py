@@ -138,6 +138,36 @@ async def test_an_outcome_that_changes_nothing_is_neither_saved_nor_written_to_t
     assert n.store.leads["ld_1"].version == 2 and n.log.sent[-1] == ("ld_1", n.store.leads["ld_1"])
 
 
+async def test_an_outcome_that_can_change_no_lead_reads_no_state_and_is_not_parked_for_an_unknown_lead():
+    """Two of a grade-A lead's three inputs are outcomes of its messages (sent): nurture skips
+    them before reading any state. One for a lead it never saw is neither parked nor
+    dead-lettered; a suppression for that lead still is parked (it may change the lead)."""
+    n = Nurture()
+    loads: list[list[str]] = []
+    load_many = n.store.load_many_checked
+
+    async def watching(lead_ids: Any) -> Any:
+        loads.append(list(lead_ids))
+        return await load_many(lead_ids)
+
+    n.store.load_many_checked = watching  # type: ignore[method-assign]
+    sent = [
+        raw(outcome("ld_7", status="sent"), "ev-sent"),
+        raw(outcome("ld_8", audience="rep", status="sent"), "ev-rep", 1),
+    ]
+    assert await n.batches.process(sent) == 2
+    assert loads == [] and n.parked() == [] and n.publisher.dead_letters() == []
+
+    # beside a scored lead, only the scored lead's state is read
+    await n.batches.process(
+        [raw(scored("ld_1", grade="B"), "ev-1", 2), raw(outcome("ld_7", status="sent"), "ev-s2", 3)]
+    )
+    assert loads == [["ld_1"]]
+
+    assert await n.batches.process([raw(outcome("ld_9"), "ev-sup", 4)]) == 0  # a suppression: parked
+    assert len(n.parked()) == 1 and loads[-1] == ["ld_9"]
+
+
 async def test_a_lead_saved_by_a_worker_that_died_before_its_state_append_was_acked_is_appended_on_redelivery():
     """The chaos suite's whole-stack SIGKILL: the lead's outputs were acked and its state saved
     in Redis (AOF), but the state-topic append died unacked with the worker. The event comes
