@@ -12,6 +12,11 @@ and no capacity limit) are loaded once into a private topic. Each repeat measure
   topic prefix), counted on ``lead.assigned`` (one per lead). Per lead it also publishes the
   rep alert, the lead reply and the stage change, and appends the state topic.
 
+Then, into the same worker (every lead assigned), ``--outcomes`` outcomes per lead (default 2: a
+grade-A lead's rep alert and reply, both sent: what most outcomes are). Their rate is read from the
+worker's own count (``leadpipe_events_consumed_total``), from the first consumed to the last,
+with the worker's CPU ms per outcome over that window (``--outcomes 0``: no such phase).
+
 A rate is outputs / time read by a consumer of the output topic, from the first output read
 once the worker has consumed (its /metrics say so) to the last one. Over the same window: the
 worker's CPU ms per lead (its process tree, /proc) and Redis's ``INFO stats``
@@ -35,6 +40,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -48,13 +54,43 @@ from bench.scoring_bench import Stalled, all_consuming, at_once, create, preload
 from leadpipe.devstack.kafka import start_broker  # noqa: E402
 from leadpipe.devstack.processes import ManagedProcess, free_port, start_redis, wait_for_port  # noqa: E402
 from schemas.codec import Record, encode  # noqa: E402
+from schemas.envelope import new_event  # noqa: E402
+from schemas.notification_outcome.v1 import NotificationOutcome  # noqa: E402
 from tests.integration.nurture.harness import INPUTS, OUTPUTS, scored, write_config  # noqa: E402
 
 INPUT = "lead.scored.v1"
+OUTCOME = "notification.outcome.v1"
 
 
 def make_events(n: int) -> list[Record]:
     return [encode(scored(f"ld_bench_{i:07d}", grade="A", event_id=f"bench-scored-{i}")) for i in range(n)]
+
+
+def make_outcomes(n: int, per_lead: int) -> list[Record]:
+    """``per_lead`` "sent" outcomes for each of the ``n`` leads: the rep's alert first, then the
+    lead's own messages (an outcome that changes no lead)."""
+    now = datetime.now(UTC)
+    out = []
+    for i in range(n):
+        lead = f"ld_bench_{i:07d}"
+        for k in range(per_lead):
+            rep = k == 0
+            data = NotificationOutcome(
+                notification_id=f"{'alert' if rep else 'touch'}:{lead}:{k}", lead_id=lead, status="sent",
+                channel="email", audience="rep" if rep else "lead", attempts=1, completed_at=now,
+            )  # fmt: skip
+            out.append(encode(new_event(data, source="/bench", subject=lead, id=f"bench-outcome-{i}-{k}")))
+    return out
+
+
+async def consumed(client: httpx.AsyncClient, port: int, topic_part: str) -> float:
+    """The worker's own count of records read from topics whose name holds ``topic_part``."""
+    text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("leadpipe_events_consumed_total{") and topic_part in line
+    )
 
 
 class Bench:
@@ -126,7 +162,11 @@ class Bench:
         cmd = [*wrap, sys.executable, *cprofile, "-m", "services.nurture"]
         proc = ManagedProcess(f"nurture-{r}", cmd, self.work / f"nurture-{r}.log", env=env, cwd=REPO).start()
         try:
-            return await self.measure(f"{prefix}lead.assigned.v1", proc, port, keep=True, redis_url=redis_url)
+            res = await self.measure(f"{prefix}lead.assigned.v1", proc, port, keep=True, redis_url=redis_url)
+            if self.args.outcomes:
+                assert proc.proc is not None
+                res["outcomes"] = await self.outcomes(port, proc.proc.pid, prefix)
+            return res
         except Stalled:
             # What the worker says about itself when it stopped producing (consumed, retries, ...).
             metrics = self.work / f"nurture-{r}.metrics.txt"
@@ -142,6 +182,33 @@ class Bench:
             print(f"nurture worker stopped in {time.monotonic() - stopping:.1f}s (exit {code})", flush=True)
             if proc in self.procs:
                 self.procs.remove(proc)
+
+    async def outcomes(self, port: int, pid: int, prefix: str) -> dict:
+        """The outcome phase: preloaded into the running worker, counted from its /metrics."""
+        want = self.args.events * self.args.outcomes
+        records = make_outcomes(self.args.events, self.args.outcomes)
+        async with httpx.AsyncClient(timeout=5) as client:
+            before = await consumed(client, port, OUTCOME)
+            cpu0 = tree_cpu_s(pid)
+            load = asyncio.ensure_future(preload(self.bootstrap, prefix + OUTCOME, records))
+            first = last = None
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                n = await consumed(client, port, OUTCOME) - before
+                now = time.monotonic()
+                if n > 0 and first is None:
+                    first = now
+                if n >= want:
+                    last = now
+                    break
+                await asyncio.sleep(0.05)
+            cpu1 = tree_cpu_s(pid)
+            await load
+        if first is None or last is None:
+            raise Stalled(f"the worker consumed {n:.0f} of {want} outcomes in 300 s")
+        seconds = max(last - first, 0.05)
+        return {"outcomes": want, "seconds": seconds, "rate": want / seconds,
+                "cpu_ms_per_outcome": 1000 * (cpu1 - cpu0) / want}  # fmt: skip
 
     async def run(self) -> dict:
         a = self.args
@@ -171,6 +238,10 @@ class Bench:
                 continue
             ratio = res["rate"] / raw["rate"] if raw["rate"] else float("nan")
             runs.append({"repeat": r, "raw": raw, "nurture": res, "ratio": ratio})
+            if "outcomes" in res:
+                o = res["outcomes"]
+                print(f"[{r + 1}/{a.repeat}] outcomes: {o['rate']:,.0f}/s, {o['cpu_ms_per_outcome']:.3f} CPU ms "
+                      f"per outcome ({o['outcomes']} outcomes)", flush=True)  # fmt: skip
             print(f"[{r + 1}/{a.repeat}] nurture: {res['rate']:,.0f} leads/s, ratio {ratio:.3f} "
                   f"(window {res['window']:.0%} of outputs), {res.get('cpu_ms_per_lead', float('nan')):.2f} CPU ms/lead, "
                   f"Redis {res.get('redis_reads_per_lead', float('nan')):.2f} reads/lead "
@@ -200,6 +271,10 @@ def summarise(args: argparse.Namespace, result: dict, load: str) -> dict:
         for k in ("cpu_ms_per_lead", "redis_reads_per_lead", "redis_commands_per_lead"):
             if all(k in r["nurture"] for r in ok):
                 summary[k + "_median"] = statistics.median(r["nurture"][k] for r in ok)
+        if all("outcomes" in r["nurture"] for r in ok):
+            summary["outcomes_per_lead"] = args.outcomes
+            for k in ("rate", "cpu_ms_per_outcome"):
+                summary[f"outcomes_{k}_median"] = statistics.median(r["nurture"]["outcomes"][k] for r in ok)
     return summary
 
 
@@ -208,10 +283,13 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--outcomes", type=int, default=2, help="outcomes per lead after the leads (0: none)")
     parser.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "nurture.json")
     args = parser.parse_args()
     if args.events < 1 or args.repeat < 1 or args.partitions < 1:
         parser.error("--events, --repeat and --partitions must be at least 1")
+    if args.outcomes < 0:
+        parser.error("--outcomes must be 0 or more")
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     bench = Bench(args)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -230,6 +308,9 @@ def main() -> None:
                   f"{s.get('redis_reads_per_lead_median', float('nan')):.2f} reads/lead, "
                   f"{s.get('redis_commands_per_lead_median', float('nan')):.2f} commands/lead "
                   f"(REDIS_AUTOPIPELINE={s['redis_autopipeline']})")  # fmt: skip
+        if "outcomes_rate_median" in s:
+            print(f"nurture outcomes ({s['outcomes_per_lead']} per lead, sent): {s['outcomes_rate_median']:,.0f}/s, "
+                  f"{s['outcomes_cpu_ms_per_outcome_median']:.3f} CPU ms per outcome")  # fmt: skip
     if s["stalled"]:
         print(f"{s['stalled']} nurture run(s) stalled (left out)")
     args.json.parent.mkdir(parents=True, exist_ok=True)
