@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 AGE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 
 
 class StageMetrics:
@@ -53,6 +54,16 @@ class StageMetrics:
             "Age of an event (now - ce_time) when handled: end-to-end latency up to this stage",
             ["service", "topic"],
             buckets=AGE_BUCKETS,
+            registry=registry,
+        )
+        # How many records a batch-mode stage took at once. Its CPU per lead falls as batches
+        # grow (bench/results/issue13-round9: 15 ms per lead at 100 forms/s, 8 saturated): a
+        # stage whose batches stay at 1-2 under load pays the per-batch costs for every record.
+        self.batch_records = Histogram(
+            "leadpipe_batch_records",
+            "Records a batch-mode stage took in one batch",
+            ["service"],
+            buckets=BATCH_BUCKETS,
             registry=registry,
         )
         self.last_processed = Gauge(

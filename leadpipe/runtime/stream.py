@@ -400,6 +400,7 @@ class BatchProcessor:
         """Handles a batch; returns how many events were handled (not dead-lettered). Returns
         after every output and every state write of the batch is acknowledged."""
         started = time.perf_counter()
+        self.metrics.batch_records.labels(self.service).observe(len(messages))
         # Metric children are looked up once per topic and batch, not per record.
         for topic, n in Counter(msg.topic for msg in messages).items():
             self.metrics.consumed.labels(self.service, topic).inc(n)

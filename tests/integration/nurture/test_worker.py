@@ -177,7 +177,11 @@ async def test_a_synthetic_lead_flows_but_takes_no_capacity_and_counts_in_no_bus
     assert all(e.synthetic for _, e, _ in out.items if e.data.lead_id == lead)
     await asyncio.sleep(1.2)  # gauges refresh every NURTURE_CHECK_INTERVAL_S (1 s here)
     assert _business(await metrics_text(port)) == metrics_before
-    assert 'leadpipe_events_consumed_total{service="nurture"' in await metrics_text(port)
+    text = await metrics_text(port)
+    assert 'leadpipe_events_consumed_total{service="nurture"' in text
+    # the stage metrics count batches too (a synthetic lead's batch counts like any other)
+    batches = [ln for ln in text.splitlines() if ln.startswith('leadpipe_batch_records_count{service="nurture"}')]
+    assert batches and float(batches[0].rsplit(" ", 1)[1]) >= 1, batches
 
 
 def _business(text: str) -> dict[str, str]:

@@ -160,6 +160,19 @@ async def test_a_batch_keeps_each_keys_order_and_runs_at_most_concurrency_keys_a
         assert [n for lead, n in handler.order if lead == f"ld_{k}"] == [0, 1, 2]
 
 
+async def test_each_batch_is_counted_by_its_size_in_the_stage_metrics():
+    events = event_processor("t")
+    batch = BatchProcessor(events, Recorder(), {TOPIC: NotificationOutcome}, concurrency=2)
+    assert await batch.process([raw(outcome(f"ld_{k}"), offset=k) for k in range(7)]) == 7
+    assert await batch.process([raw(outcome("ld_x"), offset=20)]) == 1
+    registry, labels = events.metrics.registry, {"service": "t"}
+    assert registry.get_sample_value("leadpipe_batch_records_count", labels) == 2
+    assert registry.get_sample_value("leadpipe_batch_records_sum", labels) == 8
+    assert registry.get_sample_value("leadpipe_batch_records_bucket", labels | {"le": "1.0"}) == 1
+    assert registry.get_sample_value("leadpipe_batch_records_bucket", labels | {"le": "5.0"}) == 1
+    assert registry.get_sample_value("leadpipe_batch_records_bucket", labels | {"le": "10.0"}) == 2
+
+
 class Around:
     """A ``BatchState`` only (no ``handle``): its records' handler comes from ``for_record``."""
 
