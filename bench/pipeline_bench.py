@@ -32,6 +32,8 @@ a phase, divided by the leads whose rep alert was sent in it; the raw chain's is
 own CPU while it runs the chain (nothing else runs in it then) plus the broker's. CPU seconds
 are what each process used, so the other load on a shared machine does not add to them (it
 stretches them somewhat: cache and scheduler effects), unlike wall-clock throughput.
+Records per batch: each worker's mean over the same phase, from its ``leadpipe_batch_records``
+(the CPU per lead falls as batches grow).
 ``--profile DIR``: one more closed-loop HTTP phase like (c1) with py-spy sampling every service
 (speedscope JSON per service under DIR, open at https://www.speedscope.app), and the top frames.
 
@@ -558,6 +560,34 @@ def scrape_consumed(stack: Stack) -> dict[str, list[float]]:
     return out
 
 
+def batch_totals(text: str) -> dict[str, tuple[float, float]]:
+    """Per service, (batches, records) so far, from a /metrics text's ``leadpipe_batch_records``
+    histogram (its ``_count`` and ``_sum``)."""
+    out: dict[str, list[float]] = {}
+    for line in text.splitlines():
+        for suffix, i in (("_count{", 0), ("_sum{", 1)):
+            if line.startswith("leadpipe_batch_records" + suffix):
+                service = line.split('service="', 1)[1].split('"', 1)[0]
+                out.setdefault(service, [0.0, 0.0])[i] += float(line.rsplit(" ", 1)[1])
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def scrape_batches(stack: Stack) -> dict[str, tuple[float, float]]:
+    """(batches, records) so far of each worker, its replicas summed (their /metrics)."""
+    out: dict[str, tuple[float, float]] = {}
+    for worker in WORKERS:
+        batches = records = 0.0
+        for replica in range(len(stack.procs.get(worker, []))):
+            try:
+                text = httpx.get(stack.url(worker, replica) + "/metrics", timeout=5).text
+            except httpx.HTTPError:
+                continue
+            for b, r in batch_totals(text).values():
+                batches, records = batches + b, records + r
+        out[worker] = (batches, records)
+    return out
+
+
 def infer_partitions(per_partition: dict[int, int], by_replica: list[float], partitions: int) -> list[list[list[int]]]:
     """Which split of the input partitions explains each replica's count of events read in the
     same window (DescribeGroups on Tansu returns no assignments): every split that fits exactly."""
@@ -640,11 +670,15 @@ class CpuWindow:
     #: This process's own CPU seconds in the window (the load generator and the tracker): it
     #: shares the machine's cores with the stack but is not the stack's, so it is not in the total.
     bench_used: float = 0.0
+    #: Each worker's (batches, records) at the start, and its mean records per batch over the window.
+    batches_before: dict[str, tuple[float, float]] = field(default_factory=dict)
+    records_per_batch: dict[str, float | None] = field(default_factory=dict)
     _t0: float = 0.0
     _bench0: float = 0.0
 
     def start(self) -> CpuWindow:
         self.pids = stack_pids(self.stack)
+        self.batches_before = scrape_batches(self.stack)
         self.before = proc_cpu.snapshot(self.pids)
         self._t0 = time.monotonic()
         self._bench0 = proc_cpu.process_cpu_s(os.getpid(), reaped=False)
@@ -654,6 +688,10 @@ class CpuWindow:
         self.used = proc_cpu.delta(self.before, proc_cpu.snapshot(self.pids))
         self.wall = time.monotonic() - self._t0
         self.bench_used = proc_cpu.process_cpu_s(os.getpid(), reaped=False) - self._bench0
+        after = scrape_batches(self.stack)
+        for worker, (batches, records) in after.items():
+            b0, r0 = self.batches_before.get(worker, (0.0, 0.0))
+            self.records_per_batch[worker] = round((records - r0) / (batches - b0), 1) if batches > b0 else None
         return self.used
 
     def per_lead(self, leads: int) -> dict[str, Any]:
@@ -669,6 +707,7 @@ class CpuWindow:
             "cpu_s": {k: round(v, 2) for k, v in by.items()},
             "cpu_ms_per_lead": ms,
             "total_cpu_ms_per_lead": total,
+            "records_per_batch": dict(self.records_per_batch),
             "cores_busy": round(sum(by.values()) / self.wall, 2) if self.wall else None,
             "bench_process_cpu_s": round(self.bench_used, 2),
             "bench_process_ms_per_lead": round(1000 * self.bench_used / leads, 2) if leads else None,
@@ -996,6 +1035,19 @@ def print_sweep(result: dict[str, Any]) -> None:
             f"{t['cpu_ms_per_lead'].get(n) if t['cpu_ms_per_lead'].get(n) is not None else '-':>10}" for n in names
         )
         print(f"  {label:<36} {t['leads']:>6} {cells} {t['total_cpu_ms_per_lead']:>8}")
+    batched = [(label, t["records_per_batch"]) for label, t in tables[1:] if t.get("records_per_batch")]
+    batched += [
+        (f"(e) {rate} forms/s open loop", row["cpu"]["records_per_batch"])
+        for rate, row in sweep.items()
+        if rate not in ("50", "100") and row["cpu"].get("records_per_batch")
+    ]
+    if batched:
+        print()
+        print("Records per batch, mean over the phase (each worker's leadpipe_batch_records):")
+        print(f"  {'phase':<36} " + " ".join(f"{w:>10}" for w in WORKERS))
+        for label, per in batched:
+            cells = " ".join(f"{per.get(w) if per.get(w) is not None else '-':>10}" for w in WORKERS)
+            print(f"  {label:<36} {cells}")
     for goal, g in result.get("sweep_goals", {}).items():
         print(f"Goal {goal}: p99 {g['p99_ms']} ms -> {'met' if g['met'] else 'NOT met'}")
     for name, prof in result.get("profiles", {}).get("services", {}).items():
