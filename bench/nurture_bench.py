@@ -50,6 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.proc_cpu import tree_cpu_s  # noqa: E402
+from bench.prom_text import samples  # noqa: E402
 from bench.scoring_bench import Stalled, all_consuming, at_once, create, preload, watch  # noqa: E402
 from leadpipe.devstack.kafka import start_broker  # noqa: E402
 from leadpipe.devstack.processes import ManagedProcess, free_port, start_redis, wait_for_port  # noqa: E402
@@ -87,9 +88,7 @@ async def consumed(client: httpx.AsyncClient, port: int, topic_part: str) -> flo
     """The worker's own count of records read from topics whose name holds ``topic_part``."""
     text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
     return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("leadpipe_events_consumed_total{") and topic_part in line
+        v for labels, v in samples(text, "leadpipe_events_consumed_total") if topic_part in labels.get("topic", "")
     )
 
 
@@ -192,6 +191,7 @@ class Bench:
             cpu0 = tree_cpu_s(pid)
             load = asyncio.ensure_future(preload(self.bootstrap, prefix + OUTCOME, records))
             first = last = None
+            n = 0.0
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline:
                 n = await consumed(client, port, OUTCOME) - before

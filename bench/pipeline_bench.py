@@ -89,6 +89,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench import proc_cpu, raw_chain  # noqa: E402
+from bench.prom_text import samples  # noqa: E402
 from leadpipe.devstack.stack import Stack  # noqa: E402
 from schemas.codec import encode  # noqa: E402
 from schemas.envelope import new_event  # noqa: E402
@@ -541,50 +542,44 @@ async def describe_groups(bootstrap: str) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+def replica_pages(stack: Stack, worker: str) -> list[str | None]:
+    """Each replica's /metrics page of ``worker`` (None: it did not answer)."""
+    pages: list[str | None] = []
+    for replica in range(len(stack.procs.get(worker, []))):
+        try:
+            pages.append(httpx.get(stack.url(worker, replica) + "/metrics", timeout=5).text)
+        except httpx.HTTPError:
+            pages.append(None)
+    return pages
+
+
 def scrape_consumed(stack: Stack) -> dict[str, list[float]]:
     """Events each replica of each worker read from its input topic (from its /metrics)."""
-    out: dict[str, list[float]] = {}
-    for worker in WORKERS:
-        counts = []
-        for replica in range(len(stack.procs.get(worker, []))):
-            total = 0.0
-            try:
-                text = httpx.get(stack.url(worker, replica) + "/metrics", timeout=5).text
-                for line in text.splitlines():
-                    if line.startswith("leadpipe_events_consumed_total{") and GROUP_TOPICS[worker] in line:
-                        total += float(line.rsplit(" ", 1)[1])
-            except httpx.HTTPError:
-                total = float("nan")
-            counts.append(total)
-        out[worker] = counts
-    return out
+
+    def read(page: str | None, topic: str) -> float:
+        if page is None:
+            return float("nan")
+        return sum(
+            v for labels, v in samples(page, "leadpipe_events_consumed_total") if topic in labels.get("topic", "")
+        )
+
+    return {worker: [read(page, GROUP_TOPICS[worker]) for page in replica_pages(stack, worker)] for worker in WORKERS}
 
 
 def batch_totals(text: str) -> dict[str, tuple[float, float]]:
-    """Per service, (batches, records) so far, from a /metrics text's ``leadpipe_batch_records``
+    """Per service, (batches, records) so far, from a /metrics page's ``leadpipe_batch_records``
     histogram (its ``_count`` and ``_sum``)."""
-    out: dict[str, list[float]] = {}
-    for line in text.splitlines():
-        for suffix, i in (("_count{", 0), ("_sum{", 1)):
-            if line.startswith("leadpipe_batch_records" + suffix):
-                service = line.split('service="', 1)[1].split('"', 1)[0]
-                out.setdefault(service, [0.0, 0.0])[i] += float(line.rsplit(" ", 1)[1])
-    return {k: (v[0], v[1]) for k, v in out.items()}
+    counts = {labels["service"]: v for labels, v in samples(text, "leadpipe_batch_records_count")}
+    sums = {labels["service"]: v for labels, v in samples(text, "leadpipe_batch_records_sum")}
+    return {service: (n, sums.get(service, 0.0)) for service, n in counts.items()}
 
 
 def scrape_batches(stack: Stack) -> dict[str, tuple[float, float]]:
-    """(batches, records) so far of each worker, its replicas summed (their /metrics)."""
+    """(batches, records) so far of each worker, its replicas summed."""
     out: dict[str, tuple[float, float]] = {}
     for worker in WORKERS:
-        batches = records = 0.0
-        for replica in range(len(stack.procs.get(worker, []))):
-            try:
-                text = httpx.get(stack.url(worker, replica) + "/metrics", timeout=5).text
-            except httpx.HTTPError:
-                continue
-            for b, r in batch_totals(text).values():
-                batches, records = batches + b, records + r
-        out[worker] = (batches, records)
+        totals = [t for page in replica_pages(stack, worker) if page for t in batch_totals(page).values()]
+        out[worker] = (sum(b for b, _ in totals), sum(r for _, r in totals))
     return out
 
 
@@ -660,7 +655,8 @@ def stack_pids(stack: Stack) -> dict[str, int]:
 
 @dataclass
 class CpuWindow:
-    """CPU seconds each process of the stack used between ``start()`` and ``stop()``."""
+    """CPU seconds each process of the stack used between ``start()`` and ``stop()``, and each
+    worker's mean records per batch over the same window."""
 
     stack: Stack
     pids: dict[str, int] = field(default_factory=dict)
@@ -991,6 +987,13 @@ def plot(result: dict[str, Any], samples: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+#: The throughput phases in the CPU and batch tables, and their labels there.
+THROUGHPUT_TABLES = (
+    ("c1_http_1_replica", "(c1) HTTP closed loop, 1 replica"),
+    ("c2_inject_1_replica", "(c2) injected captures, 1 replica"),
+)
+
+
 def print_sweep(result: dict[str, Any]) -> None:
     sweep = result["phases"].get("e_sweep", {})
     raw = result["raw"]["max"]
@@ -1017,10 +1020,7 @@ def print_sweep(result: dict[str, Any]) -> None:
         f"{raw['cpu']['total_cpu_ms_per_lead']} CPU ms per lead (3 hops, bench process + broker)"
     )
     tables = [("raw chain, as fast as it goes", raw["cpu"])]
-    for key, label in (
-        ("c1_http_1_replica", "(c1) HTTP closed loop, 1 replica"),
-        ("c2_inject_1_replica", "(c2) injected captures, 1 replica"),
-    ):
+    for key, label in THROUGHPUT_TABLES:
         if key in result["phases"]:
             tables.append((label, result["phases"][key]["cpu"]))
     for rate in ("50", "100"):
@@ -1035,12 +1035,9 @@ def print_sweep(result: dict[str, Any]) -> None:
             f"{t['cpu_ms_per_lead'].get(n) if t['cpu_ms_per_lead'].get(n) is not None else '-':>10}" for n in names
         )
         print(f"  {label:<36} {t['leads']:>6} {cells} {t['total_cpu_ms_per_lead']:>8}")
-    batched = [(label, t["records_per_batch"]) for label, t in tables[1:] if t.get("records_per_batch")]
-    batched += [
-        (f"(e) {rate} forms/s open loop", row["cpu"]["records_per_batch"])
-        for rate, row in sweep.items()
-        if rate not in ("50", "100") and row["cpu"].get("records_per_batch")
-    ]
+    phases = [(label, result["phases"][key]["cpu"]) for key, label in THROUGHPUT_TABLES if key in result["phases"]]
+    phases += [(f"(e) {rate} forms/s open loop", row["cpu"]) for rate, row in sweep.items()]
+    batched = [(label, cpu["records_per_batch"]) for label, cpu in phases if cpu.get("records_per_batch")]
     if batched:
         print()
         print("Records per batch, mean over the phase (each worker's leadpipe_batch_records):")

@@ -185,7 +185,7 @@ class NurtureHandler:
                 now, event, create=True, known=known, publish=publish,
             )  # fmt: skip
         elif isinstance(data, NotificationOutcome):
-            if inert(event):
+            if not self.engine.outcome_can_change(data):
                 return  # changes no lead whatever its state: no state read, nothing parked
             await self._apply(data.lead_id, lambda st: self.engine.on_outcome(st, event.id, data, now), now, event,  # type: ignore[arg-type]
                               known=known, publish=publish)  # fmt: skip
