@@ -34,13 +34,16 @@ def state_topic_spec(name: str, partitions: int) -> TopicSpec:
 
 class StateLog:
     """Appends are sent at once and acknowledged together by ``flush`` (the batch awaits it before
-    its offsets are committed); a failed append is sent again until the broker takes it."""
+    its offsets are committed); a failed append is sent again until the broker takes it. One
+    flush at a time: a batch's and the scheduler's may overlap, and a flush that found the other's
+    appends already taken must not return before they are acknowledged."""
 
     def __init__(self, producer: Any, topic: str, retry_base_s: float = 0.2, retry_max_s: float = 5.0):
         self.producer = producer
         self.topic = topic
         self.retry_base_s, self.retry_max_s = retry_base_s, retry_max_s
         self._pending: list[tuple[bytes, bytes | None, Any]] = []
+        self._flushing = asyncio.Lock()
 
     async def append(self, state: LeadState) -> None:
         # privacy hook: the state sealed under its lead's data key (crypto-shredding)
@@ -59,8 +62,9 @@ class StateLog:
         self._pending.append((key, value, ack))
 
     async def flush(self) -> None:
-        await retry_transient(self._flush_once, what=f"state append to {self.topic}", base_s=self.retry_base_s,
-                              max_s=self.retry_max_s, transient=(_NotAcked,))  # fmt: skip
+        async with self._flushing:
+            await retry_transient(self._flush_once, what=f"state append to {self.topic}", base_s=self.retry_base_s,
+                                  max_s=self.retry_max_s, transient=(_NotAcked,))  # fmt: skip
 
     async def _flush_once(self) -> None:
         while self._pending:
