@@ -25,11 +25,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+#: Every port ``free_port`` handed out in this process.
+_handed_out: set[int] = set()
+
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A port that is free on ``host`` now and that this process has not been given before. The
+    kernel may offer the same port to two calls in a row, when nothing has bound the first yet:
+    the nurture bench's Redis once got its broker's port, failed to start, and the bench waited."""
+    for _ in range(1000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError(f"free_port: the kernel offered no port on {host} this process was not given before")
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
