@@ -19,8 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,7 +43,7 @@ from schemas.pii import lead_ref, refs_for
 from services.nurture.adapters.metrics import NurtureMetrics
 from services.nurture.domain.engine import Decision, Notify, Nurture
 from services.nurture.domain.erasure import is_subject_of_erasure
-from services.nurture.domain.routing import NO_LIMIT, Candidate, least_loaded, rank, serve_next
+from services.nurture.domain.routing import NO_LIMIT, Candidate, Load, least_loaded, rank, serve_next
 from services.nurture.domain.state import LeadState
 from services.nurture.ports import NurtureStore, StateAppender
 
@@ -82,6 +83,51 @@ class Known:
 
     def keep(self, state: LeadState | None) -> None:
         self.state, self.valid = state, True
+
+
+class RoutingView:
+    """The reps' loads and the company domains' owners as one batch sees them: read in one round
+    trip when the batch routes its first lead, then kept current with this worker's own
+    reservations, releases and owner claims. Each further lead the batch routes costs one round
+    trip (its reservation) instead of two. Leads are still routed one at a time (the handler's
+    lock), so a batch's leads spread over the reps as before.
+
+    What another replica reserves meanwhile shows at the next batch (or when a lead needs a day
+    or a domain the view lacks: it is read again): for that long, leads may spread a little less
+    evenly, never past a rep's capacity, which each reservation checks atomically in Redis (a rep
+    found full is marked full here)."""
+
+    def __init__(self, domains: Iterable[str] = ()):
+        self.domains = {d.lower() for d in domains if d}
+        self.days: dict[str, str] | None = None
+        self.loads: dict[str, Load] = {}
+        self.owners: dict[str, str | None] = {}
+
+    def covers(self, days: dict[str, str], domain: str | None) -> bool:
+        return self.days == days and (domain is None or domain in self.owners)
+
+    async def read(self, store: NurtureStore, days: dict[str, str], domain: str | None) -> None:
+        if domain is not None:
+            self.domains.add(domain)
+        self.loads, self.owners = await store.routing_view(days.items(), sorted(self.domains))
+        self.days = dict(days)
+
+    def reserved(self, rep_id: str) -> None:
+        load = self.loads.get(rep_id, Load())
+        self.loads[rep_id] = Load(load.used + 1, time.time())
+
+    def full(self, rep_id: str, capacity: int) -> None:
+        load = self.loads.get(rep_id, Load())
+        self.loads[rep_id] = Load(max(load.used, capacity), load.last_assigned_at)
+
+    def released(self, rep_id: str, day: str) -> None:
+        load = self.loads.get(rep_id)
+        if load is not None and self.days is not None and self.days.get(rep_id) == day:
+            self.loads[rep_id] = Load(max(0, load.used - 1), load.last_assigned_at)
+
+    def claimed(self, domain: str, rep_id: str) -> None:
+        if domain in self.owners and self.owners[domain] is None:  # the first owner stays (HSETNX)
+            self.owners[domain] = rep_id
 
 
 class Wake:
@@ -169,32 +215,39 @@ class NurtureHandler:
         )  # fmt: skip
         await self.publisher.publish([receipt])
 
-    async def handle(self, event: Envelope[Any], known: Known | None = None, publish: Publish | None = None) -> None:
+    async def handle(
+        self,
+        event: Envelope[Any],
+        known: Known | None = None,
+        publish: Publish | None = None,
+        view: RoutingView | None = None,
+    ) -> None:
         """Publishes the decision's events (acked before the state write). The state-topic
         append is acknowledged by ``state_log.flush()`` (``NurtureBatch.commit`` calls it).
 
         ``known``: the lead's state as last read or written by this worker (see ``Known``).
         ``publish``: how the decision's events are published and acked (default the publisher's
-        own ``publish``; a batch's leads share their acks, ``SharedAcks``)."""
+        own ``publish``; a batch's leads share their acks, ``SharedAcks``).
+        ``view``: the batch's routing view (``RoutingView``); None: routing reads Redis afresh."""
         data = event.data
         now = self.clock()
         if isinstance(data, LeadScored):
             await self._apply(
                 data.lead_id,
                 lambda st: self.engine.on_scored(st, event.id, data, now, synthetic=event.synthetic),
-                now, event, create=True, known=known, publish=publish,
+                now, event, create=True, known=known, publish=publish, view=view,
             )  # fmt: skip
         elif isinstance(data, NotificationOutcome):
             if not self.engine.outcome_can_change(data):
                 return  # changes no lead whatever its state: no state read, nothing parked
             await self._apply(data.lead_id, lambda st: self.engine.on_outcome(st, event.id, data, now), now, event,  # type: ignore[arg-type]
-                              known=known, publish=publish)  # fmt: skip
+                              known=known, publish=publish, view=view)  # fmt: skip
         elif isinstance(data, AssignmentResponse):
             await self._apply(data.lead_id, lambda st: self.engine.on_response(st, event.id, data, now), now, event,  # type: ignore[arg-type]
-                              known=known, publish=publish)  # fmt: skip
+                              known=known, publish=publish, view=view)  # fmt: skip
         elif isinstance(data, LeadOutcomeLogged):
             await self._apply(data.lead_id, lambda st: self.engine.on_rep_outcome(st, event.id, data, now), now, event,  # type: ignore[arg-type]
-                              known=known, publish=publish)  # fmt: skip
+                              known=known, publish=publish, view=view)  # fmt: skip
         else:
             raise HandlerError(f"data: nurture does not handle {type(data).__name__}", field="data")
 
@@ -254,6 +307,7 @@ class NurtureHandler:
         create: bool = False,
         known: Known | None = None,
         publish: Publish | None = None,
+        view: RoutingView | None = None,
     ) -> None:
         for _ in range(MAX_RACES):
             cached, state = known.take() if known is not None else (False, None)
@@ -279,7 +333,7 @@ class NurtureHandler:
                     # batch). The stored state is the lead's latest: append it again.
                     await self.state_log.append(state)
                 return
-            await self._settle(d, now)
+            await self._settle(d, now, view)
             if state is not None and d.state == state and not (d.stage_changes or d.assigned or d.notifications):
                 due = self.engine.next_due(state)
                 await self.store.set_due(lead_id, due)  # a claim moved it: put it back
@@ -296,21 +350,25 @@ class NurtureHandler:
                 await self.state_log.append(d.state)
                 if known is not None:
                     known.keep(d.state)
+                if view is not None and d.owner_claim is not None:
+                    view.claimed(*d.owner_claim)
                 await self._after(d, now, cause)
                 return
             self.metrics.conflicts.inc()
         raise HandlerError(f"lead {lead_id}: state kept changing under {MAX_RACES} attempts")
 
-    async def _settle(self, d: Decision, now: datetime) -> None:
+    async def _settle(self, d: Decision, now: datetime, view: RoutingView | None = None) -> None:
         """Completes routing requests (reserving capacity) and fires anything due right now."""
         for _ in range(8):
             if d.route is not None:
                 for rep_id, held_day in d.released:
                     await self.store.release(rep_id, held_day)
+                    if view is not None:
+                        view.released(rep_id, held_day)
                     self.capacity_freed.set()
                     self.wake.ring()
                 d.released = []
-                candidate, day = await self._reserve(d)
+                candidate, day = await self._reserve(d, view)
                 if candidate is None and not d.state.synthetic:
                     self.metrics.unassigned.inc()
                 self.engine.assign(d, candidate, now, day)
@@ -324,18 +382,23 @@ class NurtureHandler:
             if d.route is None:
                 return
 
-    async def _reserve(self, d: Decision) -> tuple[Candidate | None, str | None]:
+    async def _reserve(self, d: Decision, view: RoutingView | None = None) -> tuple[Candidate | None, str | None]:
         async with self._routing:
-            return await self._reserve_now(d)
+            return await self._reserve_now(d, view)
 
-    async def _reserve_now(self, d: Decision) -> tuple[Candidate | None, str | None]:
+    async def _reserve_now(self, d: Decision, view: RoutingView | None = None) -> tuple[Candidate | None, str | None]:
         st, req = d.state, d.route
         assert req is not None
         directory = self.engine.directory
         now = self.clock()
         days = {r.id: r.local_day(now) for r in directory.reps}
         domain = st.lead.company_domain.lower() if st.lead.company_domain else None
-        loads, owner = await self.store.routing_facts(days.items(), domain)
+        if view is None:
+            loads, owner = await self.store.routing_facts(days.items(), domain)
+        else:
+            if not view.covers(days, domain):
+                await view.read(self.store, days, domain)
+            loads, owner = view.loads, view.owners.get(domain) if domain is not None else None
         ranked = rank(self.engine.lead_facts(st), directory, loads, exclude=req.exclude, dynamic_owner=owner,
                       ignore_capacity=st.synthetic)  # fmt: skip
         attempt = st.attempts + 1
@@ -343,17 +406,21 @@ class NurtureHandler:
             held = await self.store.reserve(st.lead_id, attempt, cand.rep.id, days[cand.rep.id],
                                             cand.rep.daily_capacity, count=not st.synthetic)  # fmt: skip
             if held is None:
+                if view is not None:
+                    view.full(cand.rep.id, cand.rep.daily_capacity)
                 continue
             if held != cand.rep.id:  # another replica already assigned this attempt: keep its choice
                 rep = directory.rep(held)
                 if rep is None:
                     continue
                 cand = Candidate(rep, cand.rule, cand.reason)
+            elif view is not None and not st.synthetic:
+                view.reserved(held)
             return cand, None if st.synthetic else days[cand.rep.id]
-        return await self._past_capacity(d, loads, days)
+        return await self._past_capacity(d, loads, days, view)
 
     async def _past_capacity(
-        self, d: Decision, loads: Any, days: dict[str, str]
+        self, d: Decision, loads: Any, days: dict[str, str], view: RoutingView | None = None
     ) -> tuple[Candidate | None, str | None]:
         """Nobody has room: a ``least_loaded`` team takes the lead anyway (its least-loaded rep,
         counted past capacity); a ``queue`` team leaves it to the engine to queue."""
@@ -368,6 +435,8 @@ class NurtureHandler:
             chosen = self.engine.directory.rep(held) if held else None
             if chosen is None:
                 continue
+            if view is not None and held == rep.id and not st.synthetic:
+                view.reserved(held)
             # lead.assigned's rule is a closed set: this is rotation (by load), the reason says more.
             reason = f"team {team.id} full: least-loaded rep, past capacity"
             cand = Candidate(chosen, "rotation", reason, over_capacity=True)
@@ -481,13 +550,15 @@ class NurtureBatch:
     event wrote (``Known``; a stale one loses the compare-and-set and is read again); the leads
     running at once share their outputs' acks (``SharedAcks``: one flush where each lead waited
     for its own, each lead's state still written only after its outputs are acked); ``commit``
-    waits for the batch's state appends."""
+    waits for the batch's state appends. The batch routes its leads with one ``RoutingView``: the
+    reps' loads and the owners of its leads' company domains read once, not once per lead."""
 
     def __init__(self, handler: NurtureHandler, ensure_built: Callable[[], Awaitable[None]]):
         self.handler = handler
         self.ensure_built = ensure_built
         self._known: dict[str, Known] = {}
         self._acks = SharedAcks(handler.publisher)
+        self._view = RoutingView()
 
     def key(self, event: Envelope[Any]) -> str | None:
         lead_id = getattr(event.data, "lead_id", None)
@@ -508,6 +579,7 @@ class NurtureBatch:
         lead_ids = [k for k in dict.fromkeys(self.key(e) for e in events if not inert(e)) if k is not None]
         self._known = {}
         self._acks = SharedAcks(self.handler.publisher)
+        self._view = RoutingView()
         if not lead_ids:
             return
         states, built = await self.handler.store.load_many_checked(lead_ids)
@@ -515,6 +587,11 @@ class NurtureBatch:
             await self.ensure_built()
             states, _ = await self.handler.store.load_many_checked(lead_ids)
         self._known = {lead_id: Known(state, True) for lead_id, state in states.items()}
+        # The company domains the batch's leads may be routed by, read with the loads (lazily: a
+        # batch that routes no lead reads neither).
+        domains = [e.data.profile.company_domain for e in events if isinstance(e.data, LeadScored)]
+        domains += [st.lead.company_domain for st in states.values() if st is not None]
+        self._view = RoutingView(d for d in domains if d)
 
     async def handle(self, event: Envelope[Any]) -> None:
         key = self.key(event)
@@ -522,7 +599,7 @@ class NurtureBatch:
         acks = self._acks
         acks.enter()
         try:
-            await self.handler.handle(event, known, acks.publish)
+            await self.handler.handle(event, known, acks.publish, self._view)
         except TRANSIENT:
             if known is not None:
                 known.valid = False  # read again on the retry
@@ -535,3 +612,4 @@ class NurtureBatch:
 
     async def abandon(self) -> None:
         self._known = {}
+        self._view = RoutingView()

@@ -70,6 +70,11 @@ class NurtureStore(Protocol):
     ) -> tuple[dict[str, Load], str | None]:
         """``loads`` and the company domain's owner rep, in one round trip."""
 
+    async def routing_view(
+        self, reps: Iterable[tuple[str, str]], domains: Iterable[str]
+    ) -> tuple[dict[str, Load], dict[str, str | None]]:
+        """``loads`` and each company domain's owner rep (None: no owner), in one round trip."""
+
     async def stage_counts(self) -> dict[str, int]: ...
 
 

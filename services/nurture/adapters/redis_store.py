@@ -268,15 +268,26 @@ class RedisNurtureStore:
         self, reps: Iterable[tuple[str, str]], domain: str | None
     ) -> tuple[dict[str, Load], str | None]:
         """``loads`` and ``owner`` in one round trip (what routing reads before it reserves)."""
-        pairs = list(reps)
+        loads, owners = await self.routing_view(reps, [domain] if domain is not None else [])
+        return loads, owners.get(domain) if domain is not None else None
+
+    async def routing_view(
+        self, reps: Iterable[tuple[str, str]], domains: Iterable[str]
+    ) -> tuple[dict[str, Load], dict[str, str | None]]:
+        """``loads`` and the owners of ``domains``, in one round trip."""
+        pairs, names = list(reps), list(domains)
         pipe = self.redis.pipeline(transaction=False)
         pipe.mget([self._cap(r, d) for r, d in pairs] or [self._cap("", "")])
         pipe.hmget(f"{self.prefix}last_assigned", [r for r, _ in pairs] or [""])
-        if domain is not None:
-            pipe.hget(f"{self.prefix}owners", domain)
-        used, last, *owner = await pipe.execute()
+        if names:
+            pipe.hmget(f"{self.prefix}owners", names)
+        used, last, *owned = await pipe.execute()
         loads = {r: Load(int(u or 0), float(t or 0.0)) for (r, _), u, t in zip(pairs, used, last, strict=False)}
-        return loads, (owner[0].decode() if owner and owner[0] is not None else None)
+        owners = {
+            name: (o.decode() if o is not None else None)
+            for name, o in zip(names, owned[0] if owned else [], strict=True)
+        }
+        return loads, owners
 
     async def owner(self, domain: str) -> str | None:
         raw = await self.redis.hget(f"{self.prefix}owners", domain)

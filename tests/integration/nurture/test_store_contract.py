@@ -63,6 +63,17 @@ async def test_the_owner_claim_and_stage_counts_move_with_a_save_and_only_with_i
     assert await store.stage_counts() == {"new": 0, "mql": 0, "sql": 1}
 
 
+async def test_the_routing_view_reads_the_loads_and_the_owners_of_several_domains_at_once(store: Any):
+    state = a_lead()
+    assert await store.save(state, 0, None, owner_claim=("example.com", "rep-1"))
+    assert await store.reserve("ld_1", 1, "rep-2", "2026-05-04", 10, count=True) == "rep-2"
+    loads, owners = await store.routing_view([("rep-1", "2026-05-04"), ("rep-2", "2026-05-04")],
+                                             ["example.com", "nobody.io"])  # fmt: skip
+    assert owners == {"example.com": "rep-1", "nobody.io": None}
+    assert loads["rep-1"].used == 0 and loads["rep-2"].used == 1
+    assert (await store.routing_view([], []))[1] == {}
+
+
 async def test_a_due_lead_is_claimed_once_per_lease(store: Any):
     due = datetime(2026, 5, 4, 14, 0, tzinfo=UTC)
     await store.save(a_lead(), 0, due)

@@ -21,6 +21,9 @@ class FakeNurtureStore:
         self.owners: dict[str, str] = {}
         self.stages: dict[str, int] = {}
         self.built = True
+        #: round trips routing made: one lead's facts (``routing_facts``), a batch's view (``routing_view``)
+        self.facts_read = 0
+        self.views_read = 0
 
     async def load(self, lead_id: str) -> LeadState | None:
         state = self.leads.get(lead_id)
@@ -112,7 +115,14 @@ class FakeNurtureStore:
     async def routing_facts(
         self, reps: Iterable[tuple[str, str]], domain: str | None
     ) -> tuple[dict[str, Load], str | None]:
+        self.facts_read += 1
         return await self.loads(reps), self.owners.get(domain) if domain else None
+
+    async def routing_view(
+        self, reps: Iterable[tuple[str, str]], domains: Iterable[str]
+    ) -> tuple[dict[str, Load], dict[str, str | None]]:
+        self.views_read += 1
+        return await self.loads(reps), {d: self.owners.get(d) for d in domains}
 
     async def stage_counts(self) -> dict[str, int]:
         return dict(self.stages)

@@ -219,3 +219,68 @@ async def test_an_erasure_deletes_the_leads_state_tombstones_it_and_publishes_a_
     await n.handler.erase(event)
     assert "ld_1" not in n.store.leads and n.log.sent[-1] == ("ld_1", None) and n.log.acked == len(n.log.sent)
     assert n.publisher.events[-1].type.endswith("person.erased")
+
+
+def assigned_reps(n: Nurture, lead_ids: list[str]) -> list[str]:
+    out = []
+    for lead_id in lead_ids:
+        a = n.store.leads[lead_id].assignment
+        assert a is not None, f"{lead_id} was not assigned"
+        out.append(a.rep_id)
+    return out
+
+
+async def test_a_batch_reads_the_reps_loads_once_and_spreads_its_leads_as_if_routed_one_batch_at_a_time():
+    # US leads rotate over two reps by remaining capacity (20 and 12 a day): 12 leads reach both
+    leads = [scored(f"ld_{i}", grade="A", domain=f"co{i}.io") for i in range(12)]
+    ids = [s.lead_id for s in leads]
+    together = Nurture()
+    assert await together.batches.process([raw(s, f"ev-{i}", i) for i, s in enumerate(leads)]) == 12
+    assert (together.store.views_read, together.store.facts_read) == (1, 0)  # not one read per lead
+    apart = Nurture()
+    for i, s in enumerate(leads):
+        await apart.batches.process([raw(s, f"ev-{i}", i)])
+    assert apart.store.views_read == 12
+    spread = sorted(assigned_reps(apart, ids))
+    assert len(set(spread)) > 1, "the directory should spread these leads over more than one rep"
+    assert sorted(assigned_reps(together, ids)) == spread
+    assert together.store.used == apart.store.used
+
+
+async def test_a_rep_another_replica_filled_after_the_batch_read_the_loads_is_tried_once_and_never_overfilled():
+    n = Nurture()
+    read = n.store.routing_view
+    filled: list[str] = []
+
+    async def then_another_replica_fills_ana(*args: Any, **kwargs: Any) -> Any:
+        loads, owners = await read(*args, **kwargs)
+        for (rep, day), _ in zip(args[0], range(1), strict=False):  # the first rep (Ana), today
+            n.store.used[(rep, day)] = 10**6
+            filled.append(rep)
+        return loads, owners
+
+    n.store.routing_view = then_another_replica_fills_ana  # type: ignore[method-assign]
+    tried: list[str] = []
+    reserve = n.store.reserve
+
+    async def recording(lead_id: str, attempt: int, rep_id: str, *args: Any, **kwargs: Any) -> str | None:
+        tried.append(rep_id)
+        return await reserve(lead_id, attempt, rep_id, *args, **kwargs)
+
+    n.store.reserve = recording  # type: ignore[method-assign]
+    leads = [scored(f"ld_{i}", grade="A", domain=f"co{i}.io") for i in range(12)]
+    assert await n.batches.process([raw(s, f"ev-{i}", i) for i, s in enumerate(leads)]) == 12
+    assert n.store.views_read == 1
+    (full,) = filled
+    assert tried.count(full) == 1, "a rep found full was tried again in the same batch (or never)"
+    assert full not in assigned_reps(n, [s.lead_id for s in leads])
+
+
+async def test_a_domain_owned_in_redis_routes_a_batch_lead_to_its_owner():
+    n = Nurture()
+    n.store.owners["owned.io"] = "rep-chloe"
+    leads = [scored("ld_a", grade="A", domain="owned.io"), scored("ld_b", grade="A", domain="other.io")]
+    assert await n.batches.process([raw(s, f"ev-{i}", i) for i, s in enumerate(leads)]) == 2
+    assert n.store.views_read == 1
+    a = n.store.leads["ld_a"].assignment
+    assert a is not None and a.rep_id == "rep-chloe" and a.rule == "account_owner"
