@@ -166,6 +166,8 @@ class Tracker:
     correlation id (the capture event's id) and notification id. Times: record CreateTime (s)."""
 
     bootstrap: str
+    #: Prepended to the tracked topics' names (a test's private topics); stripped when reading.
+    prefix: str = ""
     captured: dict[str, float] = field(default_factory=dict)
     scored: dict[str, list[tuple[float, str]]] = field(default_factory=lambda: defaultdict(list))
     requested: dict[str, list[tuple[float, str, str]]] = field(default_factory=lambda: defaultdict(list))
@@ -180,7 +182,7 @@ class Tracker:
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
-            *TRACKED,
+            *(self.prefix + topic for topic in TRACKED),
             bootstrap_servers=self.bootstrap,
             group_id=None,
             auto_offset_reset="earliest",
@@ -210,7 +212,7 @@ class Tracker:
             for tp, records in batches.items():
                 self.per_partition[(tp.topic, tp.partition)] += len(records)
                 for r in records:
-                    self._take(tp.topic, r)
+                    self._take(tp.topic.removeprefix(self.prefix), r)
 
     def _take(self, topic: str, r: Any) -> None:
         self.records += 1

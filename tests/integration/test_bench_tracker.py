@@ -16,17 +16,18 @@ async def test_the_tracker_reports_the_times_the_records_were_made_not_read(kafk
     corr, nid = f"corr-{unique}", f"notif-{unique}"
     made_ms = int(time.time() * 1000) - 60_000  # a minute before anything here reads it
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
-    tracker = Tracker(kafka_bootstrap)
+    prefix = f"tracker-{unique}."  # private topics: the session broker's own carry other tests' records
+    tracker = Tracker(kafka_bootstrap, prefix=prefix)
     await producer.start()
     try:
         headers = [("ce_correlationid", corr.encode())]
         requested = {"notification_id": nid, "template": "rep_alert"}
         sent = {"notification_id": nid, "status": "sent"}
-        await producer.send_and_wait("lead.scored.v1", orjson.dumps({"grade": "A"}), headers=headers,
+        await producer.send_and_wait(prefix + "lead.scored.v1", orjson.dumps({"grade": "A"}), headers=headers,
                                      timestamp_ms=made_ms)  # fmt: skip
-        await producer.send_and_wait("notification.requested.v1", orjson.dumps(requested), headers=headers,
+        await producer.send_and_wait(prefix + "notification.requested.v1", orjson.dumps(requested), headers=headers,
                                      timestamp_ms=made_ms + 40)  # fmt: skip
-        await producer.send_and_wait("notification.outcome.v1", orjson.dumps(sent), headers=headers,
+        await producer.send_and_wait(prefix + "notification.outcome.v1", orjson.dumps(sent), headers=headers,
                                      timestamp_ms=made_ms + 90)  # fmt: skip
         await tracker.start()
         assert await tracker.wait_for([corr], 30), "the tracker did not read the rep alert's outcome within 30 s"
