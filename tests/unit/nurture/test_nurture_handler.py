@@ -254,9 +254,9 @@ async def test_a_rep_another_replica_filled_after_the_batch_read_the_loads_is_tr
 
     async def then_another_replica_fills_ana(*args: Any, **kwargs: Any) -> Any:
         loads, owners = await read(*args, **kwargs)
-        for (rep, day), _ in zip(args[0], range(1), strict=False):  # the first rep (Ana), today
-            n.store.used[(rep, day)] = 10**6
-            filled.append(rep)
+        rep, day = next(iter(args[0]))  # the directory's first rep (Ana), today
+        n.store.used[(rep, day)] = 10**6
+        filled.append(rep)
         return loads, owners
 
     n.store.routing_view = then_another_replica_fills_ana  # type: ignore[method-assign]
@@ -276,7 +276,7 @@ async def test_a_rep_another_replica_filled_after_the_batch_read_the_loads_is_tr
     assert full not in assigned_reps(n, [s.lead_id for s in leads])
 
 
-async def test_a_domain_owned_in_redis_routes_a_batch_lead_to_its_owner():
+async def test_a_domain_owned_in_the_store_routes_a_batch_lead_to_its_owner():
     n = Nurture()
     n.store.owners["owned.io"] = "rep-chloe"
     leads = [scored("ld_a", grade="A", domain="owned.io"), scored("ld_b", grade="A", domain="other.io")]
