@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from bench.prom_text import samples
 from schemas.assignment_response.v1 import AssignmentResponse
 from schemas.envelope import new_event
 from schemas.links import verify
@@ -180,8 +181,8 @@ async def test_a_synthetic_lead_flows_but_takes_no_capacity_and_counts_in_no_bus
     text = await metrics_text(port)
     assert 'leadpipe_events_consumed_total{service="nurture"' in text
     # the stage metrics count batches too (a synthetic lead's batch counts like any other)
-    batches = [ln for ln in text.splitlines() if ln.startswith('leadpipe_batch_records_count{service="nurture"}')]
-    assert batches and float(batches[0].rsplit(" ", 1)[1]) >= 1, batches
+    batches = [v for labels, v in samples(text, "leadpipe_batch_records_count") if labels == {"service": "nurture"}]
+    assert batches and batches[0] >= 1, batches
 
 
 def _business(text: str) -> dict[str, str]:

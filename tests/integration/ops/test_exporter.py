@@ -11,6 +11,7 @@ import httpx
 from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
+from bench.prom_text import samples
 from leadpipe.devstack.processes import ManagedProcess, free_port, wait_for_port
 from leadpipe.ops.reader import plain_consumer
 from leadpipe.ops.settings import OpsSettings
@@ -37,9 +38,9 @@ def _scrape_until_at_least(url: str, name: str, least: float, timeout_s: float =
     deadline = time.monotonic() + timeout_s
     value: float | None = None
     while time.monotonic() < deadline:
-        for line in httpx.get(url, timeout=5).text.splitlines():
-            if line.startswith(f"{name} "):
-                value = float(line.split()[1])
+        for labels, v in samples(httpx.get(url, timeout=5).text, name):
+            if not labels:
+                value = v
         if value is not None and value >= least:
             return value
         time.sleep(0.3)
