@@ -12,6 +12,10 @@ One broker (Apache Kafka, one node) and one redis-server on free ports; every se
 a. raw chain (``bench/raw_chain.py``) on the same broker before the services start: the same
    payloads (ingest's own form mapping) through the same three hops (captured -> scored ->
    requested -> outcome), bare aiokafka, at the set rate (latency) and as fast as it goes.
+   This process holds the stack's keyring (``Stack`` installs it), so the chain's codec seals
+   the personal fields under per-person keys as the services' does; it runs once more as fast
+   as it goes with the plain codec (no keyring: the baseline before crypto-shredding, which
+   #13 was filed against). Throughput is reported as a ratio to both.
 b. pipeline at a set rate: web-form posts (grade-A leads: each gets an immediate rep alert),
    booth-scan batches and signed engagement webhooks, all through ingest's HTTP API; latency
    percentiles per segment: post -> captured -> scored -> rep alert requested -> sent.
@@ -94,6 +98,7 @@ from leadpipe.devstack.stack import Stack  # noqa: E402
 from schemas.codec import encode  # noqa: E402
 from schemas.envelope import new_event  # noqa: E402
 from schemas.identity import identity_key  # noqa: E402
+from schemas.pii import use_keyring  # noqa: E402
 
 WORKERS = ("scoring", "nurture", "notifier")
 GROUPS = {"scoring": "leadpipe-scoring", "nurture": "leadpipe-nurture", "notifier": "notifier"}
@@ -879,19 +884,29 @@ def print_report(result: dict[str, Any]) -> None:
         f"late sends {b['late_sends']}, HTTP errors {b['http_errors'] or 'none'}"
     )
     print()
-    print(f"  {'throughput (sustained, completed / (last done - first sent))':<62} {'leads/s':>9} {'vs raw':>7}")
-    for label, key in (
-        ("raw aiokafka chain, 3 hops, as fast as it goes", None),
+    print(
+        f"  {'throughput (sustained, completed / (last done - first sent))':<62} {'leads/s':>9} {'vs raw':>7}"
+        f" {'vs plain':>8}"
+    )
+    plain = result["raw"].get("max_plain")
+    if plain:
+        print(f"  {'raw aiokafka chain, plain codec (personal fields not sealed)':<62} {plain['events_per_s']:>9.1f}"
+              f" {'':>7} {'1.00':>8}")  # fmt: skip
+    rows: tuple[tuple[str, str | None], ...] = (
+        ("raw aiokafka chain, 3 hops, personal fields sealed", None),
         ("pipeline, HTTP forms (closed loop), 1 replica each", "c1_http_1_replica"),
         ("pipeline, injected captures, 1 replica each", "c2_inject_1_replica"),
         ("pipeline, injected captures, 2 replicas each", "d3_inject_2_replicas"),
-    ):
-        if key is None:
+    )
+    for row_label, phase in rows:
+        if phase is None:
             rate = result["raw"]["max"]["events_per_s"]
-            print(f"  {label:<62} {rate:>9.1f} {'1.00':>7}")
+            print(f"  {row_label:<62} {rate:>9.1f} {'1.00':>7}")
         else:
-            th = result["phases"][key]["throughput"]
-            print(f"  {label:<62} {th['leads_per_s']:>9.1f} {result['ratios'][key]:>7.2f}")
+            th = result["phases"][phase]["throughput"]
+            vs_plain = result.get("ratios_plain", {}).get(phase)
+            print(f"  {row_label:<62} {th['leads_per_s']:>9.1f} {result['ratios'][phase]:>7.2f}"
+                  f" {'-' if vs_plain is None else f'{vs_plain:.2f}':>8}")  # fmt: skip
     d = result["phases"]["d_scale_out"]
     print()
     print(
@@ -930,6 +945,17 @@ def print_report(result: dict[str, Any]) -> None:
         f"({'met' if g['latency_met'] else 'NOT met'}); sustained throughput >= 25% of raw: "
         f"{g['ratio']:.2f} ({'met' if g['throughput_met'] else 'NOT met'}; like-for-like: injected captures)"
     )
+    plain = g.get("ratio_http_plain")
+
+    def met(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    print(
+        f"Issue #13 over HTTP (c1): {g['http_leads_per_s']:.1f} leads/s, >= 250: {met(g['http_250_per_s_met'])}; "
+        f">= 30 % of the raw chain: {g['ratio_http']:.2f} of the sealed chain ({met(g['http_30pct_of_raw_met'])}), "
+        + ("plain chain not measured" if plain is None else
+           f"{plain:.2f} of the plain-codec chain ({met(g['http_30pct_of_plain_raw_met'])})")
+    )  # fmt: skip
 
 
 def plot(result: dict[str, Any], samples: dict[str, Any], path: Path) -> None:
@@ -1024,9 +1050,17 @@ def print_sweep(result: dict[str, Any]) -> None:
         )
     print(
         f"  raw chain (same broker, same run): {raw['events_per_s']:.0f} events/s, "
-        f"{raw['cpu']['total_cpu_ms_per_lead']} CPU ms per lead (3 hops, bench process + broker)"
+        f"{raw['cpu']['total_cpu_ms_per_lead']} CPU ms per lead (3 hops, bench process + broker; personal fields sealed)"
     )
+    plain = result["raw"].get("max_plain")
+    if plain:
+        print(
+            f"  raw chain, plain codec: {plain['events_per_s']:.0f} events/s, "
+            f"{plain['cpu']['total_cpu_ms_per_lead']} CPU ms per lead"
+        )
     tables = [("raw chain, as fast as it goes", raw["cpu"])]
+    if plain:
+        tables.append(("raw chain, plain codec", plain["cpu"]))
     for key, label in THROUGHPUT_TABLES:
         if key in result["phases"]:
             tables.append((label, result["phases"][key]["cpu"]))
@@ -1148,6 +1182,19 @@ async def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]
         raw_max = await raw_chain.run(stack.bootstrap, args.raw_n)
         raw_cpu.stop()
         raw_cpu.used["raw chain (bench process)"] = time.process_time() - own_cpu
+        # The same chain with the plain codec: this process holds the stack's keyring (the Stack
+        # installs it), so the chain above seals personal fields as the services do; the
+        # baseline #13 was filed against (before crypto-shredding) did not.
+        print(f"(a) raw chain, plain codec (personal fields not sealed), {args.raw_n} captures ...", flush=True)
+        plain_cpu = CpuWindow(stack).start()
+        own_cpu = time.process_time()
+        sealing = use_keyring(None)
+        try:
+            raw_plain = await raw_chain.run(stack.bootstrap, args.raw_n)
+        finally:
+            use_keyring(sealing)
+        plain_cpu.stop()
+        plain_cpu.used["raw chain (bench process)"] = time.process_time() - own_cpu
         samples["raw"] = raw_rate["latencies_ts_s"]
         result["raw"] = {
             "hops": 3,
@@ -1167,9 +1214,23 @@ async def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]
                 "latency_ms": pcts(raw_max["latencies_ts_s"]),
                 # includes the chain's 6 s group-join pause before the clock starts (idle, small)
                 "cpu": raw_cpu.per_lead(raw_max["events"]),
+                "personal_fields": "sealed" if sealing is not None else "plain (no keyring)",
+            },
+            "max_plain": {
+                "events": raw_plain["events"],
+                "sent": raw_plain["sent"],
+                "seconds": round(raw_plain["seconds"], 2),
+                "events_per_s": round(raw_plain["events_per_s"], 1),
+                "latency_ms": pcts(raw_plain["latencies_ts_s"]),
+                "cpu": plain_cpu.per_lead(raw_plain["events"]),
+                "personal_fields": "plain",
             },
         }
-        print(f"    raw max {raw_max['events_per_s']:.0f} events/s", flush=True)
+        print(
+            f"    raw max {raw_max['events_per_s']:.0f} events/s (personal fields sealed), "
+            f"{raw_plain['events_per_s']:.0f} events/s (plain codec)",
+            flush=True,
+        )
 
         print("starting the services (1 replica each) ...", flush=True)
         await asyncio.to_thread(stack.start)
@@ -1348,9 +1409,26 @@ def sweep_goals(sweep: dict[str, Any], args: argparse.Namespace) -> dict[str, An
     return goals
 
 
+RATIO_PHASES = ("c1_http_1_replica", "c2_inject_1_replica", "d3_inject_2_replicas")
+
+
+def throughput_ratios(result: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
+    """Each throughput phase's leads/s over the raw chain's events/s, against the chain as the
+    bench runs it (personal fields sealed, as the services seal them) and against the same chain
+    with the plain codec (``max_plain``; absent from results of before it was measured)."""
+    raw = result["raw"]
+
+    def over(run: dict[str, Any] | None) -> dict[str, float]:
+        rate = (run or {}).get("events_per_s") or 0.0
+        if rate <= 0:
+            return {}
+        return {k: round(result["phases"][k]["throughput"]["leads_per_s"] / rate, 3) for k in RATIO_PHASES}
+
+    return over(raw["max"]), over(raw.get("max_plain"))
+
+
 def finish(result: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     sweep = result["phases"].get("e_sweep", {})
-    raw_max_rate = result["raw"]["max"]["events_per_s"] or float("nan")
     raw_cpu = result["raw"]["max"]["cpu"]["total_cpu_ms_per_lead"]
     for row in sweep.values():
         row["cpu_vs_raw"] = round(row["cpu"]["total_cpu_ms_per_lead"] / raw_cpu, 1) if raw_cpu else None
@@ -1358,10 +1436,7 @@ def finish(result: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     if args.sweep_only:
         result["config"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
         return result
-    result["ratios"] = {
-        key: round(result["phases"][key]["throughput"]["leads_per_s"] / raw_max_rate, 3)
-        for key in ("c1_http_1_replica", "c2_inject_1_replica", "d3_inject_2_replicas")
-    }
+    result["ratios"], result["ratios_plain"] = throughput_ratios(result)
     p99 = result["phases"]["b_at_rate"]["latency_ms"]["post_to_sent"].get("p99", float("inf"))
     result["goals"] = {
         "rate": args.rate,
@@ -1374,6 +1449,9 @@ def finish(result: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         "http_leads_per_s": result["phases"]["c1_http_1_replica"]["throughput"]["leads_per_s"],
         "http_250_per_s_met": result["phases"]["c1_http_1_replica"]["throughput"]["leads_per_s"] >= 250,
         "http_30pct_of_raw_met": result["ratios"]["c1_http_1_replica"] >= 0.30,
+        # ... and against the chain without personal-data sealing (the baseline #13 was filed against)
+        "ratio_http_plain": result["ratios_plain"].get("c1_http_1_replica"),
+        "http_30pct_of_plain_raw_met": (result["ratios_plain"].get("c1_http_1_replica") or 0.0) >= 0.30,
         "scale_out_speedup": round(
             result["phases"]["d3_inject_2_replicas"]["throughput"]["leads_per_s"]
             / max(result["phases"]["c2_inject_1_replica"]["throughput"]["leads_per_s"], 1e-9),

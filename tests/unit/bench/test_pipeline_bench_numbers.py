@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.pipeline_bench import parse_args, sweep_goals, top_frames
+from bench.pipeline_bench import parse_args, sweep_goals, throughput_ratios, top_frames
 
 
 def test_top_frames_counts_self_and_inclusive_samples(tmp_path: Path) -> None:
@@ -56,3 +56,28 @@ def test_the_sweep_defaults_are_the_issues_and_bad_rates_are_refused(capsys: pyt
     with pytest.raises(SystemExit):
         parse_args(["--sweep-seconds", "0"])
     assert "--sweep-seconds must be > 0" in capsys.readouterr().err
+
+
+def _throughput(c1: float, c2: float, d3: float) -> dict[str, object]:
+    return {
+        key: {"throughput": {"leads_per_s": rate}}
+        for key, rate in (("c1_http_1_replica", c1), ("c2_inject_1_replica", c2), ("d3_inject_2_replicas", d3))
+    }
+
+
+def test_throughput_is_a_ratio_to_the_sealed_and_to_the_plain_raw_chain() -> None:
+    result = {
+        "raw": {"max": {"events_per_s": 700.0}, "max_plain": {"events_per_s": 2000.0}},
+        "phases": _throughput(280.0, 210.0, 350.0),
+    }
+    sealed, plain = throughput_ratios(result)
+    assert sealed == {"c1_http_1_replica": 0.4, "c2_inject_1_replica": 0.3, "d3_inject_2_replicas": 0.5}
+    assert plain == {"c1_http_1_replica": 0.14, "c2_inject_1_replica": 0.105, "d3_inject_2_replicas": 0.175}
+
+
+def test_a_result_without_the_plain_chain_has_no_plain_ratios() -> None:
+    # results of before the plain chain was measured, or a chain that completed nothing
+    for raw in ({"max": {"events_per_s": 700.0}}, {"max": {"events_per_s": 700.0}, "max_plain": {"events_per_s": 0.0}}):
+        sealed, plain = throughput_ratios({"raw": raw, "phases": _throughput(70.0, 70.0, 70.0)})
+        assert sealed["c1_http_1_replica"] == 0.1
+        assert plain == {}
