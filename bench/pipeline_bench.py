@@ -893,7 +893,7 @@ def print_report(result: dict[str, Any]) -> None:
         print(f"  {'raw aiokafka chain, plain codec (personal fields not sealed)':<62} {plain['events_per_s']:>9.1f}"
               f" {'':>7} {'1.00':>8}")  # fmt: skip
     rows: tuple[tuple[str, str | None], ...] = (
-        ("raw aiokafka chain, 3 hops, personal fields sealed", None),
+        (f"raw aiokafka chain, 3 hops, personal fields {result['raw']['max'].get('personal_fields', '?')}", None),
         ("pipeline, HTTP forms (closed loop), 1 replica each", "c1_http_1_replica"),
         ("pipeline, injected captures, 1 replica each", "c2_inject_1_replica"),
         ("pipeline, injected captures, 2 replicas each", "d3_inject_2_replicas"),
@@ -1050,7 +1050,8 @@ def print_sweep(result: dict[str, Any]) -> None:
         )
     print(
         f"  raw chain (same broker, same run): {raw['events_per_s']:.0f} events/s, "
-        f"{raw['cpu']['total_cpu_ms_per_lead']} CPU ms per lead (3 hops, bench process + broker; personal fields sealed)"
+        f"{raw['cpu']['total_cpu_ms_per_lead']} CPU ms per lead (3 hops, bench process + broker; personal fields "
+        f"{raw.get('personal_fields', '?')})"
     )
     plain = result["raw"].get("max_plain")
     if plain:
@@ -1210,7 +1211,7 @@ async def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]
             "max_plain": raw_max_result(raw_plain, plain_cpu, "plain"),
         }
         print(
-            f"    raw max {raw_max['events_per_s']:.0f} events/s (personal fields sealed), "
+            f"    raw max {raw_max['events_per_s']:.0f} events/s (personal fields {result['raw']['max']['personal_fields']}), "
             f"{raw_plain['events_per_s']:.0f} events/s (plain codec)",
             flush=True,
         )
