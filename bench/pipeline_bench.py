@@ -1413,13 +1413,14 @@ RATIO_PHASES = ("c1_http_1_replica", "c2_inject_1_replica", "d3_inject_2_replica
 def throughput_ratios(result: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
     """Each throughput phase's leads/s over the raw chain's events/s, against the chain as the
     bench runs it (personal fields sealed, as the services seal them) and against the same chain
-    with the plain codec (``max_plain``; absent from results of before it was measured)."""
+    with the plain codec (``max_plain``; absent from results of before it was measured: no
+    ratios). A chain that completed nothing gives NaN ratios, which meet no goal."""
     raw = result["raw"]
 
     def over(run: dict[str, Any] | None) -> dict[str, float]:
-        rate = (run or {}).get("events_per_s") or 0.0
-        if rate <= 0:
+        if run is None:
             return {}
+        rate = run.get("events_per_s") or float("nan")
         return {k: round(result["phases"][k]["throughput"]["leads_per_s"] / rate, 3) for k in RATIO_PHASES}
 
     return over(raw["max"]), over(raw.get("max_plain"))

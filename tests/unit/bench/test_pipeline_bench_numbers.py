@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -76,8 +77,17 @@ def test_throughput_is_a_ratio_to_the_sealed_and_to_the_plain_raw_chain() -> Non
 
 
 def test_a_result_without_the_plain_chain_has_no_plain_ratios() -> None:
-    # results of before the plain chain was measured, or a chain that completed nothing
-    for raw in ({"max": {"events_per_s": 700.0}}, {"max": {"events_per_s": 700.0}, "max_plain": {"events_per_s": 0.0}}):
-        sealed, plain = throughput_ratios({"raw": raw, "phases": _throughput(70.0, 70.0, 70.0)})
-        assert sealed["c1_http_1_replica"] == 0.1
-        assert plain == {}
+    # results of before the plain chain was measured
+    sealed, plain = throughput_ratios(
+        {"raw": {"max": {"events_per_s": 700.0}}, "phases": _throughput(70.0, 70.0, 70.0)}
+    )
+    assert sealed["c1_http_1_replica"] == 0.1
+    assert plain == {}
+
+
+def test_a_raw_chain_that_completed_nothing_gives_ratios_that_meet_no_goal() -> None:
+    raw = {"max": {"events_per_s": 0.0}, "max_plain": {"events_per_s": 0.0}}
+    sealed, plain = throughput_ratios({"raw": raw, "phases": _throughput(70.0, 70.0, 70.0)})
+    for ratios in (sealed, plain):
+        assert set(ratios) == {"c1_http_1_replica", "c2_inject_1_replica", "d3_inject_2_replicas"}
+        assert all(math.isnan(r) and not r >= 0.30 for r in ratios.values())
