@@ -394,11 +394,10 @@ class NurtureHandler:
         days = {r.id: r.local_day(now) for r in directory.reps}
         domain = st.lead.company_domain.lower() if st.lead.company_domain else None
         if view is None:
-            loads, owner = await self.store.routing_facts(days.items(), domain)
-        else:
-            if not view.covers(days, domain):
-                await view.read(self.store, days, domain)
-            loads, owner = view.loads, view.owners.get(domain) if domain is not None else None
+            view = RoutingView()  # routing outside a batch (the scheduler's): read afresh
+        if not view.covers(days, domain):
+            await view.read(self.store, days, domain)
+        loads, owner = view.loads, view.owners.get(domain) if domain is not None else None
         ranked = rank(self.engine.lead_facts(st), directory, loads, exclude=req.exclude, dynamic_owner=owner,
                       ignore_capacity=st.synthetic)  # fmt: skip
         attempt = st.attempts + 1
@@ -406,21 +405,20 @@ class NurtureHandler:
             held = await self.store.reserve(st.lead_id, attempt, cand.rep.id, days[cand.rep.id],
                                             cand.rep.daily_capacity, count=not st.synthetic)  # fmt: skip
             if held is None:
-                if view is not None:
-                    view.full(cand.rep.id, cand.rep.daily_capacity)
+                view.full(cand.rep.id, cand.rep.daily_capacity)
                 continue
             if held != cand.rep.id:  # another replica already assigned this attempt: keep its choice
                 rep = directory.rep(held)
                 if rep is None:
                     continue
                 cand = Candidate(rep, cand.rule, cand.reason)
-            elif view is not None and not st.synthetic:
+            elif not st.synthetic:
                 view.reserved(held)
             return cand, None if st.synthetic else days[cand.rep.id]
-        return await self._past_capacity(d, loads, days, view)
+        return await self._past_capacity(d, days, view)
 
     async def _past_capacity(
-        self, d: Decision, loads: Any, days: dict[str, str], view: RoutingView | None = None
+        self, d: Decision, days: dict[str, str], view: RoutingView
     ) -> tuple[Candidate | None, str | None]:
         """Nobody has room: a ``least_loaded`` team takes the lead anyway (its least-loaded rep,
         counted past capacity); a ``queue`` team leaves it to the engine to queue."""
@@ -430,12 +428,12 @@ class NurtureHandler:
         if team is None or team.overflow != "least_loaded":
             return None, None
         attempt = st.attempts + 1
-        for rep in least_loaded(team, self.engine.directory, loads, exclude=req.exclude):
+        for rep in least_loaded(team, self.engine.directory, view.loads, exclude=req.exclude):
             held = await self.store.reserve(st.lead_id, attempt, rep.id, days[rep.id], NO_LIMIT, count=not st.synthetic)
             chosen = self.engine.directory.rep(held) if held else None
             if chosen is None:
                 continue
-            if view is not None and held == rep.id and not st.synthetic:
+            if held == rep.id and not st.synthetic:
                 view.reserved(held)
             # lead.assigned's rule is a closed set: this is rotation (by load), the reason says more.
             reason = f"team {team.id} full: least-loaded rep, past capacity"

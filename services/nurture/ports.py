@@ -65,11 +65,6 @@ class NurtureStore(Protocol):
     async def release(self, rep_id: str, day: str) -> None: ...
     async def loads(self, reps: Iterable[tuple[str, str]]) -> dict[str, Load]: ...
 
-    async def routing_facts(
-        self, reps: Iterable[tuple[str, str]], domain: str | None
-    ) -> tuple[dict[str, Load], str | None]:
-        """``loads`` and the company domain's owner rep, in one round trip."""
-
     async def routing_view(
         self, reps: Iterable[tuple[str, str]], domains: Iterable[str]
     ) -> tuple[dict[str, Load], dict[str, str | None]]:

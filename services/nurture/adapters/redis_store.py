@@ -264,17 +264,11 @@ class RedisNurtureStore:
         )
         return {r: Load(int(u or 0), float(t or 0.0)) for (r, _), u, t in zip(pairs, used, last, strict=True)}
 
-    async def routing_facts(
-        self, reps: Iterable[tuple[str, str]], domain: str | None
-    ) -> tuple[dict[str, Load], str | None]:
-        """``loads`` and ``owner`` in one round trip (what routing reads before it reserves)."""
-        loads, owners = await self.routing_view(reps, [domain] if domain is not None else [])
-        return loads, owners.get(domain) if domain is not None else None
-
     async def routing_view(
         self, reps: Iterable[tuple[str, str]], domains: Iterable[str]
     ) -> tuple[dict[str, Load], dict[str, str | None]]:
-        """``loads`` and the owners of ``domains``, in one round trip."""
+        """``loads`` and the owners of ``domains``, in one round trip (what routing reads before it
+        reserves)."""
         pairs, names = list(reps), list(domains)
         pipe = self.redis.pipeline(transaction=False)
         pipe.mget([self._cap(r, d) for r, d in pairs] or [self._cap("", "")])
@@ -288,10 +282,6 @@ class RedisNurtureStore:
             for name, o in zip(names, owned[0] if owned else [], strict=True)
         }
         return loads, owners
-
-    async def owner(self, domain: str) -> str | None:
-        raw = await self.redis.hget(f"{self.prefix}owners", domain)
-        return None if raw is None else raw.decode()
 
     async def stage_counts(self) -> dict[str, int]:
         raw = await self.redis.hgetall(f"{self.prefix}stages")

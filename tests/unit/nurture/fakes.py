@@ -21,8 +21,7 @@ class FakeNurtureStore:
         self.owners: dict[str, str] = {}
         self.stages: dict[str, int] = {}
         self.built = True
-        #: round trips routing made: one lead's facts (``routing_facts``), a batch's view (``routing_view``)
-        self.facts_read = 0
+        #: routing's reads of the reps' loads and domains' owners (``routing_view``): one per round trip
         self.views_read = 0
 
     async def load(self, lead_id: str) -> LeadState | None:
@@ -111,12 +110,6 @@ class FakeNurtureStore:
 
     async def loads(self, reps: Iterable[tuple[str, str]]) -> dict[str, Load]:
         return {rep: Load(self.used.get((rep, day), 0)) for rep, day in reps}
-
-    async def routing_facts(
-        self, reps: Iterable[tuple[str, str]], domain: str | None
-    ) -> tuple[dict[str, Load], str | None]:
-        self.facts_read += 1
-        return await self.loads(reps), self.owners.get(domain) if domain else None
 
     async def routing_view(
         self, reps: Iterable[tuple[str, str]], domains: Iterable[str]
