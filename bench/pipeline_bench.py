@@ -945,7 +945,7 @@ def print_report(result: dict[str, Any]) -> None:
         f"({'met' if g['latency_met'] else 'NOT met'}); sustained throughput >= 25% of raw: "
         f"{g['ratio']:.2f} ({'met' if g['throughput_met'] else 'NOT met'}; like-for-like: injected captures)"
     )
-    plain = g.get("ratio_http_plain")
+    plain_ratio = g.get("ratio_http_plain")
 
     def met(ok: bool) -> str:
         return "met" if ok else "NOT met"
@@ -953,8 +953,8 @@ def print_report(result: dict[str, Any]) -> None:
     print(
         f"Issue #13 over HTTP (c1): {g['http_leads_per_s']:.1f} leads/s, >= 250: {met(g['http_250_per_s_met'])}; "
         f">= 30 % of the raw chain: {g['ratio_http']:.2f} of the sealed chain ({met(g['http_30pct_of_raw_met'])}), "
-        + ("plain chain not measured" if plain is None else
-           f"{plain:.2f} of the plain-codec chain ({met(g['http_30pct_of_plain_raw_met'])})")
+        + ("plain chain not measured" if plain_ratio is None else
+           f"{plain_ratio:.2f} of the plain-codec chain ({met(g['http_30pct_of_plain_raw_met'])})")
     )  # fmt: skip
 
 
