@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import hashlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -27,12 +29,55 @@ from typing import IO
 
 #: Every port ``free_port`` handed out in this process.
 _handed_out: set[int] = set()
+#: ``free_port`` takes ports from here, below the kernel's ephemeral range, so that no
+#: ``bind(0)`` and no outgoing connection's local port can land on a port it handed out.
+_FIRST_PORT = 20_000
+#: One byte of this file per port, locked (POSIX record lock) by the process that handed the port
+#: out: other processes (parallel test lanes, a bench beside them) skip it. The kernel drops the
+#: locks when that process exits, however it exits; nothing is left to clean up.
+_PORT_LOCKS = Path(tempfile.gettempdir()) / "leadpipe-port-locks"
+_lock_fd: int | None = None
+
+
+def _ephemeral_low() -> int | None:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _lock_port(port: int) -> bool:
+    """Whether this process now holds ``port`` against every other process using ``free_port``."""
+    global _lock_fd
+    if _lock_fd is None:
+        _lock_fd = os.open(_PORT_LOCKS, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        fcntl.lockf(_lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, port)
+    except OSError:
+        return False
+    return True
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port that is free on ``host`` now and that this process has not been given before. The
-    kernel may offer the same port to two calls in a row, when nothing has bound the first yet:
-    the nurture bench's Redis once got its broker's port, failed to start, and the bench waited."""
+    """A port that is free on ``host`` now, that this process has not been given before, and that
+    no other process has been given by ``free_port`` while it runs.
+
+    Taken below the kernel's ephemeral range (``ip_local_port_range``): a port the kernel offers
+    for ``bind(0)`` can also become some outgoing connection's local port, or another test lane's
+    ``bind(0)`` answer, before the server it was meant for binds it (a console test's PostgreSQL
+    once found its port taken by another lane's listener). Where that range leaves no room below
+    it, the kernel's ``bind(0)`` answer is used, as before."""
+    low = _ephemeral_low()
+    if low is not None and low - _FIRST_PORT >= 1000:
+        span = low - _FIRST_PORT
+        start = random.randrange(span)
+        for i in range(span):
+            port = _FIRST_PORT + (start + i) % span
+            if port in _handed_out or not port_is_free(port, host) or not _lock_port(port):
+                continue
+            _handed_out.add(port)
+            return port
+        raise RuntimeError(f"free_port: no free port on {host} in {_FIRST_PORT}-{low - 1}")
     for _ in range(1000):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind((host, 0))
