@@ -33,3 +33,34 @@ def test_on_its_own_one_node_cluster_clients_refresh_metadata_once_a_minute_unle
     assert chosen.env_for("scoring")["KAFKA_METADATA_MAX_AGE_MS"] == "5000"
     monkeypatch.setenv("KAFKA_METADATA_MAX_AGE_MS", "7000")
     assert "KAFKA_METADATA_MAX_AGE_MS" not in Stack(tmp_path / "os").env_for("scoring")  # inherited as set
+
+
+def test_services_keep_their_bytecode_beside_the_tools_unless_the_environment_says_where(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv("PYTHONPYCACHEPREFIX", raising=False)
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.setenv("LEADPIPE_TOOLS_DIR", str(tmp_path / "tools"))
+    env = Stack(tmp_path / "s").env_for("nurture", replica=1)
+    assert env["PYTHONPYCACHEPREFIX"] == str(tmp_path / "pycache")
+    assert env["PYTHONDONTWRITEBYTECODE"] == ""  # Python reads an empty value as unset
+    monkeypatch.setenv("PYTHONPYCACHEPREFIX", str(tmp_path / "mine"))
+    env = Stack(tmp_path / "t").env_for("nurture")
+    assert "PYTHONPYCACHEPREFIX" not in env and "PYTHONDONTWRITEBYTECODE" not in env  # inherited as set
+
+
+def test_a_service_started_with_that_environment_writes_its_bytecode_there(tmp_path: Path):
+    import subprocess
+    import sys
+
+    module = tmp_path / "src" / "probe_mod.py"
+    module.parent.mkdir()
+    module.write_text("VALUE = 1\n")
+    env = {
+        "PYTHONPATH": str(module.parent),
+        "PYTHONDONTWRITEBYTECODE": "",
+        "PYTHONPYCACHEPREFIX": str(tmp_path / "pyc"),
+    }
+    subprocess.run([sys.executable, "-c", "import probe_mod"], env=env, check=True, timeout=60)
+    assert list((tmp_path / "pyc").rglob("probe_mod*.pyc"))
+    assert not (module.parent / "__pycache__").exists()
