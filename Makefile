@@ -10,10 +10,12 @@ export UV_PYTHON ?= 3.11
 export UV_PYTHON_DOWNLOADS ?= never
 # Bytecode: starting a service imports ~700 modules, about 1.4 s of CPU to compile them when no
 # .pyc is kept (PYTHONDONTWRITEBYTECODE=1, as some shells set to keep __pycache__ out of the tree).
-# Every make target keeps the bytecode under .leadpipe/ instead (git-ignored, gone with make clean):
-# each later start, test stack, restart and chaos recovery skips the compile.
+# There, every make target keeps the bytecode under .leadpipe/ instead (git-ignored, gone with
+# make clean): each later start, test stack, restart and chaos recovery skips the compile.
+ifneq ($(strip $(PYTHONDONTWRITEBYTECODE)),)
 unexport PYTHONDONTWRITEBYTECODE
 export PYTHONPYCACHEPREFIX ?= $(CURDIR)/.leadpipe/pycache
+endif
 
 .PHONY: help run test install lint typecheck contracts test-unit test-integration test-contract test-e2e chaos bench schemas clean \
 	image compose-up compose-down test-containers

@@ -240,10 +240,10 @@ class Stack:
             # one-node cluster's leaders never move, and each refresh is a request every client
             # makes and parses (the whole cluster's topics) for nothing: idle CPU.
             env["KAFKA_METADATA_MAX_AGE_MS"] = str(ONE_NODE_METADATA_MAX_AGE_MS)
-        if "PYTHONPYCACHEPREFIX" not in os.environ:
+        if os.environ.get("PYTHONDONTWRITEBYTECODE") and "PYTHONPYCACHEPREFIX" not in os.environ:
             # Bytecode: a service's start imports ~700 modules, about 1.4 s of CPU to compile them
             # where no .pyc is kept (PYTHONDONTWRITEBYTECODE set, as some shells do). The image has
-            # them compiled (UV_COMPILE_BYTECODE); the stack's services keep theirs beside the
+            # them compiled (UV_COMPILE_BYTECODE); there the stack's services keep theirs beside the
             # tools instead of in the source tree, so a replica added under load, a restart or a
             # benchmark's stack starts as it would from the image. (``make`` sets the same.)
             env["PYTHONPYCACHEPREFIX"] = str(tools_dir().parent / "pycache")

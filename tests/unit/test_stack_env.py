@@ -3,6 +3,8 @@ on a one-node cluster of its own the clients refresh metadata rarely."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,7 +37,7 @@ def test_on_its_own_one_node_cluster_clients_refresh_metadata_once_a_minute_unle
     assert "KAFKA_METADATA_MAX_AGE_MS" not in Stack(tmp_path / "os").env_for("scoring")  # inherited as set
 
 
-def test_services_keep_their_bytecode_beside_the_tools_unless_the_environment_says_where(
+def test_where_no_bytecode_is_kept_services_keep_theirs_beside_the_tools_unless_told_where(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.delenv("PYTHONPYCACHEPREFIX", raising=False)
@@ -47,12 +49,13 @@ def test_services_keep_their_bytecode_beside_the_tools_unless_the_environment_sa
     monkeypatch.setenv("PYTHONPYCACHEPREFIX", str(tmp_path / "mine"))
     env = Stack(tmp_path / "t").env_for("nurture")
     assert "PYTHONPYCACHEPREFIX" not in env and "PYTHONDONTWRITEBYTECODE" not in env  # inherited as set
+    monkeypatch.delenv("PYTHONPYCACHEPREFIX")
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE")
+    env = Stack(tmp_path / "u").env_for("nurture")
+    assert "PYTHONPYCACHEPREFIX" not in env and "PYTHONDONTWRITEBYTECODE" not in env  # Python's own __pycache__
 
 
 def test_a_service_started_with_that_environment_writes_its_bytecode_there(tmp_path: Path):
-    import subprocess
-    import sys
-
     module = tmp_path / "src" / "probe_mod.py"
     module.parent.mkdir()
     module.write_text("VALUE = 1\n")
