@@ -111,51 +111,83 @@ class KafkaPublisher:
 
 class SharedAcks:
     """``Publisher.publish`` for handlers running side by side in one batch, acknowledged
-    together: each handler's events are sent at once, and it waits until every handler running
-    beside it has sent too (or finished without sending); then one ``flush`` acknowledges them
-    all and wakes them all, with its error if it failed. Their records share produce requests
-    where each handler's own ``publish`` sent a request of its own.
+    together: a handler's events are held until every handler running beside it has published
+    too (or finished without publishing); then all of them are sent at once, one ``flush``
+    acknowledges them and wakes every handler, with its error if it failed. Their records go out
+    in one or a few produce requests where each handler's own ``publish`` sent a request of its
+    own (and, sent as each handler got there, they were spread over many).
+
+    Each handler's events are sent with a ``send`` of their own, so a send that fails (an event
+    that cannot be encoded, the producer refusing it) fails only the handler whose events they
+    were, as its own ``publish`` would have; the others are sent and acknowledged as usual.
 
     Running means between ``enter`` and ``leave`` (the batch handler's ``handle``, per attempt:
     a handler backing off before a retry is not running and is not waited for). A handler waits
-    longer than with a plain ``publish`` (for the others to send), but only for handlers the
+    longer than with a plain ``publish`` (for the others to get there), but only for handlers the
     batch waits for anyway, so no wait is added that the batch would not already end with."""
 
     def __init__(self, publisher: Publisher):
         self.publisher = publisher
         self.running = 0
-        self._waiting: list[asyncio.Future[None]] = []
+        self._waiting: list[tuple[Sequence[Envelope[Any]], asyncio.Future[None]]] = []
+        self._tasks: set[asyncio.Future[None]] = set()
+        self._looking = False
 
     def enter(self) -> None:
         self.running += 1
 
     def leave(self) -> None:
         self.running -= 1
-        self._flush_when_all_sent()
+        self._send_when_all_published()
 
     async def publish(self, events: Sequence[Envelope[Any]]) -> None:
-        await self.publisher.send(events)
         done = asyncio.get_running_loop().create_future()
-        self._waiting.append(done)
-        self._flush_when_all_sent()
+        self._waiting.append((events, done))
+        self._send_when_all_published()
         await done
 
-    def _flush_when_all_sent(self) -> None:
+    def _send_when_all_published(self) -> None:
+        # Looked at once the handlers ready to run have run (a batch's handlers start together:
+        # one that publishes before the others even started must not go out alone).
+        if self._waiting and not self._looking:
+            self._looking = True
+            asyncio.get_running_loop().call_soon(self._send_if_all_published)
+
+    def _send_if_all_published(self) -> None:
+        self._looking = False
         if not self._waiting or len(self._waiting) < self.running:
             return
         waiting, self._waiting = self._waiting, []
-        flush = asyncio.ensure_future(self.publisher.flush())
+        task = asyncio.ensure_future(self._send_and_flush(waiting))
+        self._tasks.add(task)  # held until done (the loop keeps only weak references)
+        task.add_done_callback(self._tasks.discard)
 
-        def wake(_: asyncio.Future[None]) -> None:
-            error = None if flush.cancelled() else flush.exception()
-            for done in waiting:
-                if done.done():
-                    continue
-                if flush.cancelled():
-                    done.cancel()
-                elif error is not None:
-                    done.set_exception(error)
+    async def _send_and_flush(self, waiting: list[tuple[Sequence[Envelope[Any]], asyncio.Future[None]]]) -> None:
+        sent: list[asyncio.Future[None]] = []
+        error: BaseException | None = None
+        try:
+            # privacy hook: every handler's sealing keys cached in one round trip (none when all
+            # are), so that the sends below follow one another and share their requests
+            await prepare_keys(sealing_ref(event.data) for events, _ in waiting for event in events)
+            for events, done in waiting:
+                try:
+                    await self.publisher.send(events)
+                except Exception as exc:  # this handler's own events: only it fails
+                    if not done.done():
+                        done.set_exception(exc)
                 else:
-                    done.set_result(None)
-
-        flush.add_done_callback(wake)
+                    sent.append(done)
+            await self.publisher.flush()
+        except asyncio.CancelledError:  # stopping: every handler still waiting is cancelled too
+            for _, done in waiting:
+                done.cancel()
+            raise
+        except Exception as exc:  # the flush failed: every handler whose events were sent gets it
+            error = exc
+        for done in sent:
+            if done.done():  # its handler was cancelled meanwhile
+                continue
+            if error is not None:
+                done.set_exception(error)
+            else:
+                done.set_result(None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -67,3 +68,74 @@ async def test_a_lead_that_is_not_running_is_not_waited_for():
     with pytest.raises(asyncio.TimeoutError):  # while another lead runs and has not sent, it waits
         acks.enter()
         await asyncio.wait_for(acks.publish([event(1)]), timeout=0.05)  # type: ignore[list-item]
+
+
+async def test_a_leads_events_are_held_until_every_running_lead_has_published_then_sent_together():
+    pub = FakePublisher()
+    acks = SharedAcks(pub)
+
+    async def lead(n: int, delay: float) -> None:
+        acks.enter()
+        try:
+            await asyncio.sleep(delay)
+            await acks.publish([event(n)])  # type: ignore[list-item]
+        finally:
+            acks.leave()
+
+    both = asyncio.gather(lead(0, 0.0), lead(1, 0.05))
+    await asyncio.sleep(0.02)  # lead 0 has published, lead 1 has not
+    held = list(pub.log)
+    await both
+    assert held == []  # nothing sent while a running lead had yet to publish
+    assert pub.log == ["send notification.outcome.v1", "send notification.outcome.v1", "flush"]
+
+
+async def test_a_send_that_fails_fails_only_the_lead_whose_events_it_sent():
+    class Refusing(FakePublisher):
+        async def send(self, events: Any) -> None:
+            if any(e.data.lead_id == "ld_1" for e in events):
+                raise ValueError("data.body: the record is larger than the broker takes")
+            await super().send(events)
+
+    pub = Refusing()
+    acks = SharedAcks(pub)
+
+    async def lead(n: int) -> None:
+        acks.enter()
+        try:
+            await asyncio.sleep(0)  # all running before any publishes
+            await acks.publish([event(n)])  # type: ignore[list-item]
+        finally:
+            acks.leave()
+
+    results = await asyncio.gather(lead(0), lead(1), lead(2), return_exceptions=True)
+    assert results[0] is None and results[2] is None and isinstance(results[1], ValueError)
+    assert [e.data.lead_id for e in pub.events] == ["ld_0", "ld_2"] and pub.log[-1] == "flush"
+
+
+async def test_a_lead_cancelled_while_waiting_leaves_the_others_acknowledged():
+    pub = FakePublisher()
+    acks = SharedAcks(pub)
+    acks.enter()
+    acks.enter()
+    first = asyncio.ensure_future(acks.publish([event(0)]))  # type: ignore[list-item]
+    second = asyncio.ensure_future(acks.publish([event(1)]))  # type: ignore[list-item]
+    await asyncio.sleep(0)  # both wait; the send is scheduled
+    second.cancel()
+    await asyncio.wait_for(first, timeout=1)
+    assert second.cancelled() and len(pub.events) == 2  # its events were on their way already
+
+
+async def test_stopping_while_the_shared_flush_waits_cancels_every_waiting_lead():
+    class Stuck(FakePublisher):
+        async def flush(self) -> None:
+            await asyncio.Event().wait()  # the broker never answers
+
+    acks = SharedAcks(Stuck())
+    acks.enter()
+    waiting = asyncio.ensure_future(acks.publish([event(0)]))  # type: ignore[list-item]
+    await asyncio.sleep(0.01)
+    for task in list(acks._tasks):  # the worker stopping cancels the pending send-and-flush
+        task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(waiting, timeout=1)
