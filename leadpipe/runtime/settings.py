@@ -115,10 +115,14 @@ class ServiceSettings(RedisClientSettings):
     kafka_heartbeat_interval_s: float = Field(default=3.0, gt=0)
     kafka_max_record_bytes: int = 1_000_000
     # How long a producer holds a record for others to share its produce request (aiokafka's
-    # linger). Each request costs the broker and the client a round of work; longer batches
-    # more under load and adds up to this much latency per hop. (Scoring's producer keeps its
-    # own 5 ms: its batches publish hundreds of records at once.)
-    kafka_linger_ms: int = Field(default=2, ge=0, le=1_000)
+    # linger). 0: a record goes out at once, and what is sent while a request is in flight (one
+    # per broker) goes together in the next, so requests batch themselves under load at no added
+    # latency. The services send what goes together (a batch's outputs, its state appends) in
+    # one go. A linger above 0 adds up to that much latency per hop and splits such a send: aiokafka
+    # lingers each partition's batch from its own first record and sends only the batches whose
+    # linger is over, so the partitions of one send went out in two or more requests (2 ms:
+    # scoring's 2.4 requests per batch for its outputs, 1 at 0; bench/results/issue13-round13).
+    kafka_linger_ms: int = Field(default=0, ge=0, le=1_000)
     # A consumer's longest fetch wait while some partition is left out of its fetch. Kafka
     # answers a fetch as soon as a record arrives, but not for a partition the fetch left out.
     kafka_fetch_max_wait_ms: int = Field(default=500, ge=1, le=30_000)

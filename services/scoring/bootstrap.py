@@ -47,7 +47,7 @@ def erasure_topic(settings: ScoringSettings) -> str:
 class Scoring(ConsumerService):
     service = "scoring"
     # One flush carries a whole batch's outputs.
-    producer_options: ClassVar[dict[str, Any]] = {"linger_ms": 5, "max_batch_size": 256 * 1024}
+    producer_options: ClassVar[dict[str, Any]] = {"max_batch_size": 256 * 1024}
 
     def __init__(self, settings: ScoringSettings, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry()
