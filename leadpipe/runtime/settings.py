@@ -120,8 +120,9 @@ class ServiceSettings(RedisClientSettings):
     # latency. The services send what goes together (a batch's outputs, its state appends) in
     # one go. A linger above 0 adds up to that much latency per hop and splits such a send: aiokafka
     # lingers each partition's batch from its own first record and sends only the batches whose
-    # linger is over, so the partitions of one send went out in two or more requests (2 ms:
-    # scoring's 2.4 requests per batch for its outputs, 1 at 0; bench/results/issue13-round13).
+    # linger is over, so the partitions of one send went out in two or more requests (scoring,
+    # at 100 forms/s: about 2 requests per batch for its outputs and 1.35 for its state appends
+    # with its 5 ms linger, 1 and 1 at 0; bench/results/issue13-round13).
     kafka_linger_ms: int = Field(default=0, ge=0, le=1_000)
     # A consumer's longest fetch wait while some partition is left out of its fetch. Kafka
     # answers a fetch as soon as a record arrives, but not for a partition the fetch left out.
