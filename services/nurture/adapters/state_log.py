@@ -33,18 +33,16 @@ def state_topic_spec(name: str, partitions: int) -> TopicSpec:
 
 
 class StateLog:
-    """Appends are held, then sent together and acknowledged by ``flush`` (the batch awaits it
-    before its offsets are committed): a batch's appends share a produce request or two, where
-    sent as each lead's state was saved they were spread over many. A failed append is sent again
-    until the broker takes it. One flush at a time: a batch's and the scheduler's may overlap,
-    and a flush that found the other's appends already taken must not return before they are
-    acknowledged."""
+    """Appends are sent at once and acknowledged together by ``flush`` (the batch awaits it before
+    its offsets are committed); a failed append is sent again until the broker takes it. One
+    flush at a time: a batch's and the scheduler's may overlap, and a flush that found the other's
+    appends already taken must not return before they are acknowledged."""
 
     def __init__(self, producer: Any, topic: str, retry_base_s: float = 0.2, retry_max_s: float = 5.0):
         self.producer = producer
         self.topic = topic
         self.retry_base_s, self.retry_max_s = retry_base_s, retry_max_s
-        self._pending: list[tuple[bytes, bytes | None]] = []
+        self._pending: list[tuple[bytes, bytes | None, Any]] = []
         self._flushing = asyncio.Lock()
 
     async def append(self, state: LeadState) -> None:
@@ -57,37 +55,33 @@ class StateLog:
         await self._send(lead_id.encode(), None)
 
     async def _send(self, key: bytes, value: bytes | None) -> None:
-        self._pending.append((key, value))  # sent by the next flush
+        try:
+            ack = await self.producer.send(self.topic, value, key=key)
+        except Exception as exc:  # kept, and sent again by ``flush``
+            ack = _failed(exc)
+        self._pending.append((key, value, ack))
 
     async def flush(self) -> None:
         async with self._flushing:
             await retry_transient(self._flush_once, what=f"state append to {self.topic}", base_s=self.retry_base_s,
                                   max_s=self.retry_max_s, transient=(_NotAcked,))  # fmt: skip
 
-    async def _produce(self, key: bytes, value: bytes | None) -> asyncio.Future[Any]:
-        try:
-            ack: asyncio.Future[Any] = await self.producer.send(self.topic, value, key=key)
-        except Exception as exc:  # awaited like an ack, and sent again
-            return _failed(exc)
-        return ack
-
     async def _flush_once(self) -> None:
         while self._pending:
             taken, self._pending = self._pending, []
-            # Every append is sent before any ack is awaited: they go out together.
-            sent = [(key, value, await self._produce(key, value)) for key, value in taken]
             failed: dict[bytes, bytes | None] = {}
             error: BaseException | None = None
-            for key, value, ack in sent:
+            for key, value, ack in taken:
                 failed.pop(key, None)  # a lead's newer state supersedes an older failed one
                 try:
                     await ack
                 except Exception as exc:  # the send is repeated: a state is never dropped here
                     failed[key], error = value, exc
             if failed:
-                newer = {key for key, _ in self._pending}
-                # Sent again by the next attempt (else a newer state of that lead is on its way already).
-                self._pending[:0] = [(key, value) for key, value in failed.items() if key not in newer]
+                newer = {key for key, _, _ in self._pending}
+                for key, value in failed.items():
+                    if key not in newer:  # else a newer state of that lead is on its way already
+                        await self._send(key, value)
                 raise _NotAcked(f"{len(failed)} state(s) not acknowledged: {error}")
 
 
