@@ -20,6 +20,17 @@ def event(n: int) -> object:
     return new_event(data, source="/t", subject=data.lead_id)
 
 
+async def running_lead(acks: SharedAcks, n: int, delay: float = 0.0) -> None:
+    """A lead of a batch: running, publishing one event after ``delay`` (0: once every lead
+    started together has started), then leaving."""
+    acks.enter()
+    try:
+        await asyncio.sleep(delay)
+        await acks.publish([event(n)])  # type: ignore[list-item]
+    finally:
+        acks.leave()
+
+
 async def test_leads_running_together_are_acked_by_one_flush_once_each_has_sent_or_finished():
     pub = FakePublisher()
     acks = SharedAcks(pub)
@@ -44,16 +55,7 @@ async def test_a_failed_flush_wakes_every_waiting_lead_with_its_error():
     pub = FakePublisher()
     acks = SharedAcks(pub)
     pub.fail = ConnectionError("broker away")
-
-    async def lead(n: int) -> None:
-        acks.enter()
-        try:
-            await asyncio.sleep(0)  # both running before either publishes
-            await acks.publish([event(n)])  # type: ignore[list-item]
-        finally:
-            acks.leave()
-
-    results = await asyncio.gather(lead(0), lead(1), return_exceptions=True)
+    results = await asyncio.gather(running_lead(acks, 0), running_lead(acks, 1), return_exceptions=True)
     assert [type(r) for r in results] == [ConnectionError, ConnectionError] and pub.events == []
 
 
@@ -73,16 +75,7 @@ async def test_a_lead_that_is_not_running_is_not_waited_for():
 async def test_a_leads_events_are_held_until_every_running_lead_has_published_then_sent_together():
     pub = FakePublisher()
     acks = SharedAcks(pub)
-
-    async def lead(n: int, delay: float) -> None:
-        acks.enter()
-        try:
-            await asyncio.sleep(delay)
-            await acks.publish([event(n)])  # type: ignore[list-item]
-        finally:
-            acks.leave()
-
-    both = asyncio.gather(lead(0, 0.0), lead(1, 0.05))
+    both = asyncio.gather(running_lead(acks, 0), running_lead(acks, 1, delay=0.05))
     await asyncio.sleep(0.02)  # lead 0 has published, lead 1 has not
     held = list(pub.log)
     await both
@@ -99,16 +92,7 @@ async def test_a_send_that_fails_fails_only_the_lead_whose_events_it_sent():
 
     pub = Refusing()
     acks = SharedAcks(pub)
-
-    async def lead(n: int) -> None:
-        acks.enter()
-        try:
-            await asyncio.sleep(0)  # all running before any publishes
-            await acks.publish([event(n)])  # type: ignore[list-item]
-        finally:
-            acks.leave()
-
-    results = await asyncio.gather(lead(0), lead(1), lead(2), return_exceptions=True)
+    results = await asyncio.gather(*(running_lead(acks, n) for n in range(3)), return_exceptions=True)
     assert results[0] is None and results[2] is None and isinstance(results[1], ValueError)
     assert [e.data.lead_id for e in pub.events] == ["ld_0", "ld_2"] and pub.log[-1] == "flush"
 
