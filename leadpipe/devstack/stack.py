@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import importlib.util
 import os
-import shutil
 import signal
 import sys
 import time
@@ -343,14 +342,36 @@ class Stack:
             self.procs[spec.name] = [self._spawn(spec, i) for i in range(self.replicas[spec.name])]
         self.wait_ready(timeout_s=timeout_s)
 
-    def restart_redis(self, *, wipe: bool = False) -> None:
-        """Restart the private redis-server on the same port; ``wipe=True`` starts it empty."""
+    def restart_redis(self, *, wipe: bool = False, timeout_s: float = 15.0) -> None:
+        """SIGKILLs the private redis-server and starts it again on the same port, from its
+        append-only file. ``wipe=True``: the services' database comes back empty, as when the
+        pipeline's Redis is lost (the services rebuild from the topics). The data-key store
+        (database 1 here, ``keystore_url``) is kept: in production it is a store of its own, and
+        losing it loses the personal fields of every past record (docs/privacy.md), which no
+        rebuild brings back."""
         if self.redis is None:
             raise RuntimeError("Redis is external to this stack; restart it yourself")
         self.redis.kill9()
-        if wipe:
-            shutil.rmtree(self.state_dir / "redis", ignore_errors=True)
         self.redis = start_redis(self._redis_port, self.state_dir / "redis", self.logs / "redis.log")
+        if wipe:
+            self._flush_services_db(timeout_s)
+
+    def _flush_services_db(self, timeout_s: float) -> None:
+        import redis
+
+        client = redis.Redis.from_url(self.redis_url)
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                try:
+                    client.flushdb()
+                    return
+                except redis.BusyLoadingError:  # still reading its append-only file
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+        finally:
+            client.close()
 
     def wait_ready(self, names: Sequence[str] | None = None, timeout_s: float = 90.0) -> None:
         """Until every service answers ``/readyz`` 200: its Redis reachable and, for a worker, its

@@ -35,7 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     r.add_argument("--rate", type=float, default=8.0, help="posts per second to ingest")
     r.add_argument("--between", type=int, default=15, help="captures accepted between two faults")
-    r.add_argument("--keep-redis", action="store_true", help="restart Redis with its data (default: wipe it)")
+    r.add_argument(
+        "--keep-redis",
+        action="store_true",
+        help="restart Redis with its data (default: wipe the services' database; the key store is kept)",
+    )
     r.add_argument("--settle", type=float, default=None, help="seconds the pipeline gets to catch up")
     r.add_argument("--state-dir", type=Path, default=None, help="where logs and the audit dump go")
     a = sub.add_parser("audit", help="audit a running stack's topics and outbox")

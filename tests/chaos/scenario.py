@@ -21,8 +21,9 @@ Faults (``Fault.kind``):
   again, as Ctrl-C and a second ``make run`` do; ``stack_crash``: everything SIGKILLed at once
   (the host loses power), then started again;
 - ``redis_restart``: SIGKILL redis-server and start it again on the same port, either with
-  its append-only file (state survives as far as it was written) or wiped (empty: services
-  must rebuild from the topics).
+  its append-only file (state survives as far as it was written) or wiped (the services'
+  database empty: they must rebuild from the topics; the data-key store, a store of its own in
+  production, is kept, see ``Stack.restart_redis``).
 
 After the faults the load stops and the audit (``tests.chaos.audit``) is repeated until it
 passes or ``settle_s`` runs out; the last report is the verdict.
