@@ -88,5 +88,7 @@ async def test_leads_sharing_acks_send_their_outputs_together_where_their_own_pu
     finally:
         await consumer.stop()
     assert sum(ends.values()) == 1 + 2 * LEADS  # every output of both runs is on the topic
-    assert own >= 4, own  # spread over the 72 ms the leads took to get there
-    assert shared <= 2, (own, shared)
+    # Sharing their acks, the leads' outputs go in one request (the old SharedAcks sent 8 here).
+    # On their own, one request per produce round trip over the 72 ms the leads take to get there:
+    # 10-17 on a quiet machine, fewer the slower the broker answers, never as few.
+    assert shared <= 2 and own > shared, (own, shared)
