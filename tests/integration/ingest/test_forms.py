@@ -76,6 +76,22 @@ async def test_bad_input_gets_4xx_never_500_and_publishes_nothing(ingest: Ingest
     assert resp.status_code == 422 and resp.json()["errors"][0]["field"] == "company"
 
 
+async def test_a_post_failing_several_checks_is_refused_for_the_first_form_origin_media_type_size(
+    ingest: Ingest,
+):
+    c = ingest.client
+    evil, text = {"origin": "https://evil.example"}, {"content-type": "text/plain"}
+    big = b"x" * 70_000
+    async with nothing_published(ingest):
+        statuses = [
+            (await c.post("/v1/forms/nope", content=big, headers=evil | text)).status_code,
+            (await c.post("/v1/forms/demo", content=big, headers=evil | text)).status_code,
+            (await c.post("/v1/forms/demo", content=big, headers=text)).status_code,
+            (await c.post("/v1/forms/demo", content=big, headers={"content-type": "application/json"})).status_code,
+        ]
+    assert statuses == [404, 403, 415, 413]
+
+
 async def test_a_filled_honeypot_looks_accepted_but_publishes_nothing(ingest: Ingest):
     async with nothing_published(ingest):
         resp = await ingest.client.post("/v1/forms/demo", data=GOOD | {"website": "http://spam.example"})
