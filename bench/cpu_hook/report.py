@@ -1,8 +1,9 @@
 """Sums what ``bench/cpu_hook/sitecustomize.py`` wrote: per service, the share of its main
 thread's CPU in each layer of the stack (the Kafka client, Faust, the Redis client, the HTTP
 server, pydantic, the event loop, sealing personal fields, the codec, the runtime, the service's
-own code, ...). A function's own time counts for the layer of the file it is in; a built-in
-(C) function's counts for the layer of each caller, in proportion to what each call took.
+own code, ...). A function's own time, less the profiler's calibrated cost per call, counts for
+the layer of the file it is in; a built-in (C) function's counts for the layer of each caller,
+in proportion to what each call took.
 
     .venv/bin/python bench/cpu_hook/report.py /tmp/cpuprof [--json out.json]
         [--ms-per-lead bench.json --rate 100]   # also ms per lead, from an unprofiled sweep
@@ -43,11 +44,19 @@ def layer_of(filename: str) -> str:
     return OTHER
 
 
-def by_layer(stats: pstats.Stats) -> Counter[str]:
-    """CPU seconds per layer: own time by file; a built-in's split over its callers' layers."""
-    out: Counter[str] = Counter()
+def by_layer(stats: pstats.Stats, callee_bias_s: float = 0.0, caller_bias_s: float = 0.0) -> Counter[str]:
+    """CPU seconds per layer: own time by file; a built-in's split over its callers' layers. The
+    profiler's own cost is taken off first: ``callee_bias_s`` per call a function received,
+    ``caller_bias_s`` per call it made (never below zero)."""
     table: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]  # pstats keeps it untyped
-    for (filename, _, _), (_, _, own, _, callers) in table.items():
+    made: Counter[Any] = Counter()
+    for _, (_, _, _, _, callers) in table.items():
+        for caller, c in callers.items():
+            made[caller] += c[0]
+    out: Counter[str] = Counter()
+    for key, (_, calls, own, _, callers) in table.items():
+        own = max(0.0, own - calls * callee_bias_s - made[key] * caller_bias_s)
+        filename = key[0]
         if filename != "~":
             out[layer_of(filename)] += own
             continue
@@ -77,13 +86,15 @@ def report(directory: Path) -> dict[str, dict[str, Any]]:
         name = name_of(doc["argv"])
         if name in rows:
             name = f"{name}-{meta.stem}"
-        layers = by_layer(pstats.Stats(str(prof)))
+        stats = pstats.Stats(str(prof))
+        layers = by_layer(stats, doc.get("callee_bias_s", 0.0), doc.get("caller_bias_s", 0.0))
         total = sum(layers.values())
         rows[name] = {
             "main_thread_cpu_s": round(doc["main_thread_cpu_s"], 3),
             "process_cpu_s": round(doc["process_cpu_s"], 3),
             "wall_s": round(doc["wall_s"], 1),
-            "profiled_s": round(total, 3),
+            "profiled_s": round(sum(row[2] for row in stats.stats.values()), 3),  # type: ignore[attr-defined]
+            "less_profiler_s": round(total, 3),
             "share_pct": {k: round(100 * v / total, 1) for k, v in layers.most_common()} if total else {},
         }
     return rows

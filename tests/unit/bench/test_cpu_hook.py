@@ -47,6 +47,8 @@ def test_a_matching_process_is_profiled_by_its_cpu_clock_between_the_two_signals
     assert 0.15 <= doc["main_thread_cpu_s"] < 0.4  # the sleep is not CPU
     profiled = sum(row[2] for row in pstats.Stats(str(meta.with_suffix(".prof"))).stats.values())  # type: ignore[attr-defined]
     assert 0.1 <= profiled <= doc["main_thread_cpu_s"] + 0.05
+    # the profiler's cost per call, calibrated in the process: a clock read or two (a system call)
+    assert 0 < doc["callee_bias_s"] < 20e-6 and 0 <= doc["caller_bias_s"] < 20e-6
 
 
 def test_a_process_not_matching_or_without_the_directory_is_left_alone(tmp_path: Path) -> None:
@@ -120,6 +122,26 @@ def test_a_builtins_time_goes_to_its_callers_layers_in_proportion() -> None:
     layers = by_layer(stats)
     assert layers["service"] == pytest.approx(own * 2 / 3)
     assert layers["runtime"] == pytest.approx(own / 3)
+
+
+def test_the_profilers_cost_per_call_is_taken_off_callee_and_caller_never_below_zero() -> None:
+    profile = cProfile.Profile()
+    profile.enable()
+    profile.disable()
+    stats = pstats.Stats(profile)
+    caller = ("/x/services/a.py", 1, "handle")
+    callee = ("/x/site-packages/aiokafka/b.py", 1, "decode")
+    tiny = ("/x/site-packages/redis/c.py", 1, "pack")
+    stats.stats = {  # type: ignore[attr-defined]
+        caller: (10, 10, 0.010, 0.020, {}),
+        callee: (100, 100, 0.005, 0.005, {caller: (100, 100, 0.005, 0.005)}),
+        tiny: (50, 50, 0.0001, 0.0001, {caller: (50, 50, 0.0001, 0.0001)}),
+    }
+    layers = by_layer(stats, callee_bias_s=10e-6, caller_bias_s=20e-6)
+    assert layers["service"] == pytest.approx(0.010 - 10 * 10e-6 - 150 * 20e-6)  # 150 calls made
+    assert layers["kafka client"] == pytest.approx(0.005 - 100 * 10e-6)
+    assert layers["redis client"] == 0.0  # 0.1 ms less 0.5 ms of calls: nothing, not negative
+    assert by_layer(stats)["service"] == pytest.approx(0.010)  # no bias given: as profiled
 
 
 def test_the_report_names_each_process_and_gives_shares_and_ms_per_lead(tmp_path: Path) -> None:
