@@ -12,8 +12,9 @@ busy 2-core machine as busy wherever it stopped; a thread's CPU clock does not a
 it adds: its own cost per call (reading that clock is a system call), so code making many small
 Python calls (protocol encoders, recursive walks) reads larger than code spending its time in C.
 ``report.py`` takes the calibrated cost off each function; what remains is still above the
-unprofiled CPU (about 1.2 to 1.8 times at 20 forms/s), so read the shares as approximate. ``bench/cpu_hook/run.py``
-drives it during a pipeline bench sweep; ``report.py`` sums the profile by layer.
+unprofiled CPU (about 1.2 to 1.8 times at 20 forms/s), so read the shares as approximate.
+``bench/cpu_hook/run.py`` drives it during a pipeline bench sweep; ``report.py`` sums the
+profile by layer.
 """
 
 from __future__ import annotations
