@@ -18,6 +18,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from bench.gc_hook.report import name_of
+
 #: (layer, path fragments): the first layer one of whose fragments is in a file's path.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("kafka client", ("/aiokafka/", "/kafka/")),
@@ -67,13 +69,6 @@ def by_layer(stats: pstats.Stats, callee_bias_s: float = 0.0, caller_bias_s: flo
         for (caller_file, _, _), c in callers.items():
             out[layer_of(caller_file) if caller_file != "~" else OTHER] += own * c[2] / spread
     return out
-
-
-def name_of(argv: list[str]) -> str:
-    for i, arg in enumerate(argv):
-        if arg == "-m" and i + 1 < len(argv):
-            return argv[i + 1].removeprefix("services.")
-    return Path(argv[-1]).stem if argv else "?"
 
 
 def report(directory: Path) -> dict[str, dict[str, Any]]:

@@ -71,7 +71,8 @@ def main() -> None:
     phase_seconds = args.settle + args.seconds + 5
     argv = [sys.executable, str(ROOT / "bench" / "pipeline_bench.py"), "--sweep-only",
             "--sweep-rates", str(args.rate), "--check-rate", str(args.rate),
-            "--check-seconds", str(int(phase_seconds)), "--raw-n", "500", "--json", str(out / "bench.result")]  # fmt: skip
+            "--check-seconds", str(int(phase_seconds)), "--raw-n", "500", "--json", str(out / "bench.result"),
+            "--sweep-plot", str(out / "sweep.png")]  # fmt: skip
     bench = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     assert bench.stdout is not None
     started = threading.Event()
@@ -102,7 +103,6 @@ def main() -> None:
             bench.terminate()
             bench.wait(60)
         reader.join(5)
-    subprocess.run(["git", "checkout", "-q", "--", "docs/img/pipeline_bench.png"], cwd=ROOT, check=False)
     rows = report(out)
     if args.ms_per_lead:
         rows = with_ms(rows, args.ms_per_lead, str(args.rate))

@@ -42,7 +42,7 @@ def test_a_matching_process_is_profiled_by_its_cpu_clock_between_the_two_signals
     run_hooked(tmp_path, match="-c")
     (meta,) = tmp_path.glob("*.json")
     doc = json.loads(meta.read_text())
-    assert doc["argv"][1] == "-c"
+    assert doc["argv"][0] == "-c"
     assert doc["wall_s"] >= 0.45  # the busy 0.2 s and the sleep
     assert 0.15 <= doc["main_thread_cpu_s"] < 0.4  # the sleep is not CPU
     profiled = sum(row[2] for row in pstats.Stats(str(meta.with_suffix(".prof"))).stats.values())  # type: ignore[attr-defined]
@@ -148,7 +148,7 @@ def test_the_report_names_each_process_and_gives_shares_and_ms_per_lead(tmp_path
     run_hooked(tmp_path, match="-c")
     (meta,) = tmp_path.glob("*.json")
     doc = json.loads(meta.read_text())
-    doc["argv"] = [sys.executable, "-m", "services.scoring"]  # as a service's command line reads
+    doc["argv"] = ["/repo/services/scoring/__main__.py"]  # a service's sys.argv (python -m services.scoring)
     meta.write_text(json.dumps(doc))
     rows = report(tmp_path)
     assert list(rows) == ["scoring"]
@@ -165,6 +165,5 @@ def test_the_report_names_each_process_and_gives_shares_and_ms_per_lead(tmp_path
 
 
 def test_names_of_command_lines() -> None:
-    assert name_of(["/v/bin/python", "-m", "services.nurture"]) == "nurture"
-    assert name_of(["/v/bin/python", "-m", "leadpipe.cli"]) == "leadpipe.cli"
-    assert name_of(["/v/bin/python", "bench/idle_bench.py"]) == "idle_bench"
+    assert name_of(["/repo/services/nurture/__main__.py"]) == "nurture"
+    assert name_of(["/repo/bench/idle_bench.py", "--threads"]) == "idle_bench"
