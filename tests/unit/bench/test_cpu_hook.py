@@ -17,6 +17,7 @@ import orjson
 import pytest
 
 from bench.cpu_hook.report import OTHER, by_layer, layer_of, name_of, report, table, with_ms
+from bench.cpu_hook.run import profiled_pids
 
 HOOK = Path(__file__).resolve().parents[3] / "bench" / "cpu_hook"
 
@@ -167,3 +168,23 @@ def test_the_report_names_each_process_and_gives_shares_and_ms_per_lead(tmp_path
 def test_names_of_command_lines() -> None:
     assert name_of(["/repo/services/nurture/__main__.py"]) == "nurture"
     assert name_of(["/repo/bench/idle_bench.py", "--threads"]) == "idle_bench"
+
+
+def test_the_driver_finds_only_service_processes_started_with_the_hooks_directory(tmp_path: Path) -> None:
+    sleeper = [sys.executable, "-c", "import time; time.sleep(30)"]
+    marked = os.environ | {"CPUPROF_DIR": str(tmp_path)}
+    procs = [
+        subprocess.Popen([*sleeper, "services.scoring"], env=marked),  # a service, with the hook's directory
+        subprocess.Popen([*sleeper, "services.nurture"], env=os.environ | {"CPUPROF_DIR": "/elsewhere"}),
+        subprocess.Popen([*sleeper, "bench.other"], env=marked),  # not a service
+    ]
+    try:
+        deadline = time.monotonic() + 10
+        while (found := profiled_pids(tmp_path)) != [procs[0].pid] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert found == [procs[0].pid]
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    assert profiled_pids(tmp_path) == []
