@@ -23,6 +23,7 @@ class App(faust.App):
 
     fetch_max_wait_ms: int = 1500
     fetch_idle_wait_ms: int = 1500
+    fetch_sessions: bool = True
     fetch_routine_poll_ms: int = 200
     enable_idempotence: bool = True
     acks: str = "all"
@@ -88,6 +89,7 @@ def make_app(app_id: str, settings: ServiceSettings, **overrides: Any) -> App:
     app = App(app_id, **(options | overrides))
     app.fetch_max_wait_ms = settings.kafka_fetch_max_wait_ms
     app.fetch_idle_wait_ms = settings.kafka_fetch_idle_wait_ms
+    app.fetch_sessions = settings.kafka_fetch_sessions
     app.fetch_routine_poll_ms = fetch_routine_poll_ms(settings)
     app.enable_idempotence = settings.kafka_enable_idempotence
     app.acks = settings.kafka_acks

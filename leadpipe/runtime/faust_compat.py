@@ -86,7 +86,8 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         if not self.app.tables.changelog_topics:
             consumer._fetch_max_wait_ms = self.app.fetch_max_wait_ms  # type: ignore[attr-defined]
             consumer._consumer_timeout = self.app.fetch_routine_poll_ms / 1000  # type: ignore[attr-defined]
-            long_poll_when_caught_up(consumer, self.app.fetch_idle_wait_ms)  # type: ignore[attr-defined]
+            long_poll_when_caught_up(consumer, self.app.fetch_idle_wait_ms,  # type: ignore[attr-defined]
+                                     sessions=self.app.fetch_sessions)  # type: ignore[attr-defined]  # fmt: skip
         return consumer
 
 

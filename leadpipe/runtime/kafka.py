@@ -60,7 +60,7 @@ def make_consumer(settings: ServiceSettings, *topics: str, group_id: str | None,
         "consumer_timeout_ms": fetch_routine_poll_ms(settings),
     }
     consumer = AIOKafkaConsumer(*topics, **(opts | overrides))
-    return long_poll_when_caught_up(consumer, settings.kafka_fetch_idle_wait_ms)
+    return long_poll_when_caught_up(consumer, settings.kafka_fetch_idle_wait_ms, sessions=settings.kafka_fetch_sessions)
 
 
 def fetch_routine_poll_ms(settings: ServiceSettings) -> int:

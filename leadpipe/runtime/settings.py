@@ -135,6 +135,11 @@ class ServiceSettings(RedisClientSettings):
     # before), and a rebalance that abandons one drops that connection (a taken-over partition
     # waited 7 s of an 8 s poll before); tests/integration/test_fetch_long_poll.py.
     kafka_fetch_idle_wait_ms: int = Field(default=10_000, ge=1, le=30_000)
+    # Consumers fetch in incremental fetch sessions (KIP-227; aiokafka_compat.FetchSession): after
+    # the first, a fetch lists only the partitions whose offset moved, and its answer only those
+    # with something new, instead of every assigned partition (a worker has 36 or 37) each time.
+    # false: every fetch lists every partition, as aiokafka does.
+    kafka_fetch_sessions: bool = True
     # How old the clients' cluster metadata (partition leaders) may get before it is refreshed.
     # aiokafka's default is 5 minutes: after a broker rejoined, a client that kept the old leader
     # (and was not told NotLeaderForPartition on the path it uses) stayed stuck for minutes. A

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.protocol.fetch import FetchRequest
 
 from leadpipe.runtime.aiokafka_compat import FETCH_CONNECTIONS
 from leadpipe.runtime.kafka import ensure_topics, make_consumer, read_to_end
@@ -45,7 +46,7 @@ async def test_a_caught_up_consumer_long_polls_yet_gets_a_record_at_once_and_a_p
     send = consumer._client.send
 
     async def recording(node_id: int, request: Any, *args: Any, **kwargs: Any) -> Any:
-        if type(request).__name__ == "FetchRequest":
+        if isinstance(request, FetchRequest):
             waits.append(request._max_wait_ms)
         return await send(node_id, request, *args, **kwargs)
 

@@ -83,6 +83,7 @@ class _Client:
     def __init__(self) -> None:
         self.sent: list[tuple[int, str, int]] = []
         self._conns: dict[tuple[int, int], object] = {}
+        self.cluster = object()
 
     async def send(self, node_id: int, request: object, *, group: int = ConnectionGroup.DEFAULT) -> str:
         self.sent.append((node_id, type(request).__name__, group))
