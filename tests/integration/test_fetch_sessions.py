@@ -6,8 +6,9 @@ back, and a session the broker no longer holds is replaced without losing or rep
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,15 +67,26 @@ async def _until(condition: Callable[[], bool], what: str, timeout_s: float = 10
         await asyncio.sleep(0.02)
 
 
-async def _started(bootstrap: str, tmp_path: Path, topics: list[str], **extra: Any) -> tuple[AIOKafkaConsumer, Wire]:
+@contextlib.asynccontextmanager
+async def _running(
+    bootstrap: str, tmp_path: Path, topics: list[str], **extra: Any
+) -> AsyncIterator[tuple[AIOKafkaConsumer, Wire, AIOKafkaProducer]]:
+    """A consumer assigned every partition of ``topics`` from their start, its fetches recorded,
+    and a producer; both stopped afterwards."""
     await ensure_topics(bootstrap, [TopicSpec(t, "test", PARTITIONS) for t in topics])
     consumer = make_consumer(_settings(bootstrap, tmp_path, **extra), group_id=None)
-    await consumer.start()
-    wire = Wire(consumer)
-    tps = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
-    consumer.assign(tps)
-    await consumer.seek_to_beginning(*tps)
-    return consumer, wire
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    try:
+        await consumer.start()
+        wire = Wire(consumer)
+        tps = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        await producer.start()
+        yield consumer, wire, producer
+    finally:
+        await producer.stop()
+        await consumer.stop()
 
 
 def _session(consumer: AIOKafkaConsumer) -> FetchSession:
@@ -86,11 +98,8 @@ async def test_after_the_first_fetch_only_partitions_with_news_are_sent_and_ever
     kafka_bootstrap: str, unique: str, tmp_path: Path
 ) -> None:
     topics = [f"fetchsession.{unique}.{name}.v1" for name in ("a", "b")]
-    consumer, wire = await _started(kafka_bootstrap, tmp_path, topics)
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
-    await producer.start()
-    got: dict[TopicPartition, list[bytes]] = {}
-    try:
+    async with _running(kafka_bootstrap, tmp_path, topics) as (consumer, wire, producer):
+        got: dict[TopicPartition, list[bytes]] = {}
         await _until(lambda: len(wire.sent) >= 2, "two fetches")
         first = wire.sent[0]
         assert isinstance(first, SessionFetch) and first.session_epoch == 0
@@ -121,21 +130,15 @@ async def test_after_the_first_fetch_only_partitions_with_news_are_sent_and_ever
         assert max(wire.partitions(r) for r in later) < 2 * PARTITIONS
         assert sum(wire.partitions(r) for r in later) < len(later) * 2  # about one partition a fetch, not twelve
         assert set(wire.errors) == {0}
-    finally:
-        await producer.stop()
-        await consumer.stop()
 
 
 async def test_a_paused_partition_is_forgotten_by_the_session_and_fetched_again_when_resumed(
     kafka_bootstrap: str, unique: str, tmp_path: Path
 ) -> None:
     topic = f"fetchsession.{unique}.paused.v1"
-    consumer, wire = await _started(kafka_bootstrap, tmp_path, [topic])
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
-    await producer.start()
-    got: dict[TopicPartition, list[bytes]] = {}
-    paused, other = TopicPartition(topic, 0), TopicPartition(topic, 1)
-    try:
+    async with _running(kafka_bootstrap, tmp_path, [topic]) as (consumer, wire, producer):
+        got: dict[TopicPartition, list[bytes]] = {}
+        paused, other = TopicPartition(topic, 0), TopicPartition(topic, 1)
         await _until(lambda: _session(consumer).id != 0, "a session")
         consumer.pause(paused)
         await producer.send_and_wait(topic, b"held", partition=paused.partition)
@@ -148,20 +151,14 @@ async def test_a_paused_partition_is_forgotten_by_the_session_and_fetched_again_
         consumer.resume(paused)
         await _receive(consumer, got, 2)
         assert got == {other: [b"free"], paused: [b"held"]}
-    finally:
-        await producer.stop()
-        await consumer.stop()
 
 
 async def test_a_session_the_broker_no_longer_holds_is_replaced_losing_and_repeating_nothing(
     kafka_bootstrap: str, unique: str, tmp_path: Path
 ) -> None:
     topic = f"fetchsession.{unique}.evicted.v1"
-    consumer, wire = await _started(kafka_bootstrap, tmp_path, [topic])
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
-    await producer.start()
-    got: dict[TopicPartition, list[bytes]] = {}
-    try:
+    async with _running(kafka_bootstrap, tmp_path, [topic]) as (consumer, wire, producer):
+        got: dict[TopicPartition, list[bytes]] = {}
         await producer.send_and_wait(topic, b"one", partition=2)
         await _receive(consumer, got, 1)
         session = _session(consumer)
@@ -178,26 +175,17 @@ async def test_a_session_the_broker_no_longer_holds_is_replaced_losing_and_repea
         assert got == {TopicPartition(topic, 2): [b"one", b"two"], TopicPartition(topic, 4): [b"three"]}
         assert 70 in wire.errors  # FETCH_SESSION_ID_NOT_FOUND
         assert session.id not in (0, old ^ 0x5A5A5A)  # a new session, opened by a full fetch
-    finally:
-        await producer.stop()
-        await consumer.stop()
 
 
 async def test_with_sessions_off_every_fetch_lists_every_partition(
     kafka_bootstrap: str, unique: str, tmp_path: Path
 ) -> None:
     topic = f"fetchsession.{unique}.off.v1"
-    consumer, wire = await _started(kafka_bootstrap, tmp_path, [topic], kafka_fetch_sessions=False)
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
-    await producer.start()
-    got: dict[TopicPartition, list[bytes]] = {}
-    try:
+    async with _running(kafka_bootstrap, tmp_path, [topic], kafka_fetch_sessions=False) as (consumer, wire, producer):
+        got: dict[TopicPartition, list[bytes]] = {}
         for n in range(3):
             await producer.send_and_wait(topic, f"r{n}".encode(), partition=n)
             await _receive(consumer, got, n + 1)
         assert len(wire.sent) >= 3
         assert all(type(r) is FetchRequest and wire.partitions(r) == PARTITIONS for r in wire.sent)
         assert consumer._fetcher._client.sessions == {}
-    finally:
-        await producer.stop()
-        await consumer.stop()
