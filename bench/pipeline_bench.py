@@ -182,6 +182,9 @@ class Tracker:
     alert_of: dict[str, str] = field(default_factory=dict)
     records: int = 0
     per_partition: Counter[tuple[str, int]] = field(default_factory=Counter)
+    #: Records it could not read (not JSON, or without a field it needs), by topic; the first one.
+    unreadable: Counter[str] = field(default_factory=Counter)
+    unreadable_example: str = ""
     _task: asyncio.Task[None] | None = None
     _consumer: AIOKafkaConsumer | None = None
 
@@ -217,7 +220,15 @@ class Tracker:
             for tp, records in batches.items():
                 self.per_partition[(tp.topic, tp.partition)] += len(records)
                 for r in records:
-                    self._take(tp.topic.removeprefix(self.prefix), r)
+                    topic = tp.topic.removeprefix(self.prefix)
+                    try:
+                        self._take(topic, r)
+                    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                        # Counted and shown by the checks, which then fail: one record the
+                        # tracker cannot read no longer stops it reading every later one.
+                        self.unreadable[topic] += 1
+                        if not self.unreadable_example:
+                            self.unreadable_example = f"{tp.topic}[{tp.partition}]@{r.offset}: {exc!r}"[:300]
 
     def _take(self, topic: str, r: Any) -> None:
         self.records += 1
@@ -646,8 +657,14 @@ def verify(tracker: Tracker, load: Load, outbox: Path) -> dict[str, Any]:
         "sent_outcome_without_outbox_write": len(sent_ids - set(writes)),
         "requested_records_repeated": sum(1 for c in tracker.requested_ids.values() if c > 1),
         "outcomes_by_status": dict(tracker.outcomes),
-        "examples": {"not_scored": not_scored[:5], "no_alert": no_alert[:5], "sent_twice": sent_twice[:5]},
-        "ok": not not_scored and not no_alert and not sent_twice and not written_twice,
+        "unreadable_records": dict(tracker.unreadable),
+        "examples": {
+            "not_scored": not_scored[:5],
+            "no_alert": no_alert[:5],
+            "sent_twice": sent_twice[:5],
+            "unreadable": tracker.unreadable_example,
+        },
+        "ok": not not_scored and not no_alert and not sent_twice and not written_twice and not tracker.unreadable,
     }
 
 
@@ -937,7 +954,9 @@ def print_report(result: dict[str, Any]) -> None:
         f"not scored {v['lost_not_scored']}, scored twice {v['scored_more_than_once']} (at-least-once), "
         f"rep alert not sent {v['alert_not_sent']} of {v['alert_leads']}, "
         f"notification ids sent twice {v['notification_ids_with_2plus_sent_outcomes']}, "
-        f"written to the outbox twice {v['notification_ids_written_2plus_times']} -> {'OK' if v['ok'] else 'FAILED'}"
+        f"written to the outbox twice {v['notification_ids_written_2plus_times']}, "
+        f"records the tracker could not read {sum(v.get('unreadable_records', {}).values())} "
+        f"-> {'OK' if v['ok'] else 'FAILED'}"
     )
     g = result["goals"]
     print(
