@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,6 +33,18 @@ def rep_alert_vars() -> dict[str, Any]:
         "decline_url": "http://127.0.0.1:8080/v1/assignments/tok/decline",
         "accept_by": "2026-05-04T09:45:02Z",
     }
+
+
+def clear_of_window_end(window_s: int = 3600, margin_s: float = 120.0) -> Callable[[], float]:
+    """A notifier clock for a test that counts sends within one recipient window. The windows are
+    fixed on the clock (``int(now // window_s)``), so a test that ran across a window's end saw its
+    count start again (it failed once at 17:00 UTC). This clock is real time, moved on to just past
+    the next window's start when less than ``margin_s`` of the current one is left: never behind
+    real time, and never within ``margin_s`` of a window's end."""
+    now = time.time()
+    left = window_s - now % window_s
+    offset = left + 1.0 if left < margin_s else 0.0
+    return lambda: time.time() + offset
 
 
 def request(

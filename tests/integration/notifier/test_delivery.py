@@ -15,7 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from schemas.codec import decode
 from schemas.links import verify
 from services.notifier.adapters.http_channels import SIGNATURE_HEADER
-from tests.integration.notifier.helpers import as_raw, engagement, outcomes, request
+from tests.integration.notifier.helpers import as_raw, clear_of_window_end, engagement, outcomes, request
 
 OUT = "notification.outcome.v1"
 RETRY = "notification.retry.v1"
@@ -339,7 +339,8 @@ LEAD_TOUCH = {"audience": "lead", "template": "weekly_checkin", "variables": {"f
 
 async def test_not_before_and_recipient_limit_defer_instead_of_sending(make_harness, smtp):
     h = make_harness(notifier_recipient_limit=1)
-    event, msg = request(not_before=datetime.now(UTC) + timedelta(minutes=5))
+    h.notifier.clock = clock = clear_of_window_end(h.settings.notifier_recipient_window_s)
+    event, msg = request(not_before=datetime.fromtimestamp(clock(), UTC) + timedelta(minutes=5))
     await h.notifier.on_request(event, msg)
     assert smtp.inbox.messages == [] and h.sink.on(OUT) == []
     for _ in range(2):
@@ -350,7 +351,9 @@ async def test_not_before_and_recipient_limit_defer_instead_of_sending(make_harn
     assert h.metric("leadpipe_notifier_recipient_limited_total", {"scope": "lead"}) == 1
     # Deferred past its expiry -> expired now, not later.
     event, msg = request(
-        address="busy@lead.example", expires_at=datetime.now(UTC) + timedelta(seconds=30), **LEAD_TOUCH
+        address="busy@lead.example",
+        expires_at=datetime.fromtimestamp(clock(), UTC) + timedelta(seconds=30),
+        **LEAD_TOUCH,
     )
     await h.notifier.on_request(event, msg)
     assert outcomes(h.sink.on(OUT))[-1].status == "expired"
@@ -360,6 +363,7 @@ async def test_a_reps_alerts_are_never_held_by_the_lead_facing_cap_only_by_the_m
     make_harness, smtp
 ):
     h = make_harness(notifier_recipient_limit=1, notifier_internal_recipient_limit=5)
+    h.notifier.clock = clear_of_window_end(h.settings.notifier_recipient_window_s)
     # The same person is also a lead somewhere (a rep trying the demo form): the counts stay apart.
     event, msg = request(address="ana@sales.example", **LEAD_TOUCH)
     await h.notifier.on_request(event, msg)
