@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import random
@@ -29,6 +30,15 @@ from services.ingest.bootstrap import build_deps
 from services.ingest.config import IngestSettings
 
 ROOT = Path(__file__).resolve().parents[3]
+
+
+async def clear_of_minute_end(margin_s: float = 10.0) -> None:
+    """Ingest's rate limits count in fixed minutes on the clock (``RedisStore.hit``): hits made
+    across a minute's end are counted apart. A test that counts hits calls this first: when under
+    ``margin_s`` of the minute is left, it waits for the next one."""
+    left = 60 - time.time() % 60
+    if left < margin_s:
+        await asyncio.sleep(left + 0.1)
 
 
 def random_ip() -> str:

@@ -6,7 +6,7 @@ import pytest
 
 from schemas.identity import identity_key
 from schemas.lead_captured.v1 import LeadCaptured
-from tests.integration.ingest.conftest import Ingest, nothing_published, read_events
+from tests.integration.ingest.conftest import Ingest, clear_of_minute_end, nothing_published, read_events
 
 GOOD = {
     "email": "Ada.Lovelace@Example.com",
@@ -101,6 +101,7 @@ async def test_a_filled_honeypot_looks_accepted_but_publishes_nothing(ingest: In
 
 
 async def test_posts_over_the_per_ip_limit_get_429(ingest: Ingest):
+    await clear_of_minute_end()  # 32 posts across a minute's end would be counted apart
     statuses = [(await ingest.client.post("/v1/forms/demo", json={"company": "X"})).status_code for _ in range(32)]
     assert statuses[:30] == [422] * 30
     assert statuses[30:] == [429, 429]
