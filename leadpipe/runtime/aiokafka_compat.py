@@ -194,8 +194,10 @@ class FetchSession:
     def settle(self, request: FetchRequest, wire: FetchRequest, response: Any) -> Any:
         """Moves the session on by the broker's ``response`` to ``wire``; returns the answer for
         aiokafka's ``request`` (no partition it did not ask for)."""
-        if not isinstance(wire, SessionFetch) or response.API_VERSION < 7:
-            self.supported = isinstance(wire, SessionFetch) and response.API_VERSION >= 7
+        if not isinstance(wire, SessionFetch):  # this broker already found without sessions
+            return response
+        if response.API_VERSION < 7:  # it answered aiokafka's own fetch (SessionFetch.build)
+            self.supported = False
             return response
         if response.error_code in (FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH):
             log.info("fetch session %d refused by the broker (error %d): opening a new one",
