@@ -26,6 +26,7 @@ from leadpipe.runtime.settings import ServiceSettings
 from tests.e2e.conftest import journey_window
 from tests.e2e.harness import Journey, Mail, TopicTail, smtp_server, wait_ready, write_playbooks
 from tests.integration.notifier.helpers import request
+from tests.support.zones import zone_at_midday
 
 pytestmark = pytest.mark.slow
 MANAGER = ("Riley Chen", "riley.chen@sales.example.com")
@@ -33,13 +34,16 @@ REPS = {"rep-ana": "ana.silva@sales.example.com", "rep-ben": "ben.okafor@sales.e
 
 
 def write_full_team(path: Path) -> Path:
+    """Reps in a zone where it is midday now: their one place a day must not come back at
+    midnight while the journey runs on the real clock."""
+    zone = zone_at_midday()
     all_week = {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "00:00", "end": "23:59:59"}
     doc = {
         "version": "e2e-overflow",
         "managers": [{"id": "mgr-amer", "name": MANAGER[0], "alert": {"channel": "email", "address": MANAGER[1]}}],
         "teams": [{"id": "amer", "manager": "mgr-amer", "overflow": "queue"}],
         "reps": [{"id": rid, "name": rid, "team": "amer", "territories": ["US"], "languages": ["en"],
-                  "daily_capacity": 1, "timezone": "UTC", "working_hours": all_week, "manager": "mgr-amer",
+                  "daily_capacity": 1, "timezone": zone, "working_hours": all_week, "manager": "mgr-amer",
                   "alert": {"channel": "email", "address": address}} for rid, address in REPS.items()],
     }  # fmt: skip
     path.write_text(yaml.safe_dump(doc, sort_keys=False))

@@ -22,6 +22,7 @@ from leadpipe.runtime.kafka import new_topic, topic_partitions
 from schemas.codec import decode, encode
 from schemas.envelope import Envelope, new_event
 from schemas.lead_scored.v1 import LeadScored
+from tests.support.zones import zone_at_midday
 
 REPO = Path(__file__).resolve().parents[3]
 CONFIG = REPO / "services" / "nurture" / "config"
@@ -40,9 +41,13 @@ class Setup:
         return f"{self.prefix}{name}"
 
 
-def write_config(tmp: Path, *, capacity: int = 50, reps: int = 3, second_step_s: float = 3.0) -> tuple[Path, Path]:
+def write_config(
+    tmp: Path, *, capacity: int = 50, reps: int = 3, second_step_s: float = 3.0, zone: str | None = None
+) -> tuple[Path, Path]:
     """Playbooks with always-open windows and a grade-B cadence a few seconds apart; a directory
-    of ``reps`` US reps (24/7 working hours) with ``capacity`` each, and a manager."""
+    of ``reps`` US reps (24/7 working hours) with ``capacity`` each, and a manager. The reps' time
+    zone is ``zone``, else one where it is midday now (``zone_at_midday``): capacity counts per
+    local day, and a test on the real clock must not see it start again at midnight."""
     books = yaml.safe_load((CONFIG / "playbooks.yaml").read_text())
     books["policy"]["sending_window"] = ALWAYS
     books["policy"]["frequency_cap_per_week"] = 50
@@ -60,7 +65,7 @@ def write_config(tmp: Path, *, capacity: int = 50, reps: int = 3, second_step_s:
         "managers": [{"id": "mgr", "name": "Manager Mo", "alert": {"channel": "email", "address": "mo@sales.test"}}],
         "reps": [
             {"id": f"rep-{i}", "name": f"Rep {i}", "territories": ["US"], "languages": ["en"], "daily_capacity": capacity,
-             "timezone": "UTC", "working_hours": ALWAYS, "manager": "mgr",
+             "timezone": zone or zone_at_midday(), "working_hours": ALWAYS, "manager": "mgr",
              "alert": {"channel": "email", "address": f"rep{i}@sales.test"}}
             for i in range(reps)
         ],

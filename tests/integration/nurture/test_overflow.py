@@ -40,17 +40,21 @@ from tests.integration.nurture.harness import (
     write_config,
 )
 from tests.integration.nurture.test_store import ListLog, ListPublisher
+from tests.support.zones import zone_at_midday
 
 pytestmark = [pytest.mark.slow]
 MANAGER = "mo@sales.test"
 
 
 def tiny_team(path: object) -> None:
-    """Team us: two US reps, queue on overflow. Team de: one DE rep, least-loaded on overflow."""
+    """Team us: two US reps, queue on overflow. Team de: one DE rep, least-loaded on overflow.
+    The reps' zone is one where it is midday now: the worker runs on the real clock, and a day
+    that ended mid-module would give every rep a place again."""
+    zone = zone_at_midday()
 
     def rep(rep_id: str, team: str, country: str) -> dict[str, object]:
         return {"id": rep_id, "name": rep_id, "team": team, "territories": [country], "daily_capacity": 1,
-                "timezone": "UTC", "working_hours": ALWAYS, "manager": "mgr",
+                "timezone": zone, "working_hours": ALWAYS, "manager": "mgr",
                 "alert": {"channel": "email", "address": f"{rep_id}@sales.test"}}  # fmt: skip
 
     doc = {
@@ -193,7 +197,7 @@ async def test_a_lead_queued_at_the_end_of_a_full_day_is_assigned_when_the_reps_
 ):
     """In process against the real Redis, with the clock in the test's hands (capacity is per
     rep per local day: nothing frees it but a new day)."""
-    books, directory = write_config(tmp_path, capacity=1, reps=2)
+    books, directory = write_config(tmp_path, capacity=1, reps=2, zone="UTC")
     engine = Nurture(parse_playbooks(yaml.safe_load(books.read_text())),
                      parse_directory(yaml.safe_load(directory.read_text())))  # fmt: skip
     now = [datetime(2026, 5, 4, 23, 50, tzinfo=UTC)]
@@ -223,7 +227,7 @@ async def test_a_place_given_back_by_an_unaccepted_assignment_goes_to_the_waitin
     """In process against the real Redis: the rep who let the SLA lapse gives the place back; the
     lead they ignored goes on to wait too (every rep with room has had it), so the place goes to
     the lead that was already waiting."""
-    books, directory = write_config(tmp_path, capacity=1, reps=2)
+    books, directory = write_config(tmp_path, capacity=1, reps=2, zone="UTC")
     engine = Nurture(parse_playbooks(yaml.safe_load(books.read_text())),
                      parse_directory(yaml.safe_load(directory.read_text())))  # fmt: skip
     now = [datetime(2026, 5, 4, 10, 0, tzinfo=UTC)]
@@ -251,7 +255,7 @@ async def test_a_place_given_back_by_an_unaccepted_assignment_goes_to_the_waitin
 
 
 async def test_a_broken_or_orphaned_queue_entry_never_stops_the_leads_behind_it(redis_url: str, tmp_path: Path):
-    books, directory = write_config(tmp_path, capacity=1, reps=1)
+    books, directory = write_config(tmp_path, capacity=1, reps=1, zone="UTC")
     engine = Nurture(parse_playbooks(yaml.safe_load(books.read_text())),
                      parse_directory(yaml.safe_load(directory.read_text())))  # fmt: skip
     now = [datetime(2026, 5, 4, 10, 0, tzinfo=UTC)]
