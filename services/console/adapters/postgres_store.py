@@ -42,7 +42,19 @@ def _jsonb(value: Any) -> Jsonb:
     return Jsonb(value, dumps=lambda v: json.dumps(v, default=_json_default, sort_keys=True))
 
 
-_TIMELINE = "SELECT event_id, type, time, summary FROM console_events WHERE lead_id = %s ORDER BY time, event_id"
+#: A lead's events in order, with one "scored" entry per trigger: the latest. Scoring that ran a
+#: trigger again (a batch re-run after a crash or a rebalance) published a second ``lead.scored``
+#: for it under a new id. Both stay in ``console_events`` (the row's fold and a rebuild read every
+#: event; the later one wins there too), but the rep's timeline said "scored" twice for one capture.
+_TIMELINE = """
+SELECT event_id, type, time, summary FROM console_events e
+ WHERE lead_id = %s
+   AND NOT (type = 'lead.scored' AND trigger_event_id IS NOT NULL AND EXISTS (
+       SELECT 1 FROM console_events later
+        WHERE later.lead_id = e.lead_id AND later.type = 'lead.scored'
+          AND later.trigger_event_id = e.trigger_event_id AND (later.time, later.event_id) > (e.time, e.event_id)))
+ ORDER BY time, event_id
+"""
 
 
 class PostgresStore:

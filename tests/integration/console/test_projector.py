@@ -30,6 +30,7 @@ from services.console import projector
 from services.console.adapters.metrics import ConsoleMetrics
 from services.console.adapters.postgres_store import PostgresStore
 from services.console.config import ConsoleSettings
+from services.console.domain.facts import to_fact
 from services.console.handlers import TOPICS, Projector
 
 
@@ -313,4 +314,32 @@ async def test_an_event_reaches_an_idle_projector_without_waiting_out_its_long_p
         assert took < projector.IDLE_POLL_MS / 3000, f"projected {took:.1f} s after it was published"
     finally:
         await producer.stop()
+        await store.close()
+
+
+async def test_a_trigger_scored_twice_shows_once_on_the_timeline_as_its_later_score(database_url: str, unique: str):
+    """A re-run of scoring (after a crash mid-batch) publishes a second ``lead.scored`` for the
+    same capture under a new id. Both are kept and folded; the timeline names the capture's
+    scoring once, with the later score, in whichever order the two arrived."""
+    captured, meeting, scored, *_, rescored = lead_events(unique)
+    rerun = new_event(scored.data.model_copy(update={"score": 72.0}), source="test", subject=scored.subject,
+                      time=scored.time + timedelta(milliseconds=500))  # fmt: skip
+
+    def fact(e: Envelope[Any]) -> Any:
+        return to_fact(e.data.EVENT_TYPE, e.id, e.time, e.data.model_dump(mode="json"))
+
+    store = await PostgresStore(database_url).connect()
+    try:
+        await store.migrate()
+        await store.project([fact(e) for e in (captured, meeting, rerun, rescored)])
+        await store.project([fact(scored)])  # the earlier one arrives last
+        lead_id = f"lead-{unique}"
+        scorings = [e for e in await store.timeline(lead_id) if e["type"] == "lead.scored"]
+        assert [e["event_id"] for e in scorings] == [rerun.id, rescored.id]
+        assert scorings[0]["summary"].startswith("scored 72, grade A")
+        stored = [e for e in (await store.dump())["console_events"] if e["type"] == "lead.scored"]
+        assert {e["event_id"] for e in stored} == {scored.id, rerun.id, rescored.id}  # all kept
+        row = await store.lead(lead_id)
+        assert row is not None and row.score == 70.0  # the fold: the latest scoring (the meeting's)
+    finally:
         await store.close()
