@@ -10,7 +10,7 @@ partitions (a worker's assignment). Two measures, each in a process of its own, 
 - **consume**: a consumer assigned every partition reads ``--records`` records of 300 bytes
   that this process sends to random partitions at ``--rate`` a second (open loop): most fetches
   carry one record, as in a worker at moderate load. aiokafka's is ``make_consumer``'s (fetch
-  sessions on, the services' default);
+  sessions on, the services' default), on uvloop as the services run;
 - **produce**: a producer sends ``--records`` records to random partitions at ``--rate`` a
   second, waiting for each one's ack (acks=all, idempotent, no linger), as a service publishes
   at moderate load. aiokafka's is ``make_producer``'s, on uvloop as the services run.
@@ -36,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -217,13 +219,11 @@ def main() -> int:
     a = p.parse_args()
     if a.consume or a.produce:
         topics = a.topic_list.split(",")
-        if a.consume == "aiokafka":
-            result = asyncio.run(aiokafka_consume(a.bootstrap, topics, a.partitions, a.records, True))
+        if a.consume == "aiokafka":  # on uvloop, as the services run (WORKER_UVLOOP)
+            result = uvloop.run(aiokafka_consume(a.bootstrap, topics, a.partitions, a.records, True))
         elif a.consume == "librdkafka":
             result = librdkafka_consume(a.bootstrap, topics, a.partitions, a.records)
         elif a.produce == "aiokafka":
-            import uvloop
-
             result = uvloop.run(aiokafka_produce(a.bootstrap, topics, a.partitions, a.records, a.rate))
         else:
             result = librdkafka_produce(a.bootstrap, topics, a.partitions, a.records, a.rate)
