@@ -127,6 +127,8 @@ def one_round(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    if proc.returncode != 0:  # its traceback is on stderr, shown above
+        raise RuntimeError(f"the consumer (sessions {'on' if sessions else 'off'}) failed ({proc.returncode})")
     result = json.loads(out.strip().splitlines()[-1])
     n = result["records"]
     return {
