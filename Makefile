@@ -6,7 +6,12 @@ TOOLS := .leadpipe/tools
 UV := $(TOOLS)/bin/uv
 UV_VERSION := 0.13.9
 PY := .venv/bin/python
-export UV_PYTHON ?= 3.11
+# The interpreter: the distribution's python3.11 where there is one (Debian's is built with PGO and
+# LTO, and is what the leadpipe image runs), else the first 3.11 on PATH. On a pyenv build without
+# --enable-optimizations, first on PATH here, nurture took 0.78-0.89 CPU ms per lead against
+# 0.67-0.77 on Debian's (bench/nurture_bench.py, alternating; #13, round 17).
+# A venv made with another interpreter is made again (the stamp below depends on this Makefile).
+export UV_PYTHON ?= $(or $(wildcard /usr/bin/python3.11),3.11)
 export UV_PYTHON_DOWNLOADS ?= never
 # Bytecode: starting a service imports ~700 modules, about 1.4 s of CPU to compile them when no
 # .pyc is kept (PYTHONDONTWRITEBYTECODE=1, as some shells set to keep __pycache__ out of the tree).
@@ -28,7 +33,7 @@ $(UV):
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install -q uv==$(UV_VERSION)
 
-.venv/.synced: $(UV) pyproject.toml uv.lock
+.venv/.synced: $(UV) pyproject.toml uv.lock Makefile
 	$(UV) sync --frozen --all-groups
 	@touch $@
 
