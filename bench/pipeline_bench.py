@@ -85,7 +85,7 @@ import aiohttp
 import httpx
 import orjson
 import redis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.protocol.group import MemberAssignment
 
@@ -563,6 +563,38 @@ async def describe_groups(bootstrap: str) -> dict[str, list[dict[str, Any]]]:
     finally:
         await admin.close()
     return out
+
+
+async def topic_ends(bootstrap: str) -> dict[str, int]:
+    """Each topic's end offsets summed over its partitions: the records written to it so far
+    (the services' producers are idempotent, not transactional, so an offset is a record;
+    compaction does not move end offsets). Kafka's own topics (``__``) are left out."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics()
+    finally:
+        await admin.close()
+    tps = [TopicPartition(t["topic"], p["partition"]) for t in described if not t["topic"].startswith("__")
+           for p in t["partitions"]]  # fmt: skip
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(tps) if tps else {}
+    finally:
+        await consumer.stop()
+    out: dict[str, int] = defaultdict(int)
+    for tp, end in ends.items():
+        out[tp.topic] += end
+    return dict(out)
+
+
+def records_per_lead(before: dict[str, int], after: dict[str, int], leads: int) -> dict[str, Any]:
+    """Records written to each topic per lead between two ``topic_ends``, and their total (topics
+    nothing was written to left out). The raw chain writes 3 per event, one per hop."""
+    written = {t: after[t] - before.get(t, 0) for t in sorted(after) if after[t] > before.get(t, 0)}
+    per = {t: round(n / leads, 2) for t, n in written.items()} if leads else {}
+    return {"leads": leads, "per_topic": per, "total": round(sum(written.values()) / leads, 2) if leads else None}
 
 
 def replica_pages(stack: Stack, worker: str) -> list[str | None]:
@@ -1106,6 +1138,15 @@ def print_sweep(result: dict[str, Any]) -> None:
         for label, per in batched:
             cells = " ".join(f"{per.get(w) if per.get(w) is not None else '-':>10}" for w in WORKERS)
             print(f"  {label:<36} {cells}")
+    written = result["phases"].get("c1_http_1_replica", {}).get("records_written")
+    if written and written.get("total") is not None:
+        print()
+        print(
+            f"Records written per lead in (c1), by topic ({written['leads']} leads; the raw chain writes 3 per event):"
+        )
+        for topic, n in written["per_topic"].items():
+            print(f"  {topic:<40} {n:>6}")
+        print(f"  {'total':<40} {written['total']:>6}")
     for goal, g in result.get("sweep_goals", {}).items():
         print(f"Goal {goal}: p99 {g['p99_ms']} ms -> {'met' if g['met'] else 'NOT met'}")
     for name, prof in result.get("profiles", {}).get("services", {}).items():
@@ -1281,15 +1322,18 @@ async def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]
 
             # (c1) closed loop over HTTP
             print(f"(c1) closed loop, {args.concurrency} clients for {args.max_seconds:g} s ...", flush=True)
+            ends_c1 = await topic_ends(stack.bootstrap)
             cpu = CpuWindow(stack).start()
             await load.closed_loop("c1", args.concurrency, args.max_seconds)
             await tracker.wait_for(load.ids("c1"), args.drain_s)
             cpu.stop()
             done_c1 = sum(1 for c in load.ids("c1") if tracker.alert_sent_at(c) is not None)
+            written_c1 = records_per_lead(ends_c1, await topic_ends(stack.bootstrap), len(load.ids("c1")))
             result["phases"]["c1_http_1_replica"] = {
                 "concurrency": args.concurrency,
                 "seconds": args.max_seconds,
                 "cpu": cpu.per_lead(done_c1),
+                "records_written": written_c1,
                 "throughput": sustained(tracker, load, load.ids("c1")),
                 "latency_ms": {k: pcts(v) for k, v in segments(tracker, load, load.ids("c1")).items()},
             }
