@@ -37,7 +37,8 @@ own CPU while it runs the chain (nothing else runs in it then) plus the broker's
 are what each process used, so the other load on a shared machine does not add to them (it
 stretches them somewhat: cache and scheduler effects), unlike wall-clock throughput.
 Records per batch: each worker's mean over the same phase, from its ``leadpipe_batch_records``
-(the CPU per lead falls as batches grow).
+(the CPU per lead falls as batches grow). Records written per lead in (c1), by topic: each
+topic's end offsets before and after the phase, over the captures accepted in it.
 ``--profile DIR``: one more closed-loop HTTP phase like (c1) with py-spy sampling every service
 (speedscope JSON per service under DIR, open at https://www.speedscope.app), and the top frames.
 
