@@ -10,7 +10,7 @@ PY := .venv/bin/python
 # LTO, and is what the leadpipe image runs), else the first 3.11 on PATH. On a pyenv build without
 # --enable-optimizations, first on PATH here, nurture took 0.78-0.89 CPU ms per lead against
 # 0.67-0.77 on Debian's (bench/nurture_bench.py, alternating; #13, round 17).
-# A venv made with another interpreter is made again (the stamp below depends on this Makefile).
+# The stamp below depends on this Makefile, so a venv made before this choice is made again with it.
 export UV_PYTHON ?= $(or $(wildcard /usr/bin/python3.11),3.11)
 export UV_PYTHON_DOWNLOADS ?= never
 # Bytecode: starting a service imports ~700 modules, about 1.4 s of CPU to compile them when no
