@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,28 +109,42 @@ async def create_topics(bootstrap: str, topics: list[str], partitions: int) -> N
     await ensure_topics(bootstrap, [TopicSpec(t, "bench", partitions) for t in topics])
 
 
-def one_round(
-    bootstrap: str, broker_pid: int, topics: list[str], a: argparse.Namespace, sessions: bool
-) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--consume", bootstrap, "--topic-list", ",".join(topics),
-           "--partitions", str(a.partitions), "--records", str(a.records), "--sessions", "on" if sessions else "off"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+def run_measured(
+    cmd: list[str], broker_pid: int, name: str, drive: Callable[[subprocess.Popen[str]], None], timeout_s: float
+) -> tuple[dict[str, Any], float, float]:
+    """Runs a measuring client process (``cmd``): waits for its "ready", reads the broker's CPU,
+    ``drive``s it (sends it records, or its go), and waits for the JSON line it ends with.
+    Returns that result, the broker's CPU seconds and the wall seconds in between. A client that
+    does not get ready, or exits non-zero, stops the run with a ``RuntimeError`` naming it
+    (``name``; its traceback is on stderr); it is never left running."""
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         if line.strip() != "ready":
-            raise RuntimeError(f"the consumer did not get ready: {line!r}")
+            raise RuntimeError(f"the {name} did not get ready: {line!r}")
         broker0, t0 = tree_cpu_s(broker_pid), time.monotonic()
-        asyncio.run(produce(bootstrap, topics, a.partitions, a.records, a.rate))
-        out, _ = proc.communicate(timeout=120)
+        drive(proc)
+        out, _ = proc.communicate(timeout=timeout_s)
         broker_s, wall = tree_cpu_s(broker_pid) - broker0, time.monotonic() - t0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    if proc.returncode != 0:  # its traceback is on stderr, shown above
-        raise RuntimeError(f"the consumer (sessions {'on' if sessions else 'off'}) failed ({proc.returncode})")
-    result = json.loads(out.strip().splitlines()[-1])
+    if proc.returncode != 0:
+        raise RuntimeError(f"the {name} failed ({proc.returncode})")
+    return json.loads(out.strip().splitlines()[-1]), broker_s, wall
+
+
+def one_round(
+    bootstrap: str, broker_pid: int, topics: list[str], a: argparse.Namespace, sessions: bool
+) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--consume", bootstrap, "--topic-list", ",".join(topics),
+           "--partitions", str(a.partitions), "--records", str(a.records), "--sessions", "on" if sessions else "off"]  # fmt: skip
+    result, broker_s, wall = run_measured(
+        cmd, broker_pid, f"consumer (sessions {'on' if sessions else 'off'})",
+        lambda _proc: asyncio.run(produce(bootstrap, topics, a.partitions, a.records, a.rate)), timeout_s=120,
+    )  # fmt: skip
     n = result["records"]
     return {
         "sessions": sessions,

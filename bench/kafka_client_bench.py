@@ -42,8 +42,7 @@ import uvloop
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.fetch_session_bench import consume as aiokafka_consume
-from bench.fetch_session_bench import create_topics, produce
-from bench.proc_cpu import tree_cpu_s
+from bench.fetch_session_bench import create_topics, produce, run_measured
 from leadpipe.devstack.kafka import start_broker
 from leadpipe.devstack.processes import free_port, wait_for_port
 
@@ -149,27 +148,16 @@ def measure(
     """One client's run of ``what`` (consume or produce) in a process of its own."""
     cmd = [sys.executable, __file__, f"--{what}", client, "--bootstrap", bootstrap, "--topic-list", ",".join(topics),
            "--partitions", str(a.partitions), "--records", str(a.records), "--rate", str(a.rate)]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdin is not None and proc.stdout is not None
-        line = proc.stdout.readline()
-        if line.strip() != "ready":
-            raise RuntimeError(f"the {client} {what}r did not get ready: {line!r}")
-        broker0, t0 = tree_cpu_s(broker_pid), time.monotonic()
+
+    def drive(proc: subprocess.Popen[str]) -> None:
         if what == "consume":
             asyncio.run(produce(bootstrap, topics, a.partitions, a.records, a.rate))
         else:
+            assert proc.stdin is not None
             proc.stdin.write("go\n")
             proc.stdin.flush()
-        out, _ = proc.communicate(timeout=a.records / a.rate + 120)
-        broker_s, wall = tree_cpu_s(broker_pid) - broker0, time.monotonic() - t0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    if proc.returncode != 0:
-        raise RuntimeError(f"the {client} {what}r failed ({proc.returncode})")
-    result = json.loads(out.strip().splitlines()[-1])
+
+    result, broker_s, wall = run_measured(cmd, broker_pid, f"{client} {what}r", drive, a.records / a.rate + 120)
     n = result["records"]
     return {
         "what": what,
