@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench.cpu_hook.report import report, table, with_ms
@@ -52,6 +53,42 @@ def signal_all(pids: list[int], signum: int) -> None:
             os.kill(pid, signum)
 
 
+@contextlib.contextmanager
+def sweep_phase(
+    rate: int, seconds: float, out: Path, *, env: dict[str, str] | None = None, result: str = "bench.result"
+) -> Iterator[subprocess.Popen[str]]:
+    """Runs ``bench/pipeline_bench.py --sweep-only`` holding ``rate`` forms/s for ``seconds``
+    (result JSON ``out/result``, its output echoed) and yields the bench process once that phase
+    has begun. A bench that ends before it is a ``SystemExit``; one still running on the way out
+    is stopped."""
+    argv = [sys.executable, str(ROOT / "bench" / "pipeline_bench.py"), "--sweep-only",
+            "--sweep-rates", str(rate), "--check-rate", str(rate),
+            "--check-seconds", str(int(seconds)), "--raw-n", "500", "--json", str(out / result),
+            "--sweep-plot", str(out / "sweep.png")]  # fmt: skip
+    bench = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    started = threading.Event()
+
+    def follow() -> None:
+        assert bench.stdout is not None
+        for line in bench.stdout:
+            print(line, end="", flush=True)
+            if f"(e) {rate} forms/s" in line:
+                started.set()
+
+    reader = threading.Thread(target=follow, daemon=True)
+    reader.start()
+    try:
+        while not started.wait(1):
+            if bench.poll() is not None:
+                raise SystemExit(f"the bench ended ({bench.returncode}) before its {rate} forms/s phase")
+        yield bench
+    finally:
+        if bench.poll() is None:
+            bench.terminate()
+            bench.wait(60)
+        reader.join(5)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=int, default=100, help="forms/s of the profiled sweep phase")
@@ -68,28 +105,7 @@ def main() -> None:
         "CPUPROF_DIR": str(out),
         "PYTHONPATH": os.pathsep.join(p for p in (str(HOOK), os.environ.get("PYTHONPATH", "")) if p),
     }
-    phase_seconds = args.settle + args.seconds + 5
-    argv = [sys.executable, str(ROOT / "bench" / "pipeline_bench.py"), "--sweep-only",
-            "--sweep-rates", str(args.rate), "--check-rate", str(args.rate),
-            "--check-seconds", str(int(phase_seconds)), "--raw-n", "500", "--json", str(out / "bench.result"),
-            "--sweep-plot", str(out / "sweep.png")]  # fmt: skip
-    bench = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
-    assert bench.stdout is not None
-    started = threading.Event()
-
-    def follow() -> None:
-        assert bench.stdout is not None
-        for line in bench.stdout:
-            print(line, end="", flush=True)
-            if f"(e) {args.rate} forms/s" in line:
-                started.set()
-
-    reader = threading.Thread(target=follow, daemon=True)
-    reader.start()
-    try:
-        while not started.wait(1):
-            if bench.poll() is not None:
-                raise SystemExit(f"the bench ended ({bench.returncode}) before its {args.rate} forms/s phase")
+    with sweep_phase(args.rate, args.settle + args.seconds + 5, out, env=env) as bench:
         time.sleep(args.settle)
         pids = profiled_pids(out)
         if not pids:
@@ -98,11 +114,6 @@ def main() -> None:
         time.sleep(args.seconds)
         signal_all(pids, signal.SIGRTMIN + 4)
         bench.wait()
-    finally:
-        if bench.poll() is None:
-            bench.terminate()
-            bench.wait(60)
-        reader.join(5)
     rows = report(out)
     if args.ms_per_lead:
         rows = with_ms(rows, args.ms_per_lead, str(args.rate))

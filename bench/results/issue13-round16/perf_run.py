@@ -15,11 +15,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT))
+
+from bench.cpu_hook.run import sweep_phase  # noqa: E402
 
 
 def pids_of_stack() -> dict[str, int]:
@@ -57,24 +59,7 @@ def main() -> None:
     rate, seconds, out = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
     mode = sys.argv[4] if len(sys.argv) > 4 else ""
     out.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "bench/pipeline_bench.py", "--sweep-only", "--sweep-rates", str(rate), "--check-rate",
-            str(rate), "--check-seconds", str(seconds + 15), "--raw-n", "500", "--json", str(out / "bench.json"),
-            "--sweep-plot", str(out / "sweep.png")]  # fmt: skip
-    bench = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    started = threading.Event()
-
-    def follow() -> None:
-        assert bench.stdout is not None
-        for line in bench.stdout:
-            print(line, end="", flush=True)
-            if f"(e) {rate} forms/s" in line:
-                started.set()
-
-    threading.Thread(target=follow, daemon=True).start()
-    try:
-        while not started.wait(1):
-            if bench.poll() is not None:
-                raise SystemExit("the bench ended before its phase")
+    with sweep_phase(rate, seconds + 15, out, result="bench.json") as bench:
         time.sleep(5)
         pids = pids_of_stack()
         services = {n: p for n, p in pids.items() if n not in ("broker", "redis")}
@@ -101,10 +86,6 @@ def main() -> None:
         for p in procs:
             p.wait()
         bench.wait()
-    finally:
-        if bench.poll() is None:
-            bench.terminate()
-            bench.wait(60)
 
 
 if __name__ == "__main__":

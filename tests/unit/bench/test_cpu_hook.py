@@ -16,6 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from bench.cpu_hook import run as run_module
 from bench.cpu_hook.report import OTHER, by_layer, layer_of, name_of, report, table, with_ms
 from bench.cpu_hook.run import profiled_pids
 
@@ -188,3 +189,35 @@ def test_the_driver_finds_only_service_processes_started_with_the_hooks_director
             proc.kill()
             proc.wait()
     assert profiled_pids(tmp_path) == []
+
+
+def fake_bench(monkeypatch: pytest.MonkeyPatch, script: str) -> list[subprocess.Popen[str]]:
+    started: list[subprocess.Popen[str]] = []
+    real_popen = run_module.subprocess.Popen
+
+    def popen(argv: list[str], **kwargs: object) -> subprocess.Popen[str]:
+        proc = real_popen([sys.executable, "-c", script], **kwargs)  # type: ignore[call-overload]
+        started.append(proc)
+        return proc
+
+    monkeypatch.setattr(run_module.subprocess, "Popen", popen)
+    return started
+
+
+def test_a_bench_that_ends_before_its_phase_is_an_exit_naming_its_status(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake_bench(monkeypatch, "print('raw chain ...', flush=True); raise SystemExit(2)")
+    phase = run_module.sweep_phase(100, 10, tmp_path)
+    with pytest.raises(SystemExit, match=r"the bench ended \(2\) before its 100 forms/s phase"), phase:
+        pytest.fail("yielded without the phase")
+
+
+def test_the_phase_is_yielded_once_it_begins_and_a_bench_still_running_is_stopped(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    started = fake_bench(monkeypatch, "import time; print('(e) 100 forms/s for 10 s ...', flush=True); time.sleep(60)")
+    with run_module.sweep_phase(100, 10, tmp_path) as bench:
+        assert bench.poll() is None  # the phase has begun and the bench runs
+    (proc,) = started
+    assert proc.poll() is not None  # stopped on the way out, not left running
